@@ -1,0 +1,355 @@
+//! Making and finding channels: create (with cleanup of anything half
+//! made), open by key or id (with every check of the header and the
+//! semaphore set), and replacing a stale channel.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::Options;
+use super::party::Party;
+use super::shared::{Shared, os_error};
+use crate::error::{Error, Result};
+use crate::layout::{
+    FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, View, round_capacity, sem,
+};
+use crate::sys::{self, Key, Mapping, SemSet, ShmStat, sop};
+
+/// How long `open` waits for a creator to finish the header.
+const READY_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Creates a channel and joins it as the first party.
+pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
+    let name = key_name(key, None);
+    let capacity = round_capacity(options.capacity as u64).ok_or_else(|| Error::Os {
+        call: "shmget",
+        channel: name.clone(),
+        source: io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "capacity {} exceeds the maximum of {MAX_CAPACITY} bytes",
+                options.capacity
+            ),
+        ),
+    })?;
+    let shmid = create_segment(key, HEADER_SIZE + capacity as usize, options, &name)?;
+    let mut undo = Undo {
+        shmid: Some(shmid),
+        sem: None,
+    };
+    let name = key_name(key, Some(shmid));
+    let view = attach(shmid, &name)?;
+    view.header().identify(&Identify {
+        capacity,
+        semid: 0,
+        key: key.raw(),
+        mode: options.mode,
+        flags: if options.persist { FLAG_PERSIST } else { 0 },
+        path: key.origin().map(|o| (o.dev, o.ino)),
+    });
+    let sem = create_sems(key, options.mode, &name)?;
+    undo.sem = Some(sem);
+    sem.set_all(&mut [0; sem::COUNT as usize])
+        .map_err(|e| os_error("semctl(SETALL)", &name, e))?;
+    view.header().set_semid(sem.id());
+    let geometry = view
+        .header()
+        .validate(view.len())
+        .map_err(|i| invalid(&name, i))?;
+    let shared = Arc::new(Shared {
+        view,
+        sem,
+        shmid,
+        key,
+        geometry,
+        name,
+    });
+    let party = Party::join(Arc::clone(&shared))?;
+    shared.header().publish_ready();
+    undo.disarm();
+    Ok(party)
+}
+
+fn create_segment(key: Key, size: usize, options: &Options, name: &str) -> Result<i32> {
+    let mut tries = 0;
+    loop {
+        match sys::shm_create(key.raw(), size, options.mode) {
+            Ok(id) => return Ok(id),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                if !options.replace_stale || tries == 3 {
+                    return Err(Error::AlreadyExists {
+                        channel: name.to_owned(),
+                    });
+                }
+                tries += 1;
+                replace_stale(key, name)?;
+            }
+            Err(e) => return Err(os_error("shmget", name, e)),
+        }
+    }
+}
+
+/// Creates the semaphore set; an orphan set left at the key by a channel
+/// whose segment is gone (no party alive) is removed first.
+fn create_sems(key: Key, mode: u32, name: &str) -> Result<SemSet> {
+    match SemSet::create(key.raw(), sem::COUNT, mode) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            remove_orphan_sems(key, name)?;
+            SemSet::create(key.raw(), sem::COUNT, mode)
+        }
+        r => r,
+    }
+    .map_err(|e| os_error("semget", name, e))
+}
+
+fn remove_orphan_sems(key: Key, name: &str) -> Result<()> {
+    let exists = || Error::AlreadyExists {
+        channel: format!("a semaphore set at {name}"),
+    };
+    let set = match SemSet::lookup(key.raw()) {
+        Ok(set) => set,
+        Err(_) => return Ok(()), // gone meanwhile
+    };
+    let st = set
+        .stat()
+        .map_err(|e| os_error("semctl(IPC_STAT)", name, e))?;
+    if st.nsems != u64::from(sem::COUNT) || set.get(sem::PARTIES).map_err(|_| exists())? != 0 {
+        return Err(exists());
+    }
+    set.remove()
+        .map_err(|e| os_error("semctl(IPC_RMID)", name, e))
+}
+
+/// Removes what a failed `create` made.
+struct Undo {
+    shmid: Option<i32>,
+    sem: Option<SemSet>,
+}
+
+impl Undo {
+    fn disarm(&mut self) {
+        self.shmid = None;
+        self.sem = None;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        // Errors are ignored: these objects are ours, just made, and a
+        // failure to remove one (already gone) leaves nothing to do.
+        if let Some(id) = self.shmid {
+            let _ = sys::shm_remove(id);
+        }
+        if let Some(set) = self.sem {
+            let _ = set.remove();
+        }
+    }
+}
+
+/// Finds the segment of `key` and opens it.
+pub(super) fn open_key(key: Key) -> Result<Arc<Shared>> {
+    let name = key_name(key, None);
+    if key.is_private() {
+        // shmget(IPC_PRIVATE) would create, never find.
+        return Err(Error::NotFound { channel: name });
+    }
+    let shmid = sys::shm_lookup(key.raw()).map_err(|e| lookup_error(&name, "shmget", e))?;
+    open_id(shmid, Some(key))
+}
+
+/// Attaches segment `shmid` and checks everything before trusting it.
+pub(super) fn open_id(shmid: i32, key: Option<Key>) -> Result<Arc<Shared>> {
+    let name = key.map_or_else(|| format!("shmid {shmid}"), |k| key_name(k, Some(shmid)));
+    let st = sys::shm_stat(shmid).map_err(|e| lookup_error(&name, "shmctl(IPC_STAT)", e))?;
+    if st.removed {
+        return Err(Error::NotFound { channel: name });
+    }
+    let view = attach(shmid, &name)?;
+    wait_ready(&view, shmid, &name)?;
+    let geometry = view
+        .header()
+        .validate(view.len())
+        .map_err(|i| invalid(&name, i))?;
+    let key = key.unwrap_or(Key::from_raw(st.key));
+    check_origin(key, geometry.path, &name)?;
+    let sem = SemSet::from_id(geometry.semid);
+    check_sems(sem, &st, &name)?;
+    let shared = Shared {
+        view,
+        sem,
+        shmid,
+        key,
+        geometry,
+        name,
+    };
+    if shared.check_open().is_err() {
+        return Err(Error::NotFound {
+            channel: shared.name,
+        });
+    }
+    Ok(Arc::new(shared))
+}
+
+fn attach(shmid: i32, name: &str) -> Result<View> {
+    let mapping = Mapping::attach(shmid, false).map_err(|e| lookup_error(name, "shmat", e))?;
+    View::new(mapping).map_err(|i| invalid(name, i))
+}
+
+/// Waits for a creator to finish the header; a creator that died while
+/// initialising (nobody else attached) is reported at once.
+fn wait_ready(view: &View, shmid: i32, name: &str) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let h = view.header();
+        let has_magic = h.check_magic().map_err(|i| invalid(name, i))?;
+        if has_magic && h.is_ready() {
+            return Ok(());
+        }
+        let alone = sys::shm_stat(shmid).map_or(true, |st| st.nattch <= 1);
+        if alone || start.elapsed() > READY_PATIENCE {
+            let reason = if has_magic {
+                "its creator never finished initialising it (died?); \
+                 create with replace_stale to replace it"
+            } else {
+                "its header is blank"
+            };
+            return Err(Error::NotAChannel {
+                channel: name.to_owned(),
+                reason: reason.to_owned(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// ftok keeps only part of the device and inode: a header made for
+/// another path under the same key is a collision, not our channel.
+fn check_origin(key: Key, recorded: Option<(u64, u64)>, name: &str) -> Result<()> {
+    match (key.origin(), recorded) {
+        (Some(o), Some(r)) if (o.dev, o.ino) != r => Err(Error::NotAChannel {
+            channel: name.to_owned(),
+            reason: format!(
+                "ftok key collision: it was made for another path (device {:#x}, inode {})",
+                r.0, r.1
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The set id in the header is untrusted: it must be a set of our size,
+/// made with the segment's key by the segment's creator.
+fn check_sems(sem: SemSet, seg: &ShmStat, name: &str) -> Result<()> {
+    let st = sem.stat().map_err(|e| match e.raw_os_error() {
+        Some(libc::EINVAL | libc::EIDRM) => Error::Removed {
+            channel: name.to_owned(),
+        },
+        _ => os_error("semctl(IPC_STAT)", name, e),
+    })?;
+    if st.nsems != u64::from(sem::COUNT) || st.key != seg.key || st.cuid != seg.cuid {
+        return Err(Error::Corrupted {
+            channel: name.to_owned(),
+            what: format!(
+                "semaphore set {} (key {:#x}, {} semaphores, creator uid {}) does not belong to it",
+                sem.id(),
+                st.key as u32,
+                st.nsems,
+                st.cuid
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Removes the channel at `key` if it is a shmchan channel whose parties
+/// are all dead; refuses a live or foreign one.
+fn replace_stale(key: Key, name: &str) -> Result<()> {
+    let shmid = match sys::shm_lookup(key.raw()) {
+        Ok(id) => id,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(lookup_error(name, "shmget", e)),
+    };
+    let st = sys::shm_stat(shmid).map_err(|e| lookup_error(name, "shmctl(IPC_STAT)", e))?;
+    let mapping = Mapping::attach(shmid, true).map_err(|e| lookup_error(name, "shmat", e))?;
+    let view = View::new(mapping).map_err(|i| invalid(name, i))?;
+    let h = view.header();
+    if !h.check_magic().map_err(|i| invalid(name, i))? {
+        return Err(invalid(
+            name,
+            Invalid::NotAChannel("its header is blank".into()),
+        ));
+    }
+    if !h.is_ready() {
+        return remove_half_made(key, shmid, &st, name);
+    }
+    let geometry = h.validate(view.len()).map_err(|i| invalid(name, i))?;
+    let set = SemSet::from_id(geometry.semid);
+    if set.stat().is_err() {
+        // The set is gone: nothing can count parties, the segment is an orphan.
+        return sys::shm_remove(shmid).map_err(|e| os_error("shmctl(IPC_RMID)", name, e));
+    }
+    check_sems(set, &st, name)?;
+    let mut gate = [
+        sop(sem::PARTIES, 0, libc::IPC_NOWAIT),
+        sop(sem::CLOSING, 1, 0),
+    ];
+    match set.op(&mut gate) {
+        Ok(()) => {
+            let _ = sys::shm_remove(shmid);
+            set.remove()
+                .map_err(|e| os_error("semctl(IPC_RMID)", name, e))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(Error::AlreadyExists {
+            channel: format!("{name} (live)"),
+        }),
+        Err(e) => Err(os_error("semop", name, e)),
+    }
+}
+
+/// A segment whose creator died before it turned ready.
+fn remove_half_made(key: Key, shmid: i32, st: &ShmStat, name: &str) -> Result<()> {
+    if st.nattch > 1 {
+        // Our own read-only attach is one; someone else is still at work.
+        return Err(Error::AlreadyExists {
+            channel: name.to_owned(),
+        });
+    }
+    sys::shm_remove(shmid).map_err(|e| os_error("shmctl(IPC_RMID)", name, e))?;
+    match remove_orphan_sems(key, name) {
+        Err(Error::AlreadyExists { .. }) => Ok(()), // a set of someone else's: leave it
+        r => r,
+    }
+}
+
+/// ENOENT/EINVAL/EIDRM while looking up: not found.
+fn lookup_error(name: &str, call: &'static str, e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::EINVAL | libc::EIDRM) => Error::NotFound {
+            channel: name.to_owned(),
+        },
+        _ => os_error(call, name, e),
+    }
+}
+
+fn invalid(name: &str, why: Invalid) -> Error {
+    let channel = name.to_owned();
+    match why {
+        Invalid::NotAChannel(reason) => Error::NotAChannel { channel, reason },
+        Invalid::Version(found) => Error::VersionMismatch {
+            channel,
+            found,
+            expected: crate::layout::VERSION,
+        },
+        Invalid::Corrupt(what) => Error::Corrupted { channel, what },
+    }
+}
+
+/// `key 0x…` (with the shmid once known), or `shmid N` for a private one.
+fn key_name(key: Key, shmid: Option<i32>) -> String {
+    match (key.is_private(), shmid) {
+        (true, Some(id)) => format!("private channel (shmid {id})"),
+        (true, None) => "a private channel".to_owned(),
+        (false, Some(id)) => format!("{key} (shmid {id})"),
+        (false, None) => key.to_string(),
+    }
+}

@@ -1,0 +1,320 @@
+//! Parties, roles and the semaphores behind them: joining and leaving
+//! (with the last one out cleaning up), claiming and releasing a role,
+//! watching the peer's liveness, and parking.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::shared::Shared;
+use crate::error::{Error, Result, Role};
+use crate::layout::{Counters, sem};
+use crate::sys::{self, SemSet, sop};
+use crate::wait::Park;
+
+/// How long `join` retries while a last party out holds the gate shut.
+const GATE_PATIENCE: Duration = Duration::from_millis(200);
+/// Longest single park: a parked side wakes this often to notice a segment
+/// removed with `ipcrm -m` (which posts no semaphore). Peer death and
+/// messages wake it at once; this is only the removal check.
+const PARK_SLICE: Duration = Duration::from_millis(500);
+
+/// A counted party (a `Channel`, `Sender` or `Receiver` handle): holds the
+/// attachment alive and, when it leaves, lets the last one out remove the
+/// channel.
+#[derive(Debug)]
+pub(crate) struct Party {
+    shared: Arc<Shared>,
+    pid: u32,
+}
+
+impl Party {
+    /// Joins as a party: `{CLOSING, 0, NOWAIT}, {PARTIES, +1, SEM_UNDO}`.
+    pub(crate) fn join(shared: Arc<Shared>) -> Result<Party> {
+        let start = Instant::now();
+        let mut ops = [
+            sop(sem::CLOSING, 0, libc::IPC_NOWAIT),
+            sop(sem::PARTIES, 1, libc::SEM_UNDO),
+        ];
+        loop {
+            match shared.sem.op(&mut ops) {
+                Ok(()) => return Ok(Party::new(shared)),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => return Err(gone_or(&shared, "semop(join)", e)),
+            }
+            if start.elapsed() > GATE_PATIENCE {
+                return Err(Error::NotFound {
+                    channel: shared.name.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// A party already counted by the caller's own semop.
+    fn new(shared: Arc<Shared>) -> Party {
+        Party {
+            shared,
+            pid: sys::pid(),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Whether this handle belongs to the calling process (handles are not
+    /// fork-safe: a forked child must not undo its parent's counts).
+    pub(crate) fn is_own(&self) -> bool {
+        self.pid == sys::pid()
+    }
+}
+
+impl Drop for Party {
+    fn drop(&mut self) {
+        if !self.is_own() {
+            return;
+        }
+        let s = &self.shared;
+        // Errors mean the set is gone (removed under us): nothing to count.
+        if s.sem
+            .op(&mut [sop(sem::PARTIES, -1, libc::SEM_UNDO)])
+            .is_err()
+        {
+            return;
+        }
+        let mut last = [
+            sop(sem::PARTIES, 0, libc::IPC_NOWAIT),
+            sop(sem::CLOSING, 1, 0),
+        ];
+        if s.sem.op(&mut last).is_err() {
+            return; // someone else is still here (or closing)
+        }
+        if s.persists() || s.holds_messages() || s.check_open().is_err() {
+            // Reopen the gate; if that fails the set is gone anyway.
+            let _ = s.sem.op(&mut [sop(sem::CLOSING, -1, 0)]);
+        } else {
+            s.destroy();
+        }
+    }
+}
+
+/// EIDRM/EINVAL on a set we validated: the channel was removed.
+fn gone_or(shared: &Shared, call: &'static str, e: std::io::Error) -> Error {
+    shared.sem_error(call, e)
+}
+
+/// A held role: `{ALIVE, 0, NOWAIT}, {ALIVE, +1, SEM_UNDO}` plus the death
+/// wake-up `{PEER_WAKE, +1, 0}, {PEER_WAKE, -1, SEM_UNDO}` in one semop, so
+/// that the kernel's undo at our exit posts the peer's wake semaphore.
+#[derive(Debug)]
+pub(crate) struct RoleHold {
+    party: Party,
+    role: Role,
+}
+
+impl RoleHold {
+    /// Joins as a party and claims `role`.
+    pub(crate) fn claim(shared: Arc<Shared>, role: Role) -> Result<RoleHold> {
+        let party = Party::join(shared)?;
+        let s = party.shared();
+        let (_, alive) = Shared::role_sems(role == Role::Sender);
+        let peer_wake = peer_wake(role);
+        let mut ops = [
+            sop(alive, 0, libc::IPC_NOWAIT),
+            sop(alive, 1, libc::SEM_UNDO),
+            sop(peer_wake, 1, 0),
+            sop(peer_wake, -1, libc::SEM_UNDO),
+        ];
+        loop {
+            match s.sem.op(&mut ops) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    return Err(Error::RoleTaken {
+                        channel: s.name.clone(),
+                        role,
+                    });
+                }
+                Err(e) => return Err(s.sem_error("semop(claim role)", e)),
+            }
+        }
+        let c = &s.header().control;
+        let (connects, attached) = match role {
+            Role::Sender => (&c.tx_connects, &c.tx_attached),
+            Role::Receiver => (&c.rx_connects, &c.rx_attached),
+        };
+        // SYNC: pairs with the Acquire loads in `PeerWatch::refresh`.
+        connects.fetch_add(1, Ordering::Release);
+        attached.store(1, Ordering::Release);
+        Ok(RoleHold { party, role })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        self.party.shared()
+    }
+}
+
+impl Drop for RoleHold {
+    fn drop(&mut self) {
+        if !self.party.is_own() {
+            return;
+        }
+        let s = self.party.shared();
+        let c = &s.header().control;
+        let attached = match self.role {
+            Role::Sender => &c.tx_attached,
+            Role::Receiver => &c.rx_attached,
+        };
+        // SYNC: pairs with the Acquire load in `PeerWatch::gone_quick`.
+        attached.store(0, Ordering::Release);
+        let (_, alive) = Shared::role_sems(self.role == Role::Sender);
+        // Release the role and wake the peer in one semop: done as two, the
+        // peer could wake, still read ALIVE = 1, and park for ever. The post
+        // carries SEM_UNDO so that it cancels the undo armed at claim.
+        let mut ops = [
+            sop(alive, -1, libc::SEM_UNDO),
+            sop(peer_wake(self.role), 1, libc::SEM_UNDO),
+        ];
+        // An error means the set was removed: no role left to release.
+        let _ = s.sem.op(&mut ops);
+        // `party` drops next and leaves.
+    }
+}
+
+/// The semaphore the peer of `role` sleeps on.
+fn peer_wake(role: Role) -> u16 {
+    match role {
+        Role::Sender => sem::RX_WAKE,
+        Role::Receiver => sem::TX_WAKE,
+    }
+}
+
+/// What a handle knows about its peer: whether it has seen one.
+#[derive(Debug)]
+pub(crate) struct PeerWatch {
+    peer: Role,
+    seen: bool,
+    connects: u64,
+}
+
+impl PeerWatch {
+    /// Starts watching: the peer counts as seen when it is attached now, or
+    /// (for a receiver) when messages are already queued.
+    pub(crate) fn new(shared: &Shared, peer: Role, queued: bool) -> Result<PeerWatch> {
+        let mut watch = PeerWatch {
+            peer,
+            seen: queued,
+            connects: 0,
+        };
+        watch.connects = watch.connects_now(shared);
+        watch.seen |= watch.alive(shared)?;
+        Ok(watch)
+    }
+
+    fn connects_now(&self, shared: &Shared) -> u64 {
+        let c = &shared.header().control;
+        let counter = match self.peer {
+            Role::Sender => &c.tx_connects,
+            Role::Receiver => &c.rx_connects,
+        };
+        // SYNC: pairs with the Release fetch_add in `RoleHold::claim`.
+        counter.load(Ordering::Acquire)
+    }
+
+    fn refresh(&mut self, shared: &Shared) {
+        let now = self.connects_now(shared);
+        if now != self.connects {
+            self.seen = true;
+            self.connects = now;
+        }
+    }
+
+    fn alive(&self, shared: &Shared) -> Result<bool> {
+        let (_, alive) = Shared::role_sems(self.peer == Role::Sender);
+        Ok(shared.sem_value(alive)? > 0)
+    }
+
+    /// Cheap check for every call: the seen peer detached cleanly (header
+    /// flag), confirmed with the semaphore only in that case.
+    pub(crate) fn gone_quick(&mut self, shared: &Shared) -> Result<bool> {
+        self.refresh(shared);
+        let c = &shared.header().control;
+        let flag = match self.peer {
+            Role::Sender => &c.tx_attached,
+            Role::Receiver => &c.rx_attached,
+        };
+        // SYNC: pairs with the Release stores in RoleHold.
+        if !self.seen || flag.load(Ordering::Acquire) != 0 {
+            return Ok(false);
+        }
+        Ok(!self.alive(shared)?)
+    }
+
+    /// Full check, before waiting: a seen peer is no longer alive (killed
+    /// peers are learned here, from the semaphore the kernel undid).
+    pub(crate) fn gone(&mut self, shared: &Shared) -> Result<bool> {
+        self.refresh(shared);
+        Ok(self.seen && !self.alive(shared)?)
+    }
+}
+
+/// Parks a side on its own wake semaphore; counts parks in the header.
+pub(crate) struct SemParker<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) num: u16,
+    pub(crate) counters: &'a Counters,
+}
+
+impl SemParker<'_> {
+    fn sem(&self) -> SemSet {
+        self.shared.sem
+    }
+
+    /// After a park slice ran out: was the segment removed (`ipcrm -m`)?
+    fn check_segment(&self) -> Result<()> {
+        match sys::shm_stat(self.shared.shmid) {
+            Ok(st) if !st.removed => Ok(()),
+            _ => Err(self.shared.removed()),
+        }
+    }
+}
+
+impl Park for SemParker<'_> {
+    fn park(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let parks = &self.counters.parks;
+        parks.store(parks.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let slice = remaining.map_or(PARK_SLICE, |r| r.min(PARK_SLICE));
+        match self
+            .sem()
+            .timed_op(&mut [sop(self.num, -1, 0)], Some(slice))
+        {
+            Ok(()) => Ok(()),
+            // A signal (even SIGSTOP/SIGCONT with no handler) interrupts
+            // semtimedop and it is never restarted: the caller loops and
+            // parks again with the time that remains.
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    Err(Error::Timeout)
+                } else {
+                    self.check_segment()
+                }
+            }
+            Err(e) => Err(self.shared.sem_error("semtimedop", e)),
+        }
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        loop {
+            match self.sem().op(&mut [sop(self.num, -1, libc::IPC_NOWAIT)]) {
+                Ok(()) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) => return Err(self.shared.sem_error("semop(drain)", e)),
+            }
+        }
+    }
+}

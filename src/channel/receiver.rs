@@ -1,0 +1,339 @@
+//! `Receiver`, its zero-copy `RecvGuard`, and `Iter`.
+//!
+//! `unsafe` is allowed here for two things: building a consumer over the
+//! mapping that the receiver's role hold keeps attached, and handing out a
+//! validated frame's payload as `&[u8]` for the life of a guard.
+#![allow(unsafe_code)]
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::party::{PeerWatch, RoleHold, SemParker};
+use super::sender::bump;
+use super::shared::Shared;
+use super::{How, Poison, deadline_after};
+use crate::error::{Error, Result, Role};
+use crate::layout::sem;
+use crate::ring::{Consumer, Frame};
+use crate::wait::{self, Phase};
+
+/// The receiving side of a channel. One per channel at a time.
+///
+/// Messages arrive whole and in the order they were committed. Delivery is
+/// exactly once while no receiver dies, and at least once across a
+/// receiver's death: a message being read when its receiver was killed
+/// (before `recv` returned, or while a [`RecvGuard`] was held) is still in
+/// the ring for the next receiver.
+///
+/// `Send` but not `Sync`. Not fork-safe: a forked child must open its own.
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Error, Key, Options};
+///
+/// let chan = Channel::create(Key::PRIVATE, &Options::new())?;
+/// let mut rx = chan.receiver()?;
+/// let mut tx = chan.sender()?;
+/// tx.send(b"one")?;
+/// tx.send(b"two")?;
+/// drop(tx);
+/// let got: Vec<Vec<u8>> = rx.iter().collect();
+/// assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+/// assert!(matches!(rx.try_recv(), Err(Error::Disconnected)));
+/// # Ok::<(), shmchan::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Receiver {
+    hold: RoleHold,
+    ring: Consumer,
+    peer: PeerWatch,
+    poison: Poison,
+    spin: Duration,
+    received: u64,
+    bytes: u64,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+// SAFETY: the raw pointers in `ring` point into the mapping that `hold`
+// keeps attached; they are valid from any thread, and `&mut self` methods
+// keep the single-consumer rule within the process.
+unsafe impl Send for Receiver {}
+
+impl Receiver {
+    pub(crate) fn attach(shared: Arc<Shared>, spin: Duration) -> Result<Receiver> {
+        let hold = RoleHold::claim(shared, Role::Receiver)?;
+        let s = hold.shared();
+        // SAFETY: the ring lies in the mapping that `hold` keeps attached for
+        // the life of the Receiver, and the receiver role (held) guarantees
+        // no other consumer.
+        let ring = unsafe { Consumer::new(s.view.ring(&s.geometry), s.geometry.max_message) }
+            .map_err(|c| s.corrupted(c.0))?;
+        let peer = PeerWatch::new(s, Role::Sender, ring.has_cached())?;
+        let counters = &s.header().rx.counters;
+        let received = counters.messages.load(Ordering::Relaxed);
+        let bytes = counters.bytes.load(Ordering::Relaxed);
+        Ok(Receiver {
+            hold,
+            ring,
+            peer,
+            poison: Poison::default(),
+            spin,
+            received,
+            bytes,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Receives the next message, waiting for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Disconnected`] once every committed message is received and
+    /// the sender this receiver has seen is gone (a receiver that has seen
+    /// no sender waits for one); [`Error::Removed`]; [`Error::Corrupted`].
+    pub fn recv(&mut self) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.recv_into(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Receives the next message into `buf`, replacing its contents and
+    /// reusing its allocation; returns the message length.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_into_how(buf, How::Block(None))
+    }
+
+    /// Receives a message if one is queued now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] when none is queued, and as [`recv`](Self::recv).
+    pub fn try_recv(&mut self) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.recv_into_how(&mut buf, How::Try)?;
+        Ok(buf)
+    }
+
+    /// Receives a message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`], and as [`recv`](Self::recv).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.recv_into_how(&mut buf, How::Block(Some(deadline_after(timeout))))?;
+        Ok(buf)
+    }
+
+    /// Receives the next message in place: the guard derefs to the payload
+    /// in the ring, released when the guard drops.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_ref(&mut self) -> Result<RecvGuard<'_>> {
+        self.guard_how(How::Block(None))
+    }
+
+    /// Receives in place if a message is queued now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`], and as [`recv`](Self::recv).
+    pub fn try_recv_ref(&mut self) -> Result<RecvGuard<'_>> {
+        self.guard_how(How::Try)
+    }
+
+    /// Receives in place, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`], and as [`recv`](Self::recv).
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvGuard<'_>> {
+        self.guard_how(How::Block(Some(deadline_after(timeout))))
+    }
+
+    /// Iterates over messages until the sender disconnects (or any other
+    /// error, which the next `recv` call reports again if it persists).
+    pub fn iter(&mut self) -> Iter<'_> {
+        Iter { rx: self }
+    }
+
+    /// The largest message this channel carries (capacity minus 8).
+    pub fn max_message_len(&self) -> usize {
+        self.hold.shared().geometry.max_message as usize
+    }
+
+    /// Sets how long this handle spins (then yields) before parking.
+    pub fn set_spin(&mut self, budget: Duration) {
+        self.spin = budget;
+    }
+
+    fn recv_into_how(&mut self, buf: &mut Vec<u8>, how: How) -> Result<usize> {
+        let frame = self.next_frame(how)?;
+        let len = frame.len as usize;
+        buf.clear();
+        buf.reserve(len);
+        // SAFETY: peek validated the frame: its payload lies inside the data
+        // region and was committed (published with Release, read after the
+        // Acquire load of tail); buf has room for len bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring.payload(frame), buf.as_mut_ptr(), len);
+            buf.set_len(len);
+        }
+        self.release(frame)?;
+        Ok(len)
+    }
+
+    fn guard_how(&mut self, how: How) -> Result<RecvGuard<'_>> {
+        let frame = self.next_frame(how)?;
+        Ok(RecvGuard { rx: self, frame })
+    }
+
+    fn next_frame(&mut self, how: How) -> Result<Frame> {
+        let r = self.find_frame(how);
+        self.poison.record(r)
+    }
+
+    fn find_frame(&mut self, how: How) -> Result<Frame> {
+        self.poison.check()?;
+        let s = self.hold.shared();
+        s.check_open()?;
+        if let Some(frame) = peek(&mut self.ring, s)? {
+            return Ok(frame);
+        }
+        bump(&s.header().rx.counters.stalls);
+        match how {
+            How::Try => match self.peer.gone(s)? {
+                // The sender may have committed and exited after our peek.
+                true => peek(&mut self.ring, s)?.ok_or(Error::Disconnected),
+                false => Err(Error::Empty),
+            },
+            How::Block(deadline) => self.wait_frame(deadline),
+        }
+    }
+
+    fn wait_frame(&mut self, deadline: Option<Instant>) -> Result<Frame> {
+        let s = self.hold.shared();
+        let (ring, peer) = (&mut self.ring, &mut self.peer);
+        let h = s.header();
+        let mut parker = SemParker {
+            shared: s,
+            num: sem::RX_WAKE,
+            counters: &h.rx.counters,
+        };
+        wait::wait(
+            &h.rx_waiting.waiting,
+            self.spin,
+            deadline,
+            &mut parker,
+            |phase| {
+                if let Some(frame) = peek(ring, s)? {
+                    return Ok(Some(frame));
+                }
+                s.check_open()?;
+                if phase == Phase::BeforePark && peer.gone(s)? {
+                    // The sender may have committed and exited after our peek.
+                    return peek(ring, s)?.map(Some).ok_or(Error::Disconnected);
+                }
+                Ok(None)
+            },
+        )
+    }
+
+    fn release(&mut self, frame: Frame) -> Result<()> {
+        self.ring.release(frame);
+        self.received += 1;
+        self.bytes += frame.len;
+        let s = self.hold.shared();
+        let counters = &s.header().rx.counters;
+        counters.messages.store(self.received, Ordering::Relaxed);
+        counters.bytes.store(self.bytes, Ordering::Relaxed);
+        wake_sender(s)
+    }
+}
+
+/// One look at the ring; wakes the sender when padding was released on
+/// the way (it may be waiting for exactly that room).
+fn peek(ring: &mut Consumer, s: &Shared) -> Result<Option<Frame>> {
+    let r = ring.peek().map_err(|c| s.corrupted(c.0))?;
+    if ring.take_released_padding() {
+        wake_sender(s)?;
+    }
+    Ok(r)
+}
+
+/// The waker's half of the handshake in `wait`, for a sender waiting for
+/// room.
+fn wake_sender(s: &Shared) -> Result<()> {
+    let h = s.header();
+    if wait::notify(&h.tx_waiting.waiting) {
+        bump(&h.rx.counters.wakes);
+        s.post(sem::TX_WAKE)?;
+    }
+    Ok(())
+}
+
+/// A message read in place by [`Receiver::recv_ref`]. Derefs to the payload;
+/// the space goes back to the sender when the guard drops. A receiver that
+/// dies holding a guard has not released it: the message is still there for
+/// the next receiver.
+#[derive(Debug)]
+pub struct RecvGuard<'a> {
+    rx: &'a mut Receiver,
+    frame: Frame,
+}
+
+impl Deref for RecvGuard<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the frame was validated by peek (inside the data region,
+        // committed); the sender does not reuse it until we release it on
+        // drop.
+        unsafe {
+            std::slice::from_raw_parts(self.rx.ring.payload(self.frame), self.frame.len as usize)
+        }
+    }
+}
+
+impl Drop for RecvGuard<'_> {
+    fn drop(&mut self) {
+        // An error here means the semaphore set was removed while waking the
+        // sender; the next call on the receiver reports `Removed`.
+        let _ = self.rx.release(self.frame);
+    }
+}
+
+/// Iterator over received messages; ends when the sender disconnects.
+/// Made by [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a> {
+    rx: &'a mut Receiver,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Receiver {
+    type Item = Vec<u8>;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}

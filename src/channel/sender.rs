@@ -1,0 +1,314 @@
+//! `Sender` and its zero-copy `SendGrant`.
+//!
+//! `unsafe` is allowed here for two things: building a producer over the
+//! mapping that the sender's role hold keeps attached, and handing out the
+//! reserved payload as `&mut [u8]` for the life of a grant.
+#![allow(unsafe_code)]
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::party::{PeerWatch, RoleHold, SemParker};
+use super::shared::Shared;
+use super::{How, Poison, deadline_after};
+use crate::error::{Error, Result, Role};
+use crate::layout::sem;
+use crate::ring::Producer;
+use crate::wait::{self, Phase};
+
+/// The sending side of a channel. One per channel at a time.
+///
+/// `Send` but not `Sync`: move it to the thread that sends. Not fork-safe:
+/// a forked child must open its own (dropping a copy made by `fork` does
+/// nothing).
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Key, Options};
+///
+/// let chan = Channel::create(Key::PRIVATE, &Options::new())?;
+/// let mut tx = chan.sender()?;
+/// let mut rx = chan.receiver()?;
+/// tx.send(b"hello world")?;
+/// assert_eq!(rx.recv()?, b"hello world");
+/// # Ok::<(), shmchan::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Sender {
+    hold: RoleHold,
+    ring: Producer,
+    peer: PeerWatch,
+    poison: Poison,
+    spin: Duration,
+    sent: u64,
+    bytes: u64,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+// SAFETY: the raw pointers in `ring` point into the mapping that `hold`
+// keeps attached; they are valid from any thread, and `&mut self` methods
+// keep the single-producer rule within the process.
+unsafe impl Send for Sender {}
+
+impl Sender {
+    pub(crate) fn attach(shared: Arc<Shared>, spin: Duration) -> Result<Sender> {
+        let hold = RoleHold::claim(shared, Role::Sender)?;
+        let s = hold.shared();
+        // SAFETY: the ring lies in the mapping that `hold` keeps attached for
+        // the life of the Sender, and the sender role (held) guarantees no
+        // other producer.
+        let ring = unsafe { Producer::new(s.view.ring(&s.geometry), s.geometry.max_message) }
+            .map_err(|c| s.corrupted(c.0))?;
+        let peer = PeerWatch::new(s, Role::Receiver, false)?;
+        let counters = &s.header().tx.counters;
+        let sent = counters.messages.load(Ordering::Relaxed);
+        let bytes = counters.bytes.load(Ordering::Relaxed);
+        Ok(Sender {
+            hold,
+            ring,
+            peer,
+            poison: Poison::default(),
+            spin,
+            sent,
+            bytes,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Sends a message, waiting while the ring is full.
+    ///
+    /// When it returns `Ok` the message is committed: the receiver can see
+    /// it. With no receiver attached yet it fills the ring, then waits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MessageTooLarge`] (nothing written), [`Error::Disconnected`]
+    /// when a receiver it has seen is gone, [`Error::Removed`],
+    /// [`Error::Corrupted`].
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_how(msg, How::Block(None))
+    }
+
+    /// Sends a message if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] when there is no room, and as [`send`](Self::send).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_how(msg, How::Try)
+    }
+
+    /// Sends a message, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`], and as [`send`](Self::send).
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_how(msg, How::Block(Some(deadline_after(timeout))))
+    }
+
+    /// Reserves room for a message of exactly `len` bytes, waiting while the
+    /// ring is full. Write the payload in place, then
+    /// [`commit`](SendGrant::commit); a grant dropped without commit
+    /// publishes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let chan = shmchan::Channel::create(shmchan::Key::PRIVATE, &Default::default())?;
+    /// # let mut tx = chan.sender()?;
+    /// # let mut rx = chan.receiver()?;
+    /// let mut grant = tx.reserve(4)?;
+    /// grant.copy_from_slice(&7u32.to_le_bytes());
+    /// grant.commit()?;
+    /// assert_eq!(*rx.recv_ref()?, 7u32.to_le_bytes());
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn reserve(&mut self, len: usize) -> Result<SendGrant<'_>> {
+        self.reserve_how(len, How::Block(None))
+    }
+
+    /// Reserves room for `len` bytes if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`], and as [`send`](Self::send).
+    pub fn try_reserve(&mut self, len: usize) -> Result<SendGrant<'_>> {
+        self.reserve_how(len, How::Try)
+    }
+
+    /// Reserves room for `len` bytes, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`], and as [`send`](Self::send).
+    pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendGrant<'_>> {
+        self.reserve_how(len, How::Block(Some(deadline_after(timeout))))
+    }
+
+    /// The largest message this channel carries (capacity minus 8).
+    pub fn max_message_len(&self) -> usize {
+        self.hold.shared().geometry.max_message as usize
+    }
+
+    /// Sets how long this handle spins (then yields) before parking.
+    pub fn set_spin(&mut self, budget: Duration) {
+        self.spin = budget;
+    }
+
+    fn send_how(&mut self, msg: &[u8], how: How) -> Result<()> {
+        let mut grant = self.reserve_how(msg.len(), how)?;
+        grant.copy_from_slice(msg);
+        grant.commit()
+    }
+
+    fn reserve_how(&mut self, len: usize, how: How) -> Result<SendGrant<'_>> {
+        let r = self.find_room(len, how);
+        let offset = self.poison.record(r)?;
+        Ok(SendGrant {
+            tx: self,
+            offset,
+            len,
+        })
+    }
+
+    fn find_room(&mut self, len: usize, how: How) -> Result<u64> {
+        self.poison.check()?;
+        let s = self.hold.shared();
+        s.check_open()?;
+        if len as u64 > s.geometry.max_message {
+            return Err(Error::MessageTooLarge {
+                len,
+                max: s.geometry.max_message as usize,
+            });
+        }
+        if self.peer.gone_quick(s)? {
+            return Err(Error::Disconnected);
+        }
+        let len = len as u64;
+        if let Some(off) = try_reserve(&mut self.ring, s, len)? {
+            return Ok(off);
+        }
+        bump(&s.header().tx.counters.stalls);
+        match how {
+            How::Try if self.peer.gone(s)? => Err(Error::Disconnected),
+            How::Try => Err(Error::Full),
+            How::Block(deadline) => self.wait_room(len, deadline),
+        }
+    }
+
+    fn wait_room(&mut self, len: u64, deadline: Option<Instant>) -> Result<u64> {
+        let s = self.hold.shared();
+        let (ring, peer) = (&mut self.ring, &mut self.peer);
+        let h = s.header();
+        let mut parker = SemParker {
+            shared: s,
+            num: sem::TX_WAKE,
+            counters: &h.tx.counters,
+        };
+        wait::wait(
+            &h.tx_waiting.waiting,
+            self.spin,
+            deadline,
+            &mut parker,
+            |phase| {
+                if let Some(off) = try_reserve(ring, s, len)? {
+                    return Ok(Some(off));
+                }
+                s.check_open()?;
+                if phase == Phase::BeforePark && peer.gone(s)? {
+                    // The receiver may have made room just before it died.
+                    return try_reserve(ring, s, len)?
+                        .map(Some)
+                        .ok_or(Error::Disconnected);
+                }
+                Ok(None)
+            },
+        )
+    }
+
+    fn commit(&mut self, len: usize) -> Result<()> {
+        self.ring.commit(len as u64);
+        self.sent += 1;
+        self.bytes += len as u64;
+        let s = self.hold.shared();
+        let counters = &s.header().tx.counters;
+        counters.messages.store(self.sent, Ordering::Relaxed);
+        counters.bytes.store(self.bytes, Ordering::Relaxed);
+        wake_receiver(s)
+    }
+}
+
+/// One reservation attempt; wakes the receiver when a padding frame was
+/// published on the way (it must skip it before the sender can go on).
+fn try_reserve(ring: &mut Producer, s: &Shared, len: u64) -> Result<Option<u64>> {
+    let r = ring.try_reserve(len).map_err(|c| s.corrupted(c.0))?;
+    if ring.take_published_padding() {
+        wake_receiver(s)?;
+    }
+    Ok(r)
+}
+
+/// The waker's half of the handshake in `wait`: post only if the receiver
+/// announced it would sleep.
+fn wake_receiver(s: &Shared) -> Result<()> {
+    let h = s.header();
+    if wait::notify(&h.rx_waiting.waiting) {
+        bump(&h.tx.counters.wakes);
+        s.post(sem::RX_WAKE)?;
+    }
+    Ok(())
+}
+
+/// Increments a counter that only this side writes.
+pub(super) fn bump(counter: &std::sync::atomic::AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Room for one message, reserved by [`Sender::reserve`]. Derefs to the
+/// payload (`&mut [u8]` of exactly the reserved length); invisible to the
+/// receiver until [`commit`](SendGrant::commit).
+#[derive(Debug)]
+pub struct SendGrant<'a> {
+    tx: &'a mut Sender,
+    offset: u64,
+    len: usize,
+}
+
+impl SendGrant<'_> {
+    /// Publishes the message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Removed`] when the semaphore set was removed while waking
+    /// the receiver (the message was committed all the same).
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit(self.len)
+    }
+}
+
+impl Deref for SendGrant<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: offset..offset+len was reserved by try_reserve inside the
+        // data region and is not visible to the receiver until commit.
+        unsafe { std::slice::from_raw_parts(self.tx.ring.payload(self.offset), self.len) }
+    }
+}
+
+impl DerefMut for SendGrant<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`; `&mut self` makes the borrow unique.
+        unsafe { std::slice::from_raw_parts_mut(self.tx.ring.payload(self.offset), self.len) }
+    }
+}

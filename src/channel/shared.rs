@@ -1,0 +1,126 @@
+//! `Shared`: one process's attachment to a channel, shared by its handles;
+//! the mapping from errno to the public error at each kind of call.
+
+use std::io;
+use std::sync::atomic::Ordering;
+
+use crate::error::{Error, Result};
+use crate::layout::{Geometry, Header, View, sem};
+use crate::sys::{Key, SemSet, sop};
+
+/// A validated attachment: the segment's view, its semaphore set, and the
+/// private copy of its geometry. Detached when the last handle drops.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) view: View,
+    pub(crate) sem: SemSet,
+    pub(crate) shmid: i32,
+    pub(crate) key: Key,
+    pub(crate) geometry: Geometry,
+    /// `key 0x…` or `shmid N`, for error messages.
+    pub(crate) name: String,
+}
+
+impl Shared {
+    pub(crate) fn header(&self) -> &Header {
+        self.view.header()
+    }
+
+    pub(crate) fn removed(&self) -> Error {
+        Error::Removed {
+            channel: self.name.clone(),
+        }
+    }
+
+    pub(crate) fn corrupted(&self, what: String) -> Error {
+        Error::Corrupted {
+            channel: self.name.clone(),
+            what,
+        }
+    }
+
+    /// Maps the errno of a semaphore call on the live set.
+    pub(crate) fn sem_error(&self, call: &'static str, e: io::Error) -> Error {
+        match e.raw_os_error() {
+            // EIDRM while waiting, EINVAL afterwards: the set was removed.
+            Some(libc::EIDRM | libc::EINVAL) => self.removed(),
+            _ => os_error(call, &self.name, e),
+        }
+    }
+
+    /// `Removed` once `Channel::remove` or `shmchan rm` has marked the
+    /// channel closed: one load, for the fast paths.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        // SYNC: pairs with the Release store of closed in `mark_closed`.
+        if self.header().control.closed.load(Ordering::Acquire) != 0 {
+            return Err(self.removed());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn mark_closed(&self) {
+        // SYNC: pairs with the Acquire load in `check_open`.
+        self.header().control.closed.store(1, Ordering::Release);
+    }
+
+    /// Value of semaphore `num`.
+    pub(crate) fn sem_value(&self, num: u16) -> Result<i32> {
+        self.sem
+            .get(num)
+            .map_err(|e| self.sem_error("semctl(GETVAL)", e))
+    }
+
+    /// Posts a wake semaphore. ERANGE (already at SEMVMX) counts as
+    /// delivered: the sleeper has more than enough posts to wake.
+    pub(crate) fn post(&self, num: u16) -> Result<()> {
+        match self.sem.op(&mut [sop(num, 1, 0)]) {
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) => Ok(()),
+            r => r.map_err(|e| self.sem_error("semop", e)),
+        }
+    }
+
+    /// Whether the channel keeps its objects after the last party leaves.
+    pub(crate) fn persists(&self) -> bool {
+        self.geometry.flags & crate::layout::FLAG_PERSIST != 0
+    }
+
+    /// Whether committed messages are still queued (read from the shared
+    /// indices: only a hint for lifecycle decisions, never for the ring).
+    pub(crate) fn holds_messages(&self) -> bool {
+        let h = self.header();
+        h.tx.index.load(Ordering::Acquire) != h.rx.index.load(Ordering::Acquire)
+    }
+
+    /// Removes segment and semaphore set. Errors are ignored: both may be
+    /// gone already (another remover, `ipcrm`), and there is nothing
+    /// better to do with the handle than let it report `Removed` later.
+    pub(crate) fn destroy(&self) {
+        let _ = crate::sys::shm_remove(self.shmid);
+        let _ = self.sem.remove();
+    }
+
+    /// Number of the semaphore a role sleeps on, and its ALIVE semaphore.
+    pub(crate) const fn role_sems(sender: bool) -> (u16, u16) {
+        if sender {
+            (sem::TX_WAKE, sem::TX_ALIVE)
+        } else {
+            (sem::RX_WAKE, sem::RX_ALIVE)
+        }
+    }
+}
+
+/// Maps an errno to the public error for `call` on `channel`.
+pub(crate) fn os_error(call: &'static str, channel: &str, e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied {
+            channel: channel.to_owned(),
+            call,
+            source: e,
+        },
+        _ => Error::Os {
+            call,
+            channel: channel.to_owned(),
+            source: e,
+        },
+    }
+}

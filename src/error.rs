@@ -1,0 +1,128 @@
+//! The one error type of the crate.
+
+use std::io;
+
+/// Which side of a channel a handle plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The writing side ([`Sender`](crate::Sender)).
+    Sender,
+    /// The reading side ([`Receiver`](crate::Receiver)).
+    Receiver,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Sender => "sender",
+            Role::Receiver => "receiver",
+        })
+    }
+}
+
+/// Everything that can go wrong with a channel.
+///
+/// Each variant is a situation a caller can act on. Messages name the channel
+/// (`key 0x…` or `shmid N`) and, for OS errors, the call and the errno.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No channel exists at that key or id (or it is being removed).
+    #[error("no shmchan channel at {channel}")]
+    NotFound {
+        /// The key or id that was asked for.
+        channel: String,
+    },
+    /// `create` found a segment or semaphore set already at that key.
+    #[error("{channel} already exists")]
+    AlreadyExists {
+        /// The key that was asked for.
+        channel: String,
+    },
+    /// The OS refused access (EACCES / EPERM).
+    #[error("permission denied on {channel} ({call}: {source})")]
+    PermissionDenied {
+        /// The key or id.
+        channel: String,
+        /// The system call that was refused.
+        call: &'static str,
+        /// The OS error, with its errno.
+        source: io::Error,
+    },
+    /// The segment exists but is not a shmchan channel.
+    #[error("{channel} is not a shmchan channel: {reason}")]
+    NotAChannel {
+        /// The key or id.
+        channel: String,
+        /// What gave it away.
+        reason: String,
+    },
+    /// The segment is a shmchan channel of another layout version.
+    #[error("{channel} has layout version {found}, this library speaks version {expected}")]
+    VersionMismatch {
+        /// The key or id.
+        channel: String,
+        /// The version found in the header.
+        found: u32,
+        /// The version this library implements.
+        expected: u32,
+    },
+    /// Another live handle already holds this role on the channel.
+    #[error("the {role} role of {channel} is already taken")]
+    RoleTaken {
+        /// The key or id.
+        channel: String,
+        /// The role that was asked for.
+        role: Role,
+    },
+    /// The message is longer than the channel's maximum; nothing was written.
+    #[error("message of {len} bytes exceeds the maximum of {max} bytes")]
+    MessageTooLarge {
+        /// The length that was asked for.
+        len: usize,
+        /// The channel's `max_message_len()`.
+        max: usize,
+    },
+    /// `try_send`/`try_reserve`: the ring has no room right now.
+    #[error("channel is full")]
+    Full,
+    /// `try_recv`/`try_recv_ref`: no message is queued right now.
+    #[error("channel is empty")]
+    Empty,
+    /// A `*_timeout` call ran out of time.
+    #[error("timed out")]
+    Timeout,
+    /// The peer this handle has seen is gone (and, for a receiver, every
+    /// message it committed has been received). Not sticky: a new peer may
+    /// attach.
+    #[error("the peer has disconnected")]
+    Disconnected,
+    /// The channel was removed (`Channel::remove`, `shmchan rm`, `ipcrm`).
+    #[error("{channel} was removed")]
+    Removed {
+        /// The key or id.
+        channel: String,
+    },
+    /// The shared header or a frame failed validation. The handle is
+    /// poisoned: every later call on it returns this error again.
+    #[error("{channel} is corrupted: {what}")]
+    Corrupted {
+        /// The key or id.
+        channel: String,
+        /// What was wrong.
+        what: String,
+    },
+    /// Any other OS error.
+    #[error("{call} on {channel} failed: {source}")]
+    Os {
+        /// The system call.
+        call: &'static str,
+        /// The key, id or path it was made on.
+        channel: String,
+        /// The OS error, with its errno.
+        source: io::Error,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,391 @@
+//! The framed single-producer single-consumer ring over a raw byte region.
+//!
+//! Pure logic over memory: no system calls, no processes, no semaphores.
+//! [`Producer`] and [`Consumer`] each keep their own index privately and a
+//! cached copy of the other side's, reloading it only when the cache says
+//! full (producer) or empty (consumer). Everything read from the shared
+//! region (the peer's index, frame headers) is checked before use; a
+//! violation is a [`Corrupt`] and nothing out of bounds is ever touched.
+//!
+//! `unsafe` is allowed here because frames are read and written through raw
+//! pointers into memory that another process shares; every access is to a
+//! range checked against the region's capacity first.
+//!
+//! Frame: `u32 len | u32 kind` (little-endian, 8 bytes), then the payload,
+//! padded to a multiple of 8. A frame never wraps: when it does not fit before
+//! the end of the region, the producer first publishes a padding frame that
+//! runs exactly to the end.
+#![allow(unsafe_code)]
+
+#[cfg(test)]
+mod tests;
+
+use std::ptr::NonNull;
+
+use crate::layout::FRAME_HEADER;
+use crate::sync::{AtomicU64, Ordering};
+
+/// Frame kind of a message.
+pub(crate) const KIND_MESSAGE: u32 = 1;
+/// Frame kind of padding up to the end of the region.
+pub(crate) const KIND_PADDING: u32 = 2;
+
+/// The shared ring was found in a state no honest peer produces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Corrupt(pub(crate) String);
+
+/// Bytes a frame of `len` payload bytes occupies.
+pub(crate) const fn frame_size(len: u64) -> u64 {
+    FRAME_HEADER + ((len + 7) & !7)
+}
+
+/// Where a ring lives: the two indices and the data region.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RingPtrs {
+    pub(crate) head: NonNull<AtomicU64>,
+    pub(crate) tail: NonNull<AtomicU64>,
+    pub(crate) data: NonNull<u8>,
+    /// Power of two, a multiple of 8.
+    pub(crate) capacity: u64,
+}
+
+impl RingPtrs {
+    fn head(&self) -> &AtomicU64 {
+        // SAFETY: `Producer::new`/`Consumer::new` require the pointers to stay
+        // valid for the life of the side that holds them.
+        unsafe { self.head.as_ref() }
+    }
+
+    fn tail(&self) -> &AtomicU64 {
+        // SAFETY: as for `head`.
+        unsafe { self.tail.as_ref() }
+    }
+
+    fn offset(&self, pos: u64) -> u64 {
+        pos & (self.capacity - 1)
+    }
+
+    /// Pointer to byte `off` of the region.
+    ///
+    /// # Safety
+    ///
+    /// `off` must be below the capacity.
+    unsafe fn at(&self, off: u64) -> *mut u8 {
+        debug_assert!(off < self.capacity);
+        // SAFETY: the caller keeps off inside the region.
+        unsafe { self.data.as_ptr().add(off as usize) }
+    }
+
+    fn write_frame_header(&self, off: u64, len: u32, kind: u32) {
+        debug_assert!(off % 8 == 0 && off + FRAME_HEADER <= self.capacity);
+        let word = u64::from(len) | (u64::from(kind) << 32);
+        // SAFETY: off is 8-aligned and off + 8 <= capacity (frames start at
+        // multiples of 8 in a region whose size is a multiple of 8).
+        unsafe { self.at(off).cast::<u64>().write_volatile(word.to_le()) };
+    }
+
+    fn read_frame_header(&self, off: u64) -> (u64, u32) {
+        debug_assert!(off % 8 == 0 && off + FRAME_HEADER <= self.capacity);
+        // SAFETY: as in `write_frame_header`. Read once, into a local.
+        let word = u64::from_le(unsafe { self.at(off).cast::<u64>().read_volatile() });
+        (word & 0xffff_ffff, (word >> 32) as u32)
+    }
+}
+
+/// The writing side. Owns `tail`.
+#[derive(Debug)]
+pub(crate) struct Producer {
+    ring: RingPtrs,
+    max_message: u64,
+    tail: u64,
+    head_cache: u64,
+    published_padding: bool,
+}
+
+impl Producer {
+    /// A producer continuing from the ring's current state.
+    ///
+    /// # Safety
+    ///
+    /// The pointers in `ring` must stay valid for the life of the producer,
+    /// the region must be `capacity` bytes, and no other producer may run on
+    /// the same ring meanwhile.
+    pub(crate) unsafe fn new(ring: RingPtrs, max_message: u64) -> Result<Producer, Corrupt> {
+        let tail = ring.tail().load(Ordering::Relaxed);
+        // SYNC: pairs with the Release store of head in `Consumer::release`.
+        let head = ring.head().load(Ordering::Acquire);
+        check_span(head, tail, ring.capacity)?;
+        Ok(Producer {
+            ring,
+            max_message,
+            tail,
+            head_cache: head,
+            published_padding: false,
+        })
+    }
+
+    /// Finds room for a frame of `len` payload bytes and returns the payload's
+    /// offset in the region, or `None` when the ring has no room now. May
+    /// publish a padding frame first (see [`take_published_padding`]).
+    ///
+    /// [`take_published_padding`]: Self::take_published_padding
+    pub(crate) fn try_reserve(&mut self, len: u64) -> Result<Option<u64>, Corrupt> {
+        debug_assert!(len <= self.max_message);
+        self.check_own_index()?;
+        let frame = frame_size(len);
+        loop {
+            let off = self.ring.offset(self.tail);
+            let to_end = self.ring.capacity - off;
+            if frame <= to_end {
+                return Ok(self.has_room(frame)?.then_some(off + FRAME_HEADER));
+            }
+            if !self.has_room(to_end)? {
+                return Ok(None);
+            }
+            self.publish_padding(off, to_end);
+        }
+    }
+
+    /// Publishes the frame reserved by the last successful
+    /// [`try_reserve`](Self::try_reserve) with `len` payload bytes, which the
+    /// caller has written.
+    pub(crate) fn commit(&mut self, len: u64) {
+        let off = self.ring.offset(self.tail);
+        self.ring.write_frame_header(off, len as u32, KIND_MESSAGE);
+        self.advance(frame_size(len));
+    }
+
+    /// Pointer to the payload at `off` (from `try_reserve`).
+    pub(crate) fn payload(&self, off: u64) -> *mut u8 {
+        // SAFETY: try_reserve returned off = frame start + 8 < capacity.
+        unsafe { self.ring.at(off) }
+    }
+
+    /// Whether a padding frame was published since the last call: the
+    /// receiver must then be woken like after a commit, or a sender waiting
+    /// for it to skip the padding would wait for ever.
+    pub(crate) fn take_published_padding(&mut self) -> bool {
+        std::mem::take(&mut self.published_padding)
+    }
+
+    fn publish_padding(&mut self, off: u64, to_end: u64) {
+        self.ring
+            .write_frame_header(off, (to_end - FRAME_HEADER) as u32, KIND_PADDING);
+        self.advance(to_end);
+        self.published_padding = true;
+    }
+
+    fn advance(&mut self, by: u64) {
+        self.tail += by;
+        // SYNC: pairs with the Acquire load of tail in `Consumer::reload_tail`:
+        // the frame written above is visible to whoever sees this tail.
+        self.ring.tail().store(self.tail, Ordering::Release);
+    }
+
+    fn has_room(&mut self, need: u64) -> Result<bool, Corrupt> {
+        if self.ring.capacity - (self.tail - self.head_cache) >= need {
+            return Ok(true);
+        }
+        // SYNC: pairs with the Release store of head in `Consumer::release`:
+        // the consumer is done reading the bytes it released.
+        let head = self.ring.head().load(Ordering::Acquire);
+        if head < self.head_cache {
+            return Err(Corrupt(format!(
+                "head went back from {} to {head}",
+                self.head_cache
+            )));
+        }
+        check_span(head, self.tail, self.ring.capacity)?;
+        self.head_cache = head;
+        Ok(self.ring.capacity - (self.tail - head) >= need)
+    }
+
+    /// Only this side writes tail: any other value there is corruption.
+    fn check_own_index(&self) -> Result<(), Corrupt> {
+        let shared = self.ring.tail().load(Ordering::Relaxed);
+        if shared != self.tail {
+            return Err(Corrupt(format!(
+                "tail is {shared}, but this sender last wrote {}",
+                self.tail
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A validated message frame: where its payload is and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+}
+
+/// The reading side. Owns `head`.
+#[derive(Debug)]
+pub(crate) struct Consumer {
+    ring: RingPtrs,
+    max_message: u64,
+    head: u64,
+    tail_cache: u64,
+    released_padding: bool,
+}
+
+impl Consumer {
+    /// A consumer continuing from the ring's current state.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Producer::new`], with "consumer" for "producer".
+    pub(crate) unsafe fn new(ring: RingPtrs, max_message: u64) -> Result<Consumer, Corrupt> {
+        let head = ring.head().load(Ordering::Relaxed);
+        // SYNC: pairs with the Release store of tail in `Producer::advance`.
+        let tail = ring.tail().load(Ordering::Acquire);
+        check_span(head, tail, ring.capacity)?;
+        Ok(Consumer {
+            ring,
+            max_message,
+            head,
+            tail_cache: tail,
+            released_padding: false,
+        })
+    }
+
+    /// The next message frame, validated, or `None` when the ring is empty.
+    /// Padding frames are released on the way.
+    pub(crate) fn peek(&mut self) -> Result<Option<Frame>, Corrupt> {
+        self.check_own_index()?;
+        loop {
+            if self.head == self.tail_cache && !self.reload_tail()? {
+                return Ok(None);
+            }
+            let off = self.ring.offset(self.head);
+            let avail = self.tail_cache - self.head;
+            let (len, kind) = self.ring.read_frame_header(off);
+            match kind {
+                KIND_MESSAGE => return self.check_message(off, len, avail).map(Some),
+                KIND_PADDING => self.skip_padding(off, len, avail)?,
+                other => {
+                    return Err(Corrupt(format!(
+                        "unknown frame kind {other} at {}",
+                        self.head
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Pointer to a frame's payload.
+    pub(crate) fn payload(&self, frame: Frame) -> *const u8 {
+        // SAFETY: peek validated frame.offset < capacity.
+        unsafe { self.ring.at(frame.offset) }
+    }
+
+    /// Releases `frame` (the one `peek` returned last) to the producer.
+    pub(crate) fn release(&mut self, frame: Frame) {
+        self.advance(frame_size(frame.len));
+    }
+
+    /// Whether a padding frame was released since the last call (the
+    /// sender may be waiting for that room).
+    pub(crate) fn take_released_padding(&mut self) -> bool {
+        std::mem::take(&mut self.released_padding)
+    }
+
+    /// Whether committed bytes are queued, as last seen (no reload).
+    pub(crate) fn has_cached(&self) -> bool {
+        self.head != self.tail_cache
+    }
+
+    fn advance(&mut self, by: u64) {
+        self.head += by;
+        // SYNC: pairs with the Acquire load of head in `Producer::has_room`:
+        // our reads of the released bytes happen before the producer reuses them.
+        self.ring.head().store(self.head, Ordering::Release);
+    }
+
+    /// Reloads tail; returns whether anything is queued.
+    fn reload_tail(&mut self) -> Result<bool, Corrupt> {
+        // SYNC: pairs with the Release store of tail in `Producer::advance`.
+        let tail = self.ring.tail().load(Ordering::Acquire);
+        if tail < self.tail_cache {
+            return Err(Corrupt(format!(
+                "tail went back from {} to {tail}",
+                self.tail_cache
+            )));
+        }
+        check_span(self.head, tail, self.ring.capacity)?;
+        self.tail_cache = tail;
+        Ok(tail != self.head)
+    }
+
+    fn check_message(&self, off: u64, len: u64, avail: u64) -> Result<Frame, Corrupt> {
+        if len > self.max_message {
+            return Err(Corrupt(format!(
+                "frame at {} claims {len} bytes, above the maximum {}",
+                self.head, self.max_message
+            )));
+        }
+        let size = frame_size(len);
+        if size > avail || size > self.ring.capacity - off {
+            return Err(Corrupt(format!(
+                "frame at {} of {len} bytes runs past the {avail} committed bytes",
+                self.head
+            )));
+        }
+        Ok(Frame {
+            offset: off + FRAME_HEADER,
+            len,
+        })
+    }
+
+    fn skip_padding(&mut self, off: u64, len: u64, avail: u64) -> Result<(), Corrupt> {
+        let size = FRAME_HEADER + len;
+        if size != self.ring.capacity - off || size > avail {
+            return Err(Corrupt(format!(
+                "padding frame at {} of {len} bytes does not end the region",
+                self.head
+            )));
+        }
+        self.advance(size);
+        self.released_padding = true;
+        Ok(())
+    }
+
+    /// Only this side writes head: any other value there is corruption.
+    fn check_own_index(&self) -> Result<(), Corrupt> {
+        let shared = self.ring.head().load(Ordering::Relaxed);
+        if shared != self.head {
+            return Err(Corrupt(format!(
+                "head is {shared}, but this receiver last wrote {}",
+                self.head
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Largest index accepted from the segment: far beyond any real traffic
+/// (an exbibyte), and low enough that our own arithmetic cannot overflow.
+const MAX_POSITION: u64 = 1 << 60;
+
+/// `head <= tail <= MAX_POSITION`, `tail - head <= capacity`, both
+/// frame-aligned.
+pub(crate) fn check_span(head: u64, tail: u64, capacity: u64) -> Result<(), Corrupt> {
+    if tail > MAX_POSITION {
+        return Err(Corrupt(format!("tail {tail} is beyond any real position")));
+    }
+    if head > tail {
+        return Err(Corrupt(format!("head {head} is beyond tail {tail}")));
+    }
+    if tail - head > capacity {
+        return Err(Corrupt(format!(
+            "tail {tail} is more than the capacity {capacity} beyond head {head}"
+        )));
+    }
+    if head % 8 != 0 || tail % 8 != 0 {
+        return Err(Corrupt(format!(
+            "head {head} or tail {tail} is not 8-aligned"
+        )));
+    }
+    Ok(())
+}

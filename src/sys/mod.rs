@@ -1,0 +1,38 @@
+//! The only code that calls libc: thin, safe wrappers over System V IPC.
+//!
+//! `unsafe` is allowed here because every System V call is an FFI call; each
+//! wrapper turns the C sentinel (`-1`, `(void *)-1`) into an [`io::Error`]
+//! carrying errno and hands back an owning or plain-data type, so that no
+//! layer above needs `unsafe` to talk to the kernel. Each wrapper names the C
+//! call and its man page.
+#![allow(unsafe_code)]
+
+mod key;
+mod sem;
+mod shm;
+
+pub use key::Key;
+pub(crate) use sem::{SemSet, sop};
+pub(crate) use shm::{Mapping, ShmStat, shm_create, shm_lookup, shm_remove, shm_stat};
+
+use std::io;
+
+/// Turns a C `int` result into `io::Result`, reading errno on `-1`.
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// The calling process's id.
+pub(crate) fn pid() -> u32 {
+    std::process::id()
+}
+
+/// The calling process's effective uid.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}

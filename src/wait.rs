@@ -1,0 +1,159 @@
+//! Waiting: spin for a bounded time, then yield, then park on a semaphore;
+//! and the waiting flags that make a wake-up free when nobody sleeps.
+//!
+//! No system calls here: parking goes through the [`Park`] trait, which the
+//! channel implements over its semaphore set and a model checker can
+//! implement over its own primitives.
+//!
+//! # Why no wake-up is lost
+//!
+//! The sleeper (say the receiver, waiting for data) and the waker (the
+//! sender, after publishing `tail`) run this handshake on the sleeper's
+//! waiting flag `W` and the ring index `I` that the waker moves:
+//!
+//! ```text
+//! sleeper                          waker
+//! W.store(1)                       I.store(new)         (Release)
+//! fence(SeqCst)   -- F1            fence(SeqCst)   -- F2
+//! if I shows work: W=0, return     if W.swap(0) == 1: post the semaphore
+//! park (semaphore -1)
+//! ```
+//!
+//! F1 and F2 are SeqCst fences, so they are totally ordered. If F1 comes
+//! first, the waker's load of `W` after F2 sees the sleeper's `W = 1`, swaps
+//! it to 0 and posts: the semaphore count is then at least 1 and the
+//! sleeper's park returns at once, whether it has started to park or not. If
+//! F2 comes first, the sleeper's check of `I` after F1 sees the new index and
+//! it does not park. Either way a sleeper with work to do is woken. The
+//! semaphore counts posts, so a post that lands before the park is not
+//! forgotten.
+//!
+//! A post can be surplus (the sleeper timed out and cleared `W` itself, or a
+//! peer's death posted too): after every park the sleeper drains its
+//! semaphore without blocking and checks the ring again, so surplus posts
+//! cost one spurious loop and never pile up.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::sync::{AtomicU32, Ordering, fence};
+
+/// Default time a side spins (then yields) before parking.
+pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+/// What the caller's poll is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Cheap check only (no system call): is the ring ready?
+    Spin,
+    /// The waiting flag is up; last full check before parking, which may
+    /// look at liveness (and return `Disconnected`).
+    BeforePark,
+}
+
+/// Parking on the side's own wake semaphore.
+pub(crate) trait Park {
+    /// Sleeps until posted, until `deadline` (then `Err(Timeout)`), or
+    /// spuriously (`Ok`).
+    fn park(&mut self, deadline: Option<Instant>) -> Result<()>;
+    /// Takes surplus posts off the semaphore without blocking.
+    fn drain(&mut self) -> Result<()>;
+}
+
+/// Raises the waiting flag: the step before the last check.
+fn announce(flag: &AtomicU32) {
+    flag.store(1, Ordering::Relaxed);
+    // SYNC: F1 in the module comment; pairs with the fence in `notify`.
+    fence(Ordering::SeqCst);
+}
+
+/// The waker's half: after publishing its index, tells whether the peer
+/// announced it would sleep (and clears the flag). The caller then posts.
+pub(crate) fn notify(flag: &AtomicU32) -> bool {
+    // SYNC: F2 in the module comment; pairs with the fence in `announce`.
+    fence(Ordering::SeqCst);
+    // A plain load first keeps the flag's cache line shared while nobody
+    // sleeps; the swap makes sure only one post is made per announcement.
+    flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Relaxed) == 1
+}
+
+/// Spins for a bounded time, yielding in the second half.
+#[derive(Debug)]
+struct Backoff {
+    start: Instant,
+    budget: Duration,
+    step: u32,
+}
+
+impl Backoff {
+    fn new(budget: Duration) -> Backoff {
+        Backoff {
+            start: Instant::now(),
+            budget,
+            step: 0,
+        }
+    }
+
+    /// Waits a little; `false` once the budget is spent.
+    fn snooze(&mut self) -> bool {
+        let elapsed = self.start.elapsed();
+        if elapsed >= self.budget {
+            return false;
+        }
+        if elapsed < self.budget / 2 || self.step < 4 {
+            for _ in 0..(1u32 << self.step.min(6)) {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+        self.step += 1;
+        true
+    }
+}
+
+/// Waits until `poll` returns something, parking on `park` when spinning
+/// for `spin` did not help. `flag` is this side's waiting flag.
+///
+/// # Errors
+///
+/// Whatever `poll` or `park` return, and [`Error::Timeout`] past `deadline`.
+pub(crate) fn wait<T>(
+    flag: &AtomicU32,
+    spin: Duration,
+    deadline: Option<Instant>,
+    parker: &mut impl Park,
+    mut poll: impl FnMut(Phase) -> Result<Option<T>>,
+) -> Result<T> {
+    let mut backoff = Backoff::new(spin);
+    loop {
+        if let Some(v) = poll(Phase::Spin)? {
+            return Ok(v);
+        }
+        if backoff.snooze() {
+            continue;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::Timeout);
+        }
+        announce(flag);
+        match poll(Phase::BeforePark) {
+            Ok(None) => {}
+            Ok(Some(v)) => {
+                flag.store(0, Ordering::Relaxed);
+                return Ok(v);
+            }
+            Err(e) => {
+                flag.store(0, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        let parked = parker.park(deadline);
+        flag.store(0, Ordering::Relaxed);
+        parker.drain()?;
+        match parked {
+            Ok(()) | Err(Error::Timeout) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
