@@ -1,0 +1,213 @@
+//! Shared test helpers: unique keys, a cleanup guard, and peers that are
+//! separate processes (this test binary run again, with an env var naming
+//! the role).
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use shmchan::{Channel, Key, Options};
+
+/// Env var that turns a run of the test binary into a peer.
+pub const PEER_ENV: &str = "SHMCHAN_TEST_PEER";
+/// Prefix of the lines a peer prints for the parent to read.
+pub const OUT: &str = "@peer ";
+
+/// A fresh file for ftok; removed on drop.
+pub struct TempKey {
+    pub key: Key,
+    pub path: PathBuf,
+}
+
+impl TempKey {
+    pub fn new() -> TempKey {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "shmchan-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, b"").expect("create temp key file");
+        let key = Key::ftok(&path, b'T').expect("ftok on a fresh file");
+        TempKey { key, path }
+    }
+}
+
+impl Drop for TempKey {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Removes a channel's segment and semaphore set when dropped, whatever
+/// the test did (a failing test leaves nothing behind).
+pub struct Cleanup {
+    pub shmid: i32,
+    pub semid: i32,
+}
+
+impl Cleanup {
+    pub fn of(chan: &Channel) -> Cleanup {
+        Cleanup {
+            shmid: chan.id(),
+            semid: chan.sem_id(),
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID takes no buffer; a stale id just fails (ignored).
+        unsafe {
+            libc::shmctl(self.shmid, libc::IPC_RMID, std::ptr::null_mut());
+            libc::semctl(self.semid, 0, libc::IPC_RMID);
+        }
+    }
+}
+
+/// A private channel with its cleanup guard.
+pub fn private_channel(capacity: usize) -> (Channel, Cleanup) {
+    let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(capacity))
+        .expect("create a private channel");
+    let guard = Cleanup::of(&chan);
+    (chan, guard)
+}
+
+/// Whether a segment id is still listed by the kernel (what `ipcs -m` shows).
+pub fn shm_exists(shmid: i32) -> bool {
+    listed("/proc/sysvipc/shm", 1, shmid)
+}
+
+/// Whether a semaphore set id is still listed (what `ipcs -s` shows).
+pub fn sem_exists(semid: i32) -> bool {
+    listed("/proc/sysvipc/sem", 1, semid)
+}
+
+fn listed(file: &str, column: usize, id: i32) -> bool {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines().skip(1).any(|line| {
+        line.split_whitespace().nth(column) == Some(id.to_string().as_str())
+    })
+}
+
+/// Runs `role` in a new process: this test binary again, running only the
+/// test named `entry` (which must call [`peer_main`]), with `env` set.
+pub fn spawn_peer(entry: &str, role: &str, env: &[(&str, String)]) -> Peer {
+    let exe = std::env::current_exe().expect("current test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(PEER_ENV, role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn peer");
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    Peer { child, stdout }
+}
+
+/// A peer process; killed on drop if still running.
+pub struct Peer {
+    pub child: Child,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    /// The next line the peer printed with [`say`], without the prefix;
+    /// `None` at end of output.
+    pub fn next_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stdout.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            if let Some(rest) = line.strip_prefix(OUT) {
+                return Some(rest.trim_end().to_owned());
+            }
+        }
+    }
+
+    /// Waits for the peer to print `what` (panics if it exits first).
+    pub fn expect_line(&mut self, what: &str) {
+        match self.next_line() {
+            Some(l) if l == what => {}
+            other => panic!("peer said {other:?}, expected {what:?}"),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// SIGKILLs the peer and reaps it.
+    pub fn kill(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the peer to exit and asserts it succeeded.
+    pub fn join(mut self) {
+        let status = self.child.wait().expect("wait for peer");
+        assert!(status.success(), "peer failed: {status}");
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Prints a line for the parent ([`Peer::next_line`]).
+pub fn say(what: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{OUT}{what}");
+    let _ = out.flush();
+}
+
+/// In the test named by `spawn_peer`'s `entry`: runs the role named in the
+/// env, then exits the process; does nothing in a normal test run.
+pub fn peer_main(run: impl FnOnce(&str)) {
+    if let Ok(role) = std::env::var(PEER_ENV) {
+        run(&role);
+        std::process::exit(0);
+    }
+}
+
+/// An env value the peer reads back.
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("peer needs {name}"))
+}
+
+/// Waits until `cond` holds, polling; panics after `limit`. For waiting on
+/// another process's visible state (e.g. a kernel listing), not for timing.
+pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Whether a process is in state `state` (e.g. 'S' sleeping, 'T' stopped),
+/// from /proc/PID/stat.
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.trim_start().chars().next()
+}
