@@ -16,31 +16,41 @@
 //!
 //! ## Two processes
 //!
-//! ```
+//! One process creates a channel and receives; a second process, started
+//! here by the first (any unrelated program that knows the key or the id
+//! would do), opens it and sends. The receiver gets every message whole and
+//! in order, then `Disconnected` once the sender is gone.
+//!
+//! ```standalone_crate
 //! use shmchan::{Channel, Key, Options};
 //! use std::process::Command;
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # if std::env::var_os("SHMCHAN_DOC_PEER").is_some() { return Ok(()); }
-//! // Process 1: create a channel and take the receiving side.
-//! let chan = Channel::create(Key::PRIVATE, &Options::new())?;
-//! let mut rx = chan.receiver()?;
-//!
-//! // Process 2 (here a child, as any program would do it):
-//! // `Channel::open_id(id)?.sender()?.send(b"hello world")?`
-//! // or, in a shell, a program that opens the same key. Here we use the
-//! // sender in-process so that the example runs anywhere:
-//! let mut tx = chan.sender()?;
-//! tx.send(b"hello world")?;
-//! drop(tx);
-//!
-//! assert_eq!(rx.recv()?, b"hello world");
-//! // The sender is gone and everything it sent was received:
-//! assert!(matches!(rx.recv(), Err(shmchan::Error::Disconnected)));
-//! # let _ = Command::new("true");
-//! # Ok(())
-//! # }
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     if let Ok(id) = std::env::var("SHMCHAN_EXAMPLE_SHMID") {
+//!         // The second process: open the channel by id and send.
+//!         let chan = Channel::open_id(id.parse()?)?;
+//!         let mut tx = chan.sender()?;
+//!         for word in ["hello", "world"] {
+//!             tx.send(word.as_bytes())?;
+//!         }
+//!         return Ok(()); // dropping the sender disconnects it
+//!     }
+//!     // The first process: create a channel, start the second, receive.
+//!     let chan = Channel::create(Key::PRIVATE, &Options::new())?;
+//!     let mut rx = chan.receiver()?;
+//!     let mut child = Command::new(std::env::current_exe()?)
+//!         .env("SHMCHAN_EXAMPLE_SHMID", chan.id().to_string())
+//!         .spawn()?;
+//!     let got: Vec<Vec<u8>> = rx.iter().collect(); // until Disconnected
+//!     assert_eq!(got, [b"hello".to_vec(), b"world".to_vec()]);
+//!     assert!(child.wait()?.success());
+//!     Ok(()) // the last party out removes segment and semaphore set
+//! }
 //! ```
+//!
+//! With a key instead of an id, both programs call `Key::ftok(path, id)`
+//! on the same path: `Channel::create(key, ..)` in one, `Channel::open(key)`
+//! in the other.
 //!
 //! See the README for the semantics (ordering, blocking, disconnect,
 //! delivery, cleanup, validation) and `docs/layout.md` for the bytes.
