@@ -56,6 +56,7 @@
 //! delivery, cleanup, validation) and `docs/layout.md` for the bytes.
 #![deny(unsafe_code)]
 
+pub mod admin;
 mod channel;
 mod error;
 mod layout;

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::sys::Key;
 use party::Party;
 use shared::Shared;
+pub(crate) use shared::os_error;
 
 /// An attached, validated channel: a System V segment (header + ring) and
 /// its semaphore set.

@@ -41,12 +41,10 @@ pub(crate) struct ShmStat {
     /// Size in bytes.
     pub(crate) size: usize,
     /// Owner uid.
-    #[allow(dead_code)] // for the admin layer (ls, stat)
     pub(crate) uid: u32,
     /// Creator uid.
     pub(crate) cuid: u32,
     /// Permission bits.
-    #[allow(dead_code)] // for the admin layer (ls, stat)
     pub(crate) mode: u32,
     /// Number of current attaches.
     pub(crate) nattch: u64,
