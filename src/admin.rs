@@ -7,10 +7,11 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::channel::close_gate;
 use crate::error::{Error, Result};
 use crate::layout::{Counters as SharedCounters, FLAG_PERSIST, Header, View, sem};
 use crate::ring::check_span;
-use crate::sys::{self, Key, Mapping, SemSet, sop};
+use crate::sys::{self, Key, Mapping, SemSet};
 
 /// One System V segment, as inspection found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,7 +299,7 @@ pub fn remove(shmid: i32, force: bool) -> Result<()> {
         }
     };
     let set = SemSet::from_id(chan.semid);
-    let idle = chan.state == State::Initialising || chan.semid < 0 || close_gate(set);
+    let idle = chan.state == State::Initialising || chan.semid < 0 || close_gate(set).is_ok();
     if !force && !idle {
         return Err(Error::Os {
             call: "remove",
@@ -306,29 +307,26 @@ pub fn remove(shmid: i32, force: bool) -> Result<()> {
             source: std::io::Error::from_raw_os_error(libc::EBUSY),
         });
     }
-    mark_closed(shmid);
-    sys::shm_remove(shmid).map_err(|e| crate::channel::os_error("shmctl(IPC_RMID)", &name, e))?;
+    set_closed(shmid, 1);
+    if let Err(e) = sys::shm_remove(shmid) {
+        set_closed(shmid, 0); // not ours to remove: leave it as it was
+        return Err(crate::channel::os_error("shmctl(IPC_RMID)", &name, e));
+    }
     if chan.semid >= 0 {
         let _ = set.remove(); // may be gone already (ipcrm -s)
     }
     Ok(())
 }
 
-/// Closes the last-out gate if no party is alive: `{PARTIES, 0, NOWAIT},
-/// {CLOSING, +1}`. Whether it succeeded.
-fn close_gate(set: SemSet) -> bool {
-    let mut ops = [
-        sop(sem::PARTIES, 0, libc::IPC_NOWAIT),
-        sop(sem::CLOSING, 1, 0),
-    ];
-    set.op(&mut ops).is_ok()
-}
-
 /// Sets `closed` in the header through a read-write attach, so that live
 /// parties see `Removed` on their fast paths. Best effort: without write
 /// permission the removal itself still goes ahead.
-fn mark_closed(shmid: i32) {
+fn set_closed(shmid: i32, closed: u32) {
     if let Ok(Ok(view)) = Mapping::attach(shmid, false).map(View::new) {
-        view.header().control.closed.store(1, Ordering::Release);
+        // SYNC: pairs with the Acquire load in the parties' `check_open`.
+        view.header()
+            .control
+            .closed
+            .store(closed, Ordering::Release);
     }
 }

@@ -7,16 +7,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Options;
-use super::party::Party;
+use super::party::{Party, close_gate};
 use super::shared::{Shared, os_error};
 use crate::error::{Error, Result};
 use crate::layout::{
     FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, View, round_capacity, sem,
 };
-use crate::sys::{self, Key, Mapping, SemSet, ShmStat, sop};
+use crate::sys::{self, Key, Mapping, SemSet, ShmStat};
 
 /// How long `open` waits for a creator to finish the header.
 const READY_PATIENCE: Duration = Duration::from_secs(2);
+/// How long a blank header with nobody else attached is given to show a
+/// creator's magic (it is written right after the creator's shmat).
+const BLANK_PATIENCE: Duration = Duration::from_millis(100);
 
 /// Creates a channel and joins it as the first party.
 pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
@@ -113,7 +116,10 @@ fn remove_orphan_sems(key: Key, name: &str) -> Result<()> {
     let st = set
         .stat()
         .map_err(|e| os_error("semctl(IPC_STAT)", name, e))?;
-    if st.nsems != u64::from(sem::COUNT) || set.get(sem::PARTIES).map_err(|_| exists())? != 0 {
+    // Only a set of our shape, made by this user, with no party: another
+    // program's set at the same key is never touched.
+    let ours = st.nsems == u64::from(sem::COUNT) && st.cuid == sys::euid();
+    if !ours || set.get(sem::PARTIES).map_err(|_| exists())? != 0 {
         return Err(exists());
     }
     set.remove()
@@ -205,8 +211,15 @@ fn wait_ready(view: &View, shmid: i32, name: &str) -> Result<()> {
         if has_magic && h.is_ready() {
             return Ok(());
         }
+        // A creator attaches right after shmget and writes the magic at
+        // once: a blank header alone for BLANK_PATIENCE is nobody's channel.
         let alone = sys::shm_stat(shmid).map_or(true, |st| st.nattch <= 1);
-        if alone || start.elapsed() > READY_PATIENCE {
+        let given_up = if has_magic {
+            alone
+        } else {
+            alone && start.elapsed() > BLANK_PATIENCE
+        };
+        if given_up || start.elapsed() > READY_PATIENCE {
             let reason = if has_magic {
                 "its creator never finished initialising it (died?); \
                  create with replace_stale to replace it"
@@ -269,11 +282,18 @@ fn replace_stale(key: Key, name: &str) -> Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
         Err(e) => return Err(lookup_error(name, "shmget", e)),
     };
-    let st = sys::shm_stat(shmid).map_err(|e| lookup_error(name, "shmctl(IPC_STAT)", e))?;
     let mapping = Mapping::attach(shmid, true).map_err(|e| lookup_error(name, "shmat", e))?;
+    // Read after our own attach, so that nattch counts it.
+    let st = sys::shm_stat(shmid).map_err(|e| lookup_error(name, "shmctl(IPC_STAT)", e))?;
     let view = View::new(mapping).map_err(|i| invalid(name, i))?;
     let h = view.header();
     if !h.check_magic().map_err(|i| invalid(name, i))? {
+        if st.nattch > 1 {
+            // Perhaps a creator between its shmat and its first write.
+            return Err(Error::AlreadyExists {
+                channel: name.to_owned(),
+            });
+        }
         return Err(invalid(
             name,
             Invalid::NotAChannel("its header is blank".into()),
@@ -284,16 +304,15 @@ fn replace_stale(key: Key, name: &str) -> Result<()> {
     }
     let geometry = h.validate(view.len()).map_err(|i| invalid(name, i))?;
     let set = SemSet::from_id(geometry.semid);
-    if set.stat().is_err() {
-        // The set is gone: nothing can count parties, the segment is an orphan.
-        return sys::shm_remove(shmid).map_err(|e| os_error("shmctl(IPC_RMID)", name, e));
+    if let Err(e) = set.stat() {
+        if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) {
+            // The set is gone: nothing counts parties, the segment is an orphan.
+            return sys::shm_remove(shmid).map_err(|e| os_error("shmctl(IPC_RMID)", name, e));
+        }
+        return Err(os_error("semctl(IPC_STAT)", name, e));
     }
     check_sems(set, &st, name)?;
-    let mut gate = [
-        sop(sem::PARTIES, 0, libc::IPC_NOWAIT),
-        sop(sem::CLOSING, 1, 0),
-    ];
-    match set.op(&mut gate) {
+    match close_gate(set) {
         Ok(()) => {
             let _ = sys::shm_remove(shmid);
             set.remove()

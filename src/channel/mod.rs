@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::sys::Key;
 use party::Party;
+pub(crate) use party::close_gate;
 use shared::Shared;
 pub(crate) use shared::os_error;
 
@@ -164,8 +165,13 @@ impl Channel {
     #[doc(alias = "IPC_RMID")]
     pub fn remove(self) -> Result<()> {
         let s = self.shared();
+        // Closed first, so that parties see `Removed` on their fast paths;
+        // taken back if the kernel refuses (not the owner).
         s.mark_closed();
-        crate::sys::shm_remove(s.shmid).map_err(|e| s.sem_error("shmctl(IPC_RMID)", e))?;
+        if let Err(e) = crate::sys::shm_remove(s.shmid) {
+            s.unmark_closed();
+            return Err(s.sem_error("shmctl(IPC_RMID)", e));
+        }
         s.sem
             .remove()
             .map_err(|e| s.sem_error("semctl(IPC_RMID)", e))

@@ -84,16 +84,12 @@ impl Drop for Party {
         {
             return;
         }
-        let mut last = [
-            sop(sem::PARTIES, 0, libc::IPC_NOWAIT),
-            sop(sem::CLOSING, 1, 0),
-        ];
-        if s.sem.op(&mut last).is_err() {
+        if close_gate(s.sem).is_err() {
             return; // someone else is still here (or closing)
         }
         if s.persists() || s.holds_messages() || s.check_open().is_err() {
-            // Reopen the gate; if that fails the set is gone anyway.
-            let _ = s.sem.op(&mut [sop(sem::CLOSING, -1, 0)]);
+            // If reopening fails the set is gone anyway.
+            let _ = open_gate(s.sem);
         } else {
             s.destroy();
         }
@@ -103,6 +99,59 @@ impl Drop for Party {
 /// EIDRM/EINVAL on a set we validated: the channel was removed.
 fn gone_or(shared: &Shared, call: &'static str, e: std::io::Error) -> Error {
     shared.sem_error(call, e)
+}
+
+/// The last-out gate: passes only while no party is alive and nobody else
+/// holds the gate, and then shuts it, so that no party can join and no
+/// second leaver can pass. SEM_UNDO: a closer killed before it finishes
+/// opens the gate again rather than leaving the channel unreachable.
+pub(crate) fn close_gate(set: SemSet) -> std::io::Result<()> {
+    set.op(&mut [
+        sop(sem::PARTIES, 0, libc::IPC_NOWAIT),
+        sop(sem::CLOSING, 0, libc::IPC_NOWAIT),
+        sop(sem::CLOSING, 1, libc::SEM_UNDO),
+    ])
+}
+
+/// Opens the gate again (the channel stays).
+pub(crate) fn open_gate(set: SemSet) -> std::io::Result<()> {
+    set.op(&mut [sop(sem::CLOSING, -1, libc::SEM_UNDO)])
+}
+
+/// How many times a role semop switches between its two orders before
+/// giving up (see `claim_ops`).
+const ORDER_SWITCHES: u32 = 8;
+
+/// The claim: take the role, and arm the death wake-up (net change 0 to the
+/// peer's wake semaphore, undo +1). Normally `+1` then `-1`; when the
+/// peer's semaphore is already at SEMVMX (posts nobody drained), `+1`
+/// first would fail with ERANGE, so `-1` goes first: same effect.
+fn claim_ops(alive: u16, peer_wake: u16, at_max: bool) -> [libc::sembuf; 4] {
+    let take = [
+        sop(alive, 0, libc::IPC_NOWAIT),
+        sop(alive, 1, libc::SEM_UNDO),
+    ];
+    let arm = if at_max {
+        [
+            sop(peer_wake, -1, libc::IPC_NOWAIT | libc::SEM_UNDO),
+            sop(peer_wake, 1, 0),
+        ]
+    } else {
+        [sop(peer_wake, 1, 0), sop(peer_wake, -1, libc::SEM_UNDO)]
+    };
+    [take[0], take[1], arm[0], arm[1]]
+}
+
+/// The release: give the role back and post the peer (cancelling the
+/// armed undo), in one semop. At SEMVMX the post is made net-zero (the peer
+/// has posts enough to wake) while still cancelling the undo.
+fn release_ops(alive: u16, peer_wake: u16, at_max: bool) -> Vec<libc::sembuf> {
+    let mut ops = vec![sop(alive, -1, libc::SEM_UNDO)];
+    if at_max {
+        ops.push(sop(peer_wake, -1, libc::IPC_NOWAIT));
+    }
+    ops.push(sop(peer_wake, 1, libc::SEM_UNDO));
+    ops
 }
 
 /// A held role: `{ALIVE, 0, NOWAIT}, {ALIVE, +1, SEM_UNDO}` plus the death
@@ -121,25 +170,38 @@ impl RoleHold {
         let s = party.shared();
         let (_, alive) = Shared::role_sems(role == Role::Sender);
         let peer_wake = peer_wake(role);
-        let mut ops = [
-            sop(alive, 0, libc::IPC_NOWAIT),
-            sop(alive, 1, libc::SEM_UNDO),
-            sop(peer_wake, 1, 0),
-            sop(peer_wake, -1, libc::SEM_UNDO),
-        ];
+        let mut at_max = false;
+        let mut switches = 0;
         loop {
-            match s.sem.op(&mut ops) {
+            let err = match s.sem.op(&mut claim_ops(alive, peer_wake, at_max)) {
                 Ok(()) => break,
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                Err(e) => e,
+            };
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // The peer's wake semaphore is full: use the other order.
+                Some(libc::ERANGE) if switches < ORDER_SWITCHES => {
+                    at_max = true;
+                    switches += 1;
+                }
+                // In that order EAGAIN may mean it was drained meanwhile
+                // (or the role is taken): retry in the normal order.
+                Some(libc::EAGAIN) if at_max => {
+                    at_max = false;
+                    switches += 1;
+                }
+                Some(libc::EAGAIN) => {
                     return Err(Error::RoleTaken {
                         channel: s.name.clone(),
                         role,
                     });
                 }
-                Err(e) => return Err(s.sem_error("semop(claim role)", e)),
+                _ => return Err(s.sem_error("semop(claim role)", err)),
             }
         }
+        // Posts left on our own wake semaphore by earlier peers are stale.
+        let (own_wake, _) = Shared::role_sems(role == Role::Sender);
+        drain_sem(s, own_wake)?;
         let c = &s.header().control;
         let (connects, attached) = match role {
             Role::Sender => (&c.tx_connects, &c.tx_attached),
@@ -173,12 +235,18 @@ impl Drop for RoleHold {
         // Release the role and wake the peer in one semop: done as two, the
         // peer could wake, still read ALIVE = 1, and park for ever. The post
         // carries SEM_UNDO so that it cancels the undo armed at claim.
-        let mut ops = [
-            sop(alive, -1, libc::SEM_UNDO),
-            sop(peer_wake(self.role), 1, libc::SEM_UNDO),
-        ];
-        // An error means the set was removed: no role left to release.
-        let _ = s.sem.op(&mut ops);
+        let peer = peer_wake(self.role);
+        let mut at_max = false;
+        for _ in 0..ORDER_SWITCHES {
+            match s.sem.op(&mut release_ops(alive, peer, at_max)) {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ERANGE | libc::EAGAIN)) => {
+                    at_max = !at_max;
+                }
+                // Done; or the set was removed: no role left to release.
+                _ => break,
+            }
+        }
         // `party` drops next and leaves.
     }
 }
@@ -200,17 +268,30 @@ pub(crate) struct PeerWatch {
 }
 
 impl PeerWatch {
-    /// Starts watching: the peer counts as seen when it is attached now, or
-    /// (for a receiver) when messages are already queued.
-    pub(crate) fn new(shared: &Shared, peer: Role, queued: bool) -> Result<PeerWatch> {
+    /// Notes the peer's connection count. Call before claiming the role:
+    /// a peer that attaches (and perhaps leaves) while we claim then shows
+    /// as a changed count.
+    pub(crate) fn snapshot(shared: &Shared, peer: Role) -> PeerWatch {
         let mut watch = PeerWatch {
             peer,
-            seen: queued,
+            seen: false,
             connects: 0,
         };
         watch.connects = watch.connects_now(shared);
-        watch.seen |= watch.alive(shared)?;
-        Ok(watch)
+        watch
+    }
+
+    /// Starts watching once the role is held: the peer counts as seen when
+    /// it is attached now, or (for a receiver) when messages are queued.
+    pub(crate) fn start(mut self, shared: &Shared, queued: bool) -> Result<PeerWatch> {
+        self.refresh(shared);
+        self.seen |= queued || self.alive(shared)?;
+        Ok(self)
+    }
+
+    /// A message from the peer was received: a sender existed.
+    pub(crate) fn mark_seen(&mut self) {
+        self.seen = true;
     }
 
     fn connects_now(&self, shared: &Shared) -> u64 {
@@ -283,8 +364,7 @@ impl SemParker<'_> {
 
 impl Park for SemParker<'_> {
     fn park(&mut self, deadline: Option<Instant>) -> Result<()> {
-        let parks = &self.counters.parks;
-        parks.store(parks.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        super::sender::bump(&self.counters.parks);
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let slice = remaining.map_or(PARK_SLICE, |r| r.min(PARK_SLICE));
         match self
@@ -308,13 +388,21 @@ impl Park for SemParker<'_> {
     }
 
     fn drain(&mut self) -> Result<()> {
-        loop {
-            match self.sem().op(&mut [sop(self.num, -1, libc::IPC_NOWAIT)]) {
-                Ok(()) => continue,
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) => return Err(self.shared.sem_error("semop(drain)", e)),
-            }
-        }
+        drain_sem(self.shared, self.num)
+    }
+}
+
+/// Takes every post off a wake semaphore that only this side waits on, in
+/// one semop (`-value`, IPC_NOWAIT); posts can only add meanwhile.
+fn drain_sem(s: &Shared, num: u16) -> Result<()> {
+    let value = s.sem_value(num)?;
+    if value <= 0 {
+        return Ok(());
+    }
+    let take = i16::try_from(value).unwrap_or(i16::MAX);
+    match s.sem.op(&mut [sop(num, -take, libc::IPC_NOWAIT)]) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => Ok(()),
+        Err(e) => Err(s.sem_error("semop(drain)", e)),
     }
 }

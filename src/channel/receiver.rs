@@ -3,6 +3,12 @@
 //! `unsafe` is allowed here for two things: building a consumer over the
 //! mapping that the receiver's role hold keeps attached, and handing out a
 //! validated frame's payload as `&[u8]` for the life of a guard.
+//!
+//! The bounds of every such read come from the receiver's private, checked
+//! copy of the frame, so no input can make it read outside the data region.
+//! A hostile process can still scribble on the payload bytes while they are
+//! read: the receiver then gets scribbled bytes (memory is shared with that
+//! process by design), never an out-of-bounds access.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
@@ -66,6 +72,7 @@ unsafe impl Send for Receiver {}
 
 impl Receiver {
     pub(crate) fn attach(shared: Arc<Shared>, spin: Duration) -> Result<Receiver> {
+        let watch = PeerWatch::snapshot(&shared, Role::Sender);
         let hold = RoleHold::claim(shared, Role::Receiver)?;
         let s = hold.shared();
         // SAFETY: the ring lies in the mapping that `hold` keeps attached for
@@ -73,7 +80,7 @@ impl Receiver {
         // no other consumer.
         let ring = unsafe { Consumer::new(s.view.ring(&s.geometry), s.geometry.max_message) }
             .map_err(|c| s.corrupted(c.0))?;
-        let peer = PeerWatch::new(s, Role::Sender, ring.has_cached())?;
+        let peer = watch.start(s, ring.has_cached())?;
         let counters = &s.header().rx.counters;
         let received = counters.messages.load(Ordering::Relaxed);
         let bytes = counters.bytes.load(Ordering::Relaxed);
@@ -190,7 +197,9 @@ impl Receiver {
             std::ptr::copy_nonoverlapping(self.ring.payload(frame), buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
-        self.release(frame)?;
+        // The message is ours now; a failed wake-up (the set was removed)
+        // is reported by the next call that waits, not by losing it here.
+        let _ = self.release(frame);
         Ok(len)
     }
 
@@ -252,8 +261,10 @@ impl Receiver {
 
     fn release(&mut self, frame: Frame) -> Result<()> {
         self.ring.release(frame);
-        self.received += 1;
-        self.bytes += frame.len;
+        self.peer.mark_seen();
+        // Wrapping: the counters start from values read from the segment.
+        self.received = self.received.wrapping_add(1);
+        self.bytes = self.bytes.wrapping_add(frame.len);
         let s = self.hold.shared();
         let counters = &s.header().rx.counters;
         counters.messages.store(self.received, Ordering::Relaxed);

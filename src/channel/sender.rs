@@ -57,6 +57,7 @@ unsafe impl Send for Sender {}
 
 impl Sender {
     pub(crate) fn attach(shared: Arc<Shared>, spin: Duration) -> Result<Sender> {
+        let watch = PeerWatch::snapshot(&shared, Role::Receiver);
         let hold = RoleHold::claim(shared, Role::Sender)?;
         let s = hold.shared();
         // SAFETY: the ring lies in the mapping that `hold` keeps attached for
@@ -64,7 +65,7 @@ impl Sender {
         // other producer.
         let ring = unsafe { Producer::new(s.view.ring(&s.geometry), s.geometry.max_message) }
             .map_err(|c| s.corrupted(c.0))?;
-        let peer = PeerWatch::new(s, Role::Receiver, false)?;
+        let peer = watch.start(s, false)?;
         let counters = &s.header().tx.counters;
         let sent = counters.messages.load(Ordering::Relaxed);
         let bytes = counters.bytes.load(Ordering::Relaxed);
@@ -238,13 +239,18 @@ impl Sender {
 
     fn commit(&mut self, len: usize) -> Result<()> {
         self.ring.commit(len as u64);
-        self.sent += 1;
-        self.bytes += len as u64;
+        // Wrapping: the counters start from values read from the segment.
+        self.sent = self.sent.wrapping_add(1);
+        self.bytes = self.bytes.wrapping_add(len as u64);
         let s = self.hold.shared();
         let counters = &s.header().tx.counters;
         counters.messages.store(self.sent, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
-        wake_receiver(s)
+        // The message is committed: a failed wake-up (the set was removed)
+        // is reported by the next call that waits, not as a failed send
+        // that the caller would repeat.
+        let _ = wake_receiver(s);
+        Ok(())
     }
 }
 
@@ -269,9 +275,13 @@ fn wake_receiver(s: &Shared) -> Result<()> {
     Ok(())
 }
 
-/// Increments a counter that only this side writes.
+/// Increments a counter that only this side writes (wrapping: another
+/// process may have written anything there).
 pub(super) fn bump(counter: &std::sync::atomic::AtomicU64) {
-    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// Room for one message, reserved by [`Sender::reserve`]. Derefs to the
@@ -285,12 +295,12 @@ pub struct SendGrant<'a> {
 }
 
 impl SendGrant<'_> {
-    /// Publishes the message.
+    /// Publishes the message: when this returns, the receiver can see it.
     ///
     /// # Errors
     ///
-    /// [`Error::Removed`] when the semaphore set was removed while waking
-    /// the receiver (the message was committed all the same).
+    /// None today; the `Result` leaves room for checks a later layout may
+    /// need.
     pub fn commit(self) -> Result<()> {
         self.tx.commit(self.len)
     }

@@ -63,6 +63,11 @@ impl Shared {
         self.header().control.closed.store(1, Ordering::Release);
     }
 
+    /// Undoes `mark_closed` after a removal the kernel refused.
+    pub(crate) fn unmark_closed(&self) {
+        self.header().control.closed.store(0, Ordering::Release);
+    }
+
     /// Value of semaphore `num`.
     pub(crate) fn sem_value(&self, num: u16) -> Result<i32> {
         self.sem
@@ -85,10 +90,10 @@ impl Shared {
     }
 
     /// Whether committed messages are still queued (read from the shared
-    /// indices: only a hint for lifecycle decisions, never for the ring).
+    /// indices: only a hint for lifecycle decisions, never for the ring;
+    /// a lone padding frame is no message).
     pub(crate) fn holds_messages(&self) -> bool {
-        let h = self.header();
-        h.tx.index.load(Ordering::Acquire) != h.rx.index.load(Ordering::Acquire)
+        crate::ring::holds_messages(&self.view.ring(&self.geometry))
     }
 
     /// Removes segment and semaphore set. Errors are ignored: both may be

@@ -65,14 +65,15 @@ impl RingPtrs {
         pos & (self.capacity - 1)
     }
 
-    /// Pointer to byte `off` of the region.
+    /// Pointer to byte `off` of the region, or one past its end (the
+    /// payload of an empty frame in the region's last 8 bytes).
     ///
     /// # Safety
     ///
-    /// `off` must be below the capacity.
+    /// `off` must be at most the capacity.
     unsafe fn at(&self, off: u64) -> *mut u8 {
-        debug_assert!(off < self.capacity);
-        // SAFETY: the caller keeps off inside the region.
+        debug_assert!(off <= self.capacity);
+        // SAFETY: the caller keeps off inside the region or one past it.
         unsafe { self.data.as_ptr().add(off as usize) }
     }
 
@@ -157,7 +158,7 @@ impl Producer {
 
     /// Pointer to the payload at `off` (from `try_reserve`).
     pub(crate) fn payload(&self, off: u64) -> *mut u8 {
-        // SAFETY: try_reserve returned off = frame start + 8 < capacity.
+        // SAFETY: try_reserve returned off = frame start + 8 <= capacity.
         unsafe { self.ring.at(off) }
     }
 
@@ -276,7 +277,7 @@ impl Consumer {
 
     /// Pointer to a frame's payload.
     pub(crate) fn payload(&self, frame: Frame) -> *const u8 {
-        // SAFETY: peek validated frame.offset < capacity.
+        // SAFETY: peek validated frame.offset + len <= capacity.
         unsafe { self.ring.at(frame.offset) }
     }
 
@@ -362,6 +363,23 @@ impl Consumer {
         }
         Ok(())
     }
+}
+
+/// Whether committed messages lie between head and tail, read from the
+/// shared indices (a hint for lifecycle decisions, never for reading): a
+/// lone padding frame does not count; indices that fail validation do, so
+/// that nothing is dropped on a guess.
+pub(crate) fn holds_messages(ring: &RingPtrs) -> bool {
+    let head = ring.head().load(Ordering::Acquire);
+    let tail = ring.tail().load(Ordering::Acquire);
+    if head == tail {
+        return false;
+    }
+    if check_span(head, tail, ring.capacity).is_err() {
+        return true;
+    }
+    let (len, kind) = ring.read_frame_header(ring.offset(head));
+    !(kind == KIND_PADDING && FRAME_HEADER + len == tail - head)
 }
 
 /// Largest index accepted from the segment: far beyond any real traffic

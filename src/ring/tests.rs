@@ -101,6 +101,31 @@ fn max_message_fits_wherever_the_ring_stands() {
 }
 
 #[test]
+fn empty_message_in_the_last_eight_bytes() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    assert!(send(&mut p, &[3; 4080]));
+    assert_eq!(recv(&mut c).unwrap().len(), 4080);
+    assert!(send(&mut p, b""), "an empty frame fits the last 8 bytes");
+    assert_eq!(recv(&mut c).unwrap(), b"");
+    assert!(send(&mut p, b"after"));
+    assert_eq!(recv(&mut c).unwrap(), b"after");
+}
+
+#[test]
+fn lone_padding_is_not_a_message() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    assert!(send(&mut p, &[3; 100]));
+    assert!(holds_messages(&ring.ptrs()));
+    assert_eq!(recv(&mut c).unwrap().len(), 100);
+    assert!(!holds_messages(&ring.ptrs()));
+    assert!(!send(&mut p, &[4; 4088]), "needs the padding skipped first");
+    assert!(p.take_published_padding());
+    assert!(!holds_messages(&ring.ptrs()), "only padding is queued");
+}
+
+#[test]
 fn full_ring_refuses_then_accepts_after_release() {
     let ring = HeapRing::new(4096);
     let (mut p, mut c) = (ring.producer(), ring.consumer());
