@@ -88,9 +88,9 @@ pub fn sem_exists(semid: i32) -> bool {
 
 fn listed(file: &str, column: usize, id: i32) -> bool {
     let text = std::fs::read_to_string(file).unwrap_or_default();
-    text.lines().skip(1).any(|line| {
-        line.split_whitespace().nth(column) == Some(id.to_string().as_str())
-    })
+    text.lines()
+        .skip(1)
+        .any(|line| line.split_whitespace().nth(column) == Some(id.to_string().as_str()))
 }
 
 /// Runs `role` in a new process: this test binary again, running only the
@@ -210,4 +210,151 @@ pub fn proc_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = stat.rsplit_once(')')?.1;
     after.trim_start().chars().next()
+}
+
+// ---- Helpers for tests/death.rs and tests/lifecycle.rs ----
+
+/// In a peer: ends the process with SIGALRM after `secs` seconds, whatever
+/// it is doing, so that a peer stuck on a library bug ends its output (the
+/// parent's `next_line` returns `None` and the test fails) instead of
+/// hanging the test run.
+pub fn peer_watchdog(secs: u32) {
+    // SAFETY: alarm(2) takes a plain integer and cannot fail.
+    unsafe { libc::alarm(secs) };
+}
+
+/// In a peer: blocks for ever (until the parent kills it, or the watchdog).
+pub fn hang() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// System calls a side is parked in: `semtimedop` (and `semop`, should a
+/// park ever use it).
+pub const SEM_WAIT_SYSCALLS: &[libc::c_long] = &[libc::SYS_semtimedop, libc::SYS_semop];
+
+/// Whether thread `tid` of process `pid` is asleep ('S') inside one of
+/// `syscalls` (from /proc/PID/task/TID/stat and .../syscall).
+pub fn task_blocked_in(pid: i32, tid: i32, syscalls: &[libc::c_long]) -> bool {
+    let dir = format!("/proc/{pid}/task/{tid}");
+    let sleeping = std::fs::read_to_string(format!("{dir}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = stat.rsplit_once(')')?.1.to_owned();
+            after.trim_start().chars().next()
+        })
+        == Some('S');
+    let nr = std::fs::read_to_string(format!("{dir}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<libc::c_long>().ok());
+    sleeping && nr.is_some_and(|nr| syscalls.contains(&nr))
+}
+
+/// Whether some thread of process `pid` is asleep inside one of
+/// `syscalls`. Use this rather than `proc_state(pid) == Some('S')` to know
+/// that a peer is parked: libtest runs the test (even with
+/// `--test-threads=1`) on a thread of its own while the main thread sleeps
+/// in a futex, so the main thread's state is 'S' all along.
+pub fn blocked_in(pid: i32, syscalls: &[libc::c_long]) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .filter_map(|t| t.ok()?.file_name().to_str()?.parse().ok())
+        .any(|tid| task_blocked_in(pid, tid, syscalls))
+}
+
+/// Whether some thread of `pid` is parked on a semaphore.
+pub fn parked_on_sem(pid: i32) -> bool {
+    blocked_in(pid, SEM_WAIT_SYSCALLS)
+}
+
+/// A fifo that peers block on until the parent opens it: every peer
+/// blocked in [`GateReader::wait`] is released at the same moment.
+pub struct Gate {
+    pub path: PathBuf,
+    writer: Option<std::fs::File>,
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "shmchan-gate-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let cpath = std::ffi::CString::new(path.to_str().expect("utf-8 temp path")).unwrap();
+        // SAFETY: cpath is a valid NUL-terminated string.
+        let rc = unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) };
+        assert_eq!(rc, 0, "mkfifo: {}", std::io::Error::last_os_error());
+        // O_RDWR on a fifo never blocks on Linux; holding this writer keeps
+        // the peers' reads blocked (and lets them open without blocking).
+        let writer = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open gate fifo");
+        Gate {
+            path,
+            writer: Some(writer),
+        }
+    }
+
+    /// The path to give a peer (env value).
+    pub fn env_value(&self) -> String {
+        self.path.to_str().expect("utf-8 temp path").to_owned()
+    }
+
+    /// Closes the only writer: every reader's blocked read returns at once.
+    pub fn open(&mut self) {
+        self.writer = None;
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        // The fifo may already be gone; nothing else to do then.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A peer's end of a [`Gate`]: open it (before telling the parent it is
+/// ready), then `wait`.
+pub struct GateReader(std::fs::File);
+
+impl GateReader {
+    pub fn open(path: &str) -> GateReader {
+        GateReader(std::fs::File::open(path).expect("open gate fifo for reading"))
+    }
+
+    /// Blocks in read(2) until the parent opens the gate.
+    pub fn wait(mut self) {
+        use std::io::Read;
+        let mut buf = [0u8; 16];
+        loop {
+            match self.0.read(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("read gate fifo: {e}"),
+            }
+        }
+    }
+}
+
+/// Message number `seq`: its 8 bytes little-endian, then `seq % 37` bytes
+/// of filler derived from it (lengths vary, so frames wrap and pad).
+pub fn numbered_message(seq: u64) -> Vec<u8> {
+    let mut msg = seq.to_le_bytes().to_vec();
+    msg.extend((0..seq % 37).map(|i| (seq as u8).wrapping_add(i as u8)));
+    msg
+}
+
+/// The number of a [`numbered_message`], checking every byte of it.
+pub fn message_number(msg: &[u8]) -> u64 {
+    let seq = u64::from_le_bytes(msg[..8].try_into().expect("message of at least 8 bytes"));
+    assert_eq!(msg, numbered_message(seq), "message {seq} is damaged");
+    seq
 }
