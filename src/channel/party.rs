@@ -77,11 +77,14 @@ impl Drop for Party {
             return;
         }
         let s = &self.shared;
-        // Errors mean the set is gone (removed under us): nothing to count.
         if s.sem
             .op(&mut [sop(sem::PARTIES, -1, libc::SEM_UNDO)])
             .is_err()
         {
+            // The set is gone (`ipcrm -s`, a removal): nothing counts parties
+            // any more and the channel cannot work. Marking the segment for
+            // removal is safe from any party: it lives until the last detach.
+            let _ = crate::sys::shm_remove(s.shmid);
             return;
         }
         if close_gate(s.sem).is_err() {
