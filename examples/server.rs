@@ -1,0 +1,191 @@
+//! The classic System V tutorial's reader, done right: create a channel at a
+//! key made with `ftok`, then print every message a client sends, whole and
+//! in order, until the client disconnects. The channel is removed when both
+//! programs are gone.
+//!
+//! Run the pair in two terminals:
+//!
+//! ```text
+//! # terminal 1: create the channel and wait for a client
+//! cargo run --example server
+//!
+//! # terminal 2: send each line you type as one message (Ctrl-D to finish)
+//! cargo run --example client
+//! ```
+//!
+//! Both take the same optional arguments, `[PATH [PROJ]]`: the file that
+//! `ftok` turns into a key (default `/tmp/shmchan-example`, which the server
+//! creates if it is missing) and the project id (one character or a number
+//! from 1 to 255, default `A`). The server exits when the client disconnects,
+//! or on Ctrl-C; either way the channel's segment and semaphore set are
+//! removed (`ipcs -m -s` shows nothing left).
+
+use std::error::Error;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use shmchan::{Channel, Key, Options};
+
+const DEFAULT_PATH: &str = "/tmp/shmchan-example";
+const DEFAULT_PROJ: u8 = b'A';
+/// How often the server looks at the Ctrl-C flag while no message arrives.
+const TICK: Duration = Duration::from_millis(200);
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let (path, proj) = parse_args()?;
+    ensure_file(&path)?;
+    let key = Key::ftok(&path, proj).map_err(explain)?;
+    // replace_stale: a server killed by SIGKILL leaves a channel with no
+    // party alive; replace it (discarding what it held) instead of failing.
+    // A channel with a live party is never replaced.
+    let options = Options::new().replace_stale(true);
+    let chan = Channel::create(key, &options).map_err(explain)?;
+    let mut rx = chan.receiver().map_err(explain)?;
+    catch_ctrl_c()?;
+    println!(
+        "server: channel at {key} (ftok of {} and {}), shmid {}, semid {}, {} bytes of ring",
+        path.display(),
+        show_proj(proj),
+        chan.id(),
+        chan.sem_id(),
+        chan.capacity(),
+    );
+    println!("server: waiting for a client; Ctrl-C to stop");
+    receive(&mut rx)
+    // `rx` and `chan` drop here: the last party out removes the channel.
+}
+
+/// Prints messages until the client disconnects or Ctrl-C.
+fn receive(rx: &mut shmchan::Receiver) -> Result<(), Box<dyn Error>> {
+    let mut count = 0u64;
+    loop {
+        match rx.recv_timeout(TICK) {
+            Ok(msg) => {
+                count += 1;
+                println!("[{count}] {}", String::from_utf8_lossy(&msg));
+            }
+            Err(shmchan::Error::Timeout) if INTERRUPTED.load(Ordering::Relaxed) => {
+                println!("server: interrupted ({count} messages received)");
+                return Ok(());
+            }
+            Err(shmchan::Error::Timeout) => {}
+            Err(shmchan::Error::Disconnected) => {
+                println!("server: the client disconnected ({count} messages received)");
+                return Ok(());
+            }
+            Err(e) => return Err(explain(e)),
+        }
+    }
+}
+
+/// `[PATH [PROJ]]`, with the defaults.
+fn parse_args() -> Result<(PathBuf, u8), Box<dyn Error>> {
+    let mut args = std::env::args_os().skip(1);
+    let path = args
+        .next()
+        .map_or_else(|| DEFAULT_PATH.into(), PathBuf::from);
+    let proj = match args.next() {
+        None => DEFAULT_PROJ,
+        Some(p) => parse_proj(&p.to_string_lossy())?,
+    };
+    if args.next().is_some() {
+        return Err(Failure("usage: server [PATH [PROJ]]".into()).into());
+    }
+    Ok((path, proj))
+}
+
+/// One character (`A`) or a number from 1 to 255.
+fn parse_proj(s: &str) -> Result<u8, Box<dyn Error>> {
+    let proj = match s.as_bytes() {
+        [c] if !c.is_ascii_digit() => Some(*c),
+        _ => s.parse::<u8>().ok(),
+    };
+    match proj {
+        Some(p) if p != 0 => Ok(p),
+        _ => Err(Failure(format!(
+            "PROJ must be one character or a number from 1 to 255, not {s:?}"
+        ))
+        .into()),
+    }
+}
+
+/// `'A'` for a printable project id, else its number.
+fn show_proj(proj: u8) -> String {
+    if proj.is_ascii_graphic() {
+        format!("{:?}", char::from(proj))
+    } else {
+        proj.to_string()
+    }
+}
+
+/// `ftok` needs an existing file: make the default one if it is missing.
+fn ensure_file(path: &std::path::Path) -> Result<(), Box<dyn Error>> {
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))?;
+    Ok(())
+}
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Turns Ctrl-C into a flag that `receive` checks every `TICK`, so that the
+/// handles drop normally and the channel is removed. (Without a handler the
+/// kernel's SEM_UNDO still uncounts this process, but nobody would remove
+/// the segment: the next server replaces it, thanks to `replace_stale`.)
+fn catch_ctrl_c() -> Result<(), Box<dyn Error>> {
+    let handler = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is allowed in a
+    // signal handler; no other code in this program handles SIGINT.
+    if unsafe { libc::signal(libc::SIGINT, handler) } == libc::SIG_ERR {
+        return Err(Failure(format!(
+            "cannot handle SIGINT: {}",
+            std::io::Error::last_os_error()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// An error as `main` should print it. Returning `Err` from `main` prints
+/// it with `{:?}`, so `Debug` here shows the readable message.
+struct Failure(String);
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Error for Failure {}
+
+/// A library error, with a hint where the user can do something about it.
+fn explain(e: shmchan::Error) -> Box<dyn Error> {
+    use shmchan::Error as E;
+    let hint = match &e {
+        E::AlreadyExists { .. } => "another server is running with this PATH and PROJ",
+        E::NotAChannel { .. } => "another program uses this key: choose another PATH or PROJ",
+        E::PermissionDenied { .. } => "the key is taken by another user's channel",
+        E::Os { call: "ftok", .. } => "PATH must be a file or directory you can read",
+        E::Removed { .. } => "someone removed the channel (ipcrm or Channel::remove)",
+        _ => return Box::new(Failure(e.to_string())),
+    };
+    Box::new(Failure(format!("{e}\n  hint: {hint}")))
+}
