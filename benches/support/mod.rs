@@ -176,11 +176,17 @@ impl Rx {
     }
 }
 
-/// Reads every byte (so that the zero-copy receiver does real work).
+/// Reads every byte (so that the zero-copy receiver does real work), a
+/// word at a time so that it runs at memory speed.
 pub fn touch(bytes: &[u8]) -> u64 {
-    bytes
-        .chunks(8)
-        .fold(0u64, |acc, c| acc ^ c.iter().fold(0u64, |a, &b| (a << 8) | u64::from(b)))
+    let mut words = bytes.chunks_exact(8);
+    let mut acc = (&mut words).fold(0u64, |acc, w| {
+        acc ^ u64::from_ne_bytes(w.try_into().expect("8 bytes"))
+    });
+    for &b in words.remainder() {
+        acc ^= u64::from(b);
+    }
+    acc
 }
 
 /// The kernel objects of one link, created by the parent; the env entries
