@@ -1,0 +1,598 @@
+//! The transports compared, each as a one-way link: kernel objects made by
+//! the parent, reached by the child through environment variables, and a
+//! sending and a receiving end whose loops are monomorphised per transport
+//! (no dynamic dispatch inside a timed loop).
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use iceoryx2::port::publisher::Publisher;
+use iceoryx2::port::subscriber::Subscriber;
+use iceoryx2::prelude::*;
+use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
+
+/// The transports, in the order of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// shmchan `send` / `recv_into` (copying on both sides).
+    Shm,
+    /// shmchan `reserve` + fill in place / `recv_ref` + read in place.
+    ShmZc,
+    /// ipmpsc 0.5: `Sender::send(&Bytes)` / `zero_copy_context().recv::<&Bytes>()`.
+    Ipmpsc,
+    /// iceoryx2 0.10 publish-subscribe of `[u8]`: `loan_slice_uninit` +
+    /// `write_from_slice` + `send` / busy-polled `receive`.
+    Iceoryx2,
+    /// An anonymous pipe, 4-byte length prefix + payload.
+    Pipe,
+}
+
+pub const ALL: [Kind; 5] = [Kind::Shm, Kind::ShmZc, Kind::Ipmpsc, Kind::Iceoryx2, Kind::Pipe];
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Shm => "shmchan",
+            Kind::ShmZc => "shmchan-zc",
+            Kind::Ipmpsc => "ipmpsc",
+            Kind::Iceoryx2 => "iceoryx2",
+            Kind::Pipe => "pipe",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Ring bytes for messages of `size`: at least twice the message with its
+/// framing, at least 1 MiB, a power of two (shmchan rounds up to one
+/// anyway; the others get the same bytes).
+pub fn capacity_for(size: usize) -> usize {
+    (2 * (size + 64)).next_power_of_two().max(1 << 20)
+}
+
+/// iceoryx2 queues samples, not bytes: a subscriber buffer of as many
+/// samples as the byte ring holds messages, capped (a deeper queue did not
+/// help here, see README), at least 2.
+pub fn iceoryx2_buffer_for(size: usize, cap_override: Option<usize>) -> usize {
+    let cap = cap_override.unwrap_or(ICEORYX2_MAX_BUFFER);
+    (capacity_for(size) / size.max(1)).clamp(2, cap)
+}
+
+const ICEORYX2_MAX_BUFFER: usize = 1024;
+
+/// Where a run keeps its files: the ipmpsc ring files and iceoryx2's root
+/// directory, all removed at the end of the run.
+#[derive(Debug, Clone)]
+pub struct RunDirs {
+    /// On tmpfs (/dev/shm), as shared memory should be: ipmpsc maps a file.
+    pub ipmpsc: PathBuf,
+    /// iceoryx2's root path (its default is /tmp/iceoryx2).
+    pub iceoryx2_root: PathBuf,
+    /// iceoryx2's prefix for its /dev/shm objects, unique to the run.
+    pub iceoryx2_prefix: String,
+}
+
+impl RunDirs {
+    pub fn new() -> RunDirs {
+        let pid = std::process::id();
+        RunDirs {
+            ipmpsc: PathBuf::from(format!("/dev/shm/shmchan-peer-bench-{pid}")),
+            iceoryx2_root: PathBuf::from(format!("/tmp/shmchan-peer-bench-{pid}")),
+            iceoryx2_prefix: format!("shmchanbench{pid}_"),
+        }
+    }
+
+    pub fn to_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("BENCH_IPMPSC_DIR".into(), self.ipmpsc.display().to_string()),
+            ("BENCH_ICEORYX2_ROOT".into(), self.iceoryx2_root.display().to_string()),
+            ("BENCH_ICEORYX2_PREFIX".into(), self.iceoryx2_prefix.clone()),
+        ]
+    }
+
+    pub fn from_env() -> RunDirs {
+        let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
+        RunDirs {
+            ipmpsc: var("BENCH_IPMPSC_DIR").into(),
+            iceoryx2_root: var("BENCH_ICEORYX2_ROOT").into(),
+            iceoryx2_prefix: var("BENCH_ICEORYX2_PREFIX"),
+        }
+    }
+
+    pub fn create(&self) {
+        std::fs::create_dir_all(&self.ipmpsc).expect("create ipmpsc dir");
+        std::fs::create_dir_all(&self.iceoryx2_root).expect("create iceoryx2 root");
+    }
+
+    /// Removes both directories and any /dev/shm object with the run's
+    /// iceoryx2 prefix; returns what had to be removed besides the
+    /// directories themselves (should be nothing).
+    pub fn remove(&self) -> Vec<String> {
+        let mut leftovers = Vec::new();
+        for dir in [&self.ipmpsc, &self.iceoryx2_root] {
+            leftovers.extend(files_under(dir));
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Ok(entries) = std::fs::read_dir("/dev/shm") {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&self.iceoryx2_prefix) {
+                    leftovers.push(format!("/dev/shm/{name}"));
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        leftovers
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
+
+fn iceoryx2_config(dirs: &RunDirs) -> Config {
+    let mut cfg = Config::default();
+    cfg.global.set_root_path(
+        &iceoryx2::prelude::Path::new(dirs.iceoryx2_root.as_os_str().as_encoded_bytes())
+            .expect("iceoryx2 root path"),
+    );
+    cfg.global.prefix = FileName::new(dirs.iceoryx2_prefix.as_bytes()).expect("iceoryx2 prefix");
+    cfg
+}
+
+fn iceoryx2_node(dirs: &RunDirs) -> Node<ipc::Service> {
+    NodeBuilder::new()
+        .config(&iceoryx2_config(dirs))
+        // The benchmark handles no signals; a Ctrl-C ends it like any program.
+        .signal_handling_mode(SignalHandlingMode::Disabled)
+        .create::<ipc::Service>()
+        .expect("iceoryx2 node")
+}
+
+/// How a link is used: a stream (lossless, deep queue) or a ping-pong leg
+/// (one message in flight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    Stream,
+    PingPong,
+}
+
+/// The parent's kernel objects of one one-way link, and the env entries
+/// (prefixed by the link's name) that tell the child how to reach them.
+pub struct Link {
+    pub kind: Kind,
+    pub size: usize,
+    pub env: Vec<(String, String)>,
+    shm: Option<shmchan::Channel>,
+    ipmpsc_path: Option<PathBuf>,
+    fds: Option<(RawFd, RawFd)>,
+    ice: Option<IceService>,
+    /// shmchan ids, checked for removal at the end of the run.
+    pub shm_ids: Option<(i32, i32)>,
+}
+
+struct IceService {
+    // Drop order: the factory before its node.
+    factory: PortFactory<ipc::Service, [u8], ()>,
+    node: Node<ipc::Service>,
+}
+
+impl Link {
+    /// Makes the kernel objects of a link named `name` (env prefix).
+    pub fn new(kind: Kind, size: usize, name: &str, dirs: &RunDirs, how: Use, ice_buf: Option<usize>) -> Link {
+        let mut link = Link {
+            kind,
+            size,
+            env: vec![(format!("{name}_KIND"), kind.name().into()), (format!("{name}_SIZE"), size.to_string())],
+            shm: None,
+            ipmpsc_path: None,
+            fds: None,
+            ice: None,
+            shm_ids: None,
+        };
+        let cap = capacity_for(size);
+        match kind {
+            Kind::Shm | Kind::ShmZc => {
+                let opts = shmchan::Options::new().capacity(cap);
+                let chan = shmchan::Channel::create(shmchan::Key::PRIVATE, &opts).expect("shmchan create");
+                assert!(chan.max_message_len() >= size);
+                link.env.push((format!("{name}_SHMID"), chan.id().to_string()));
+                link.shm_ids = Some((chan.id(), chan.sem_id()));
+                link.shm = Some(chan);
+            }
+            Kind::Ipmpsc => {
+                let path = dirs.ipmpsc.join(format!("{name}-{size}-{}", unique()));
+                let s = path.to_str().expect("utf-8 path");
+                // Creating truncates/initialises the file; the parent keeps
+                // no handle: each side opens it.
+                drop(ipmpsc::SharedRingBuffer::create(s, cap as u32).expect("ipmpsc create"));
+                link.env.push((format!("{name}_PATH"), s.to_owned()));
+                link.ipmpsc_path = Some(path);
+            }
+            Kind::Iceoryx2 => {
+                let node = iceoryx2_node(dirs);
+                let svc = format!("shmchan-bench/{}/{name}/{}", std::process::id(), unique());
+                let builder = node
+                    .service_builder(&ServiceName::new(&svc).expect("service name"))
+                    .publish_subscribe::<[u8]>()
+                    .max_publishers(1)
+                    .max_subscribers(1)
+                    .max_nodes(2)
+                    .history_size(0);
+                let factory = match how {
+                    // Lossless: a full subscriber queue makes the publisher
+                    // wait (RetryUntilDelivered, the default), as the other
+                    // transports do.
+                    Use::Stream => builder
+                        .enable_safe_overflow(false)
+                        .subscriber_max_buffer_size(iceoryx2_buffer_for(size, ice_buf)),
+                    // iceoryx2's own latency benchmark setting.
+                    Use::PingPong => builder.enable_safe_overflow(true).subscriber_max_buffer_size(1),
+                }
+                .create()
+                .expect("iceoryx2 service");
+                link.env.push((format!("{name}_SERVICE"), svc));
+                link.ice = Some(IceService { factory, node });
+            }
+            Kind::Pipe => {
+                let mut fds = [0; 2];
+                // SAFETY: fds has room for two descriptors. No O_CLOEXEC:
+                // the child inherits them.
+                assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+                // As large as the kernel allows unprivileged (1 MiB here),
+                // so that big messages are not all context switches.
+                // SAFETY: F_SETPIPE_SZ on our pipe.
+                unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, cap.min(pipe_max()) as libc::c_int) };
+                link.env.push((format!("{name}_FD_RX"), fds[0].to_string()));
+                link.env.push((format!("{name}_FD_TX"), fds[1].to_string()));
+                link.fds = Some((fds[0], fds[1]));
+            }
+        }
+        link
+    }
+
+    /// After the child was spawned: closes the parent's copy of the end the
+    /// child uses.
+    pub fn close_child_end(&mut self, parent_sends: bool) {
+        if let Some((rx, tx)) = self.fds {
+            let child_end = if parent_sends { rx } else { tx };
+            // SAFETY: our copy of an fd the child inherited.
+            unsafe { libc::close(child_end) };
+            self.fds = Some(if parent_sends { (-1, tx) } else { (rx, -1) });
+        }
+    }
+
+    pub fn tx(&mut self) -> AnyTx {
+        match self.kind {
+            Kind::Shm | Kind::ShmZc => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
+            Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
+            Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
+            Kind::Pipe => {
+                let (_, tx) = self.fds.take().expect("pipe");
+                AnyTx::Pipe(pipe_tx(tx))
+            }
+        }
+    }
+
+    pub fn rx(&mut self) -> AnyRx {
+        match self.kind {
+            Kind::Shm | Kind::ShmZc => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
+            Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
+            Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
+            Kind::Pipe => {
+                let (rx, _) = self.fds.take().expect("pipe");
+                AnyRx::Pipe(pipe_rx(rx))
+            }
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(p) = &self.ipmpsc_path {
+            let _ = std::fs::remove_file(p);
+        }
+        if let Some((rx, tx)) = self.fds {
+            for fd in [rx, tx] {
+                if fd >= 0 {
+                    // SAFETY: our own fd, not handed to a File.
+                    unsafe { libc::close(fd) };
+                }
+            }
+        }
+        if let Some(ice) = self.ice.take() {
+            drop(ice.factory);
+            drop(ice.node);
+        }
+    }
+}
+
+/// A link as the child sees it (from the env entries prefixed `name`).
+pub struct ChildLink {
+    pub kind: Kind,
+    pub size: usize,
+    shm: Option<shmchan::Channel>,
+    ipmpsc_path: Option<PathBuf>,
+    fds: Option<(RawFd, RawFd)>,
+    ice: Option<IceService>,
+}
+
+impl ChildLink {
+    pub fn from_env(name: &str, dirs: &RunDirs) -> ChildLink {
+        let var = |k: &str| std::env::var(format!("{name}_{k}")).ok();
+        let num = |k: &str| var(k).map(|v| v.parse::<i32>().expect("number"));
+        let kind = Kind::parse(&var("KIND").expect("KIND")).expect("known kind");
+        let size = var("SIZE").expect("SIZE").parse().expect("size");
+        let ice = var("SERVICE").map(|svc| {
+            let node = iceoryx2_node(dirs);
+            let factory = node
+                .service_builder(&ServiceName::new(&svc).expect("service name"))
+                .publish_subscribe::<[u8]>()
+                .open()
+                .expect("iceoryx2 open");
+            IceService { factory, node }
+        });
+        ChildLink {
+            kind,
+            size,
+            shm: num("SHMID").map(|id| shmchan::Channel::open_id(id).expect("shmchan open")),
+            ipmpsc_path: var("PATH").map(PathBuf::from),
+            fds: num("FD_RX").zip(num("FD_TX")),
+            ice,
+        }
+    }
+
+    /// The child's sending end; closes the inherited other end of a pipe.
+    pub fn tx(&mut self) -> AnyTx {
+        match self.kind {
+            Kind::Shm | Kind::ShmZc => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
+            Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
+            Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
+            Kind::Pipe => {
+                let (rx, tx) = self.fds.take().expect("pipe");
+                // SAFETY: the inherited read end, unused here.
+                unsafe { libc::close(rx) };
+                AnyTx::Pipe(pipe_tx(tx))
+            }
+        }
+    }
+
+    /// The child's receiving end; closes the inherited other end of a pipe.
+    pub fn rx(&mut self) -> AnyRx {
+        match self.kind {
+            Kind::Shm | Kind::ShmZc => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
+            Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
+            Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
+            Kind::Pipe => {
+                let (rx, tx) = self.fds.take().expect("pipe");
+                // SAFETY: the inherited write end, unused here.
+                unsafe { libc::close(tx) };
+                AnyRx::Pipe(pipe_rx(rx))
+            }
+        }
+    }
+
+    /// Drops the iceoryx2 service and node after the ports (call last).
+    pub fn close(mut self) {
+        if let Some(ice) = self.ice.take() {
+            drop(ice.factory);
+            drop(ice.node);
+        }
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn pipe_max() -> usize {
+    std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20)
+}
+
+fn ipmpsc_tx(path: &Path) -> ipmpsc::Sender {
+    ipmpsc::Sender::new(ipmpsc::SharedRingBuffer::open(path.to_str().expect("utf-8")).expect("ipmpsc open"))
+}
+
+fn ipmpsc_rx(path: &Path) -> ipmpsc::Receiver {
+    ipmpsc::Receiver::new(ipmpsc::SharedRingBuffer::open(path.to_str().expect("utf-8")).expect("ipmpsc open"))
+}
+
+fn ice_publisher(f: &PortFactory<ipc::Service, [u8], ()>, size: usize) -> Publisher<ipc::Service, [u8], ()> {
+    f.publisher_builder()
+        .initial_max_slice_len(size)
+        .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+        .create()
+        .expect("iceoryx2 publisher")
+}
+
+fn ice_subscriber(f: &PortFactory<ipc::Service, [u8], ()>, _size: usize) -> Subscriber<ipc::Service, [u8], ()> {
+    f.subscriber_builder().create().expect("iceoryx2 subscriber")
+}
+
+fn pipe_tx(fd: RawFd) -> PipeTx {
+    // SAFETY: our open fd; the File owns it from here.
+    PipeTx { file: unsafe { File::from_raw_fd(fd) }, scratch: Vec::new() }
+}
+
+fn pipe_rx(fd: RawFd) -> PipeRx {
+    // SAFETY: our open fd; the File owns it from here.
+    PipeRx { reader: BufReader::with_capacity(1 << 16, unsafe { File::from_raw_fd(fd) }), buf: Vec::new() }
+}
+
+/// A sending end.
+pub trait Source {
+    /// Sends `msg` whole (waiting for room); the zero-copy flavours copy it
+    /// into the loaned/reserved payload, so every sender writes every byte.
+    fn send(&mut self, msg: &[u8]);
+}
+
+/// A receiving end.
+pub trait Sink {
+    /// Receives the next message (waiting for it) and hands its bytes to
+    /// `f`, in place where the transport allows.
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R;
+}
+
+pub enum AnyTx {
+    Shm(shmchan::Sender),
+    Ipmpsc(ipmpsc::Sender),
+    Iceoryx2(Publisher<ipc::Service, [u8], ()>),
+    Pipe(PipeTx),
+}
+
+pub enum AnyRx {
+    Shm(shmchan::Receiver),
+    Ipmpsc(ipmpsc::Receiver),
+    Iceoryx2(Subscriber<ipc::Service, [u8], ()>),
+    Pipe(PipeRx),
+}
+
+/// shmchan, copying: `send`.
+pub struct ShmCopyTx<'a>(pub &'a mut shmchan::Sender);
+/// shmchan, zero-copy: `reserve`, fill in place, `commit`.
+pub struct ShmZcTx<'a>(pub &'a mut shmchan::Sender);
+/// shmchan, copying: `recv_into` a reused buffer.
+pub struct ShmCopyRx<'a>(pub &'a mut shmchan::Receiver, pub Vec<u8>);
+/// shmchan, zero-copy: `recv_ref`, read in place.
+pub struct ShmZcRx<'a>(pub &'a mut shmchan::Receiver);
+
+impl Source for ShmCopyTx<'_> {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) {
+        self.0.send(msg).expect("shmchan send");
+    }
+}
+
+impl Source for ShmZcTx<'_> {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) {
+        let mut grant = self.0.reserve(msg.len()).expect("shmchan reserve");
+        grant.copy_from_slice(msg);
+        grant.commit().expect("shmchan commit");
+    }
+}
+
+impl Sink for ShmCopyRx<'_> {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let n = self.0.recv_into(&mut self.1).expect("shmchan recv_into");
+        f(&self.1[..n])
+    }
+}
+
+impl Sink for ShmZcRx<'_> {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let msg = self.0.recv_ref().expect("shmchan recv_ref");
+        f(&msg)
+    }
+}
+
+impl Source for ipmpsc::Sender {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) {
+        ipmpsc::Sender::send(self, &serde_bytes::Bytes::new(msg)).expect("ipmpsc send");
+    }
+}
+
+impl Sink for ipmpsc::Receiver {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let mut ctx = self.zero_copy_context();
+        let msg: &serde_bytes::Bytes = ctx.recv().expect("ipmpsc recv");
+        f(msg)
+        // ctx drops here: the read position advances.
+    }
+}
+
+impl Source for Publisher<ipc::Service, [u8], ()> {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) {
+        let sample = self.loan_slice_uninit(msg.len()).expect("iceoryx2 loan");
+        let sample = sample.write_from_slice(msg);
+        let n = sample.send().expect("iceoryx2 send");
+        debug_assert_eq!(n, 1, "iceoryx2: subscriber not connected");
+    }
+}
+
+impl Sink for Subscriber<ipc::Service, [u8], ()> {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        // Publish-subscribe has no blocking receive: poll, as iceoryx2's
+        // own benchmarks do.
+        loop {
+            if let Some(sample) = self.receive().expect("iceoryx2 receive") {
+                return f(sample.payload());
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+pub struct PipeTx {
+    file: File,
+    scratch: Vec<u8>,
+}
+
+pub struct PipeRx {
+    reader: BufReader<File>,
+    buf: Vec<u8>,
+}
+
+impl Source for PipeTx {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) {
+        // One write of prefix + payload.
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+        self.scratch.extend_from_slice(msg);
+        self.file.write_all(&self.scratch).expect("pipe write");
+    }
+}
+
+impl Sink for PipeRx {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let mut len = [0u8; 4];
+        self.reader.read_exact(&mut len).expect("pipe read");
+        let n = u32::from_le_bytes(len) as usize;
+        self.buf.resize(n, 0);
+        self.reader.read_exact(&mut self.buf[..n]).expect("pipe read");
+        f(&self.buf[..n])
+    }
+}
+
+/// Reads every byte of `bytes` (a wrapping sum of 8-byte words, which the
+/// compiler vectorises), so that in-place receivers do the work a copy does.
+#[inline]
+pub fn touch(bytes: &[u8]) -> u64 {
+    let mut words = bytes.chunks_exact(8);
+    let mut acc = 0u64;
+    for w in &mut words {
+        acc = acc.wrapping_add(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+    }
+    for &b in words.remainder() {
+        acc = acc.wrapping_add(u64::from(b));
+    }
+    acc
+}
