@@ -145,7 +145,8 @@ fn main() {
     println!();
     if leftovers.is_empty() {
         println!(
-            "Cleanup: no shared memory, semaphore set, ipmpsc file or iceoryx2 resource of this run is left."
+            "Cleanup: nothing of this run is left (shmchan segments and semaphore sets, ipmpsc files, \
+             iceoryx2 files; iceoryx2's persistent global management segment removed by prefix)."
         );
     } else {
         println!("Cleanup: had to remove leftovers: {}", leftovers.join(", "));

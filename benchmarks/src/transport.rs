@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
@@ -62,7 +63,7 @@ pub fn iceoryx2_buffer_for(size: usize, cap_override: Option<usize>) -> usize {
     (capacity_for(size) / size.max(1)).clamp(2, cap)
 }
 
-const ICEORYX2_MAX_BUFFER: usize = 1024;
+const ICEORYX2_MAX_BUFFER: usize = 16384;
 
 /// Where a run keeps its files: the ipmpsc ring files and iceoryx2's root
 /// directory, all removed at the end of the run.
@@ -121,7 +122,13 @@ impl RunDirs {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if name.starts_with(&self.iceoryx2_prefix) {
-                    leftovers.push(format!("/dev/shm/{name}"));
+                    // iceoryx2 keeps its global management segment on
+                    // purpose (it outlives every node); the run's own
+                    // prefix lets us remove it without touching anyone
+                    // else's. Anything else is a real leftover.
+                    if !name.ends_with(".global_mgmt") {
+                        leftovers.push(format!("/dev/shm/{name}"));
+                    }
                     let _ = std::fs::remove_file(e.path());
                 }
             }
@@ -538,16 +545,27 @@ impl Source for Publisher<ipc::Service, [u8], ()> {
 impl Sink for Subscriber<ipc::Service, [u8], ()> {
     #[inline]
     fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
-        // Publish-subscribe has no blocking receive: poll, as iceoryx2's
-        // own benchmarks do.
+        // Publish-subscribe has no blocking receive: poll, as iceoryx2's own
+        // benchmarks do, spinning for the budget shmchan spins by default,
+        // then yielding between polls, so that a subscriber sharing a core
+        // with its publisher does not starve it for a whole time slice.
+        let mut idle_since: Option<Instant> = None;
         loop {
             if let Some(sample) = self.receive().expect("iceoryx2 receive") {
                 return f(sample.payload());
             }
-            std::hint::spin_loop();
+            match idle_since {
+                None => idle_since = Some(Instant::now()),
+                Some(t) if t.elapsed() >= POLL_SPIN => std::thread::yield_now(),
+                Some(_) => std::hint::spin_loop(),
+            }
         }
     }
 }
+
+/// How long a polling receiver spins before it yields between polls
+/// (shmchan's default spin budget).
+const POLL_SPIN: Duration = Duration::from_micros(50);
 
 pub struct PipeTx {
     file: File,
