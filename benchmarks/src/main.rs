@@ -143,6 +143,8 @@ fn main() {
     }
     let leftovers = cleanup();
     println!();
+    println!("Load at end: {}", sh("uptime"));
+    println!();
     if leftovers.is_empty() {
         println!(
             "Cleanup: nothing of this run is left (shmchan segments and semaphore sets, ipmpsc files, \
@@ -686,20 +688,26 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
 // ---------------------------------------------------------------------------
 // Formatting
 
+/// A shell command's trimmed output (empty on failure), for the report.
+fn sh(cmd: &str) -> String {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 fn print_header(args: &Args) {
-    let sh = |cmd: &str| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    };
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     println!("## shmchan vs ipmpsc 0.5, iceoryx2 0.10 and a pipe");
     println!();
     println!("- command: `{}`", std::env::args().collect::<Vec<_>>().join(" "));
-    println!("- shmchan: {}", sh(&format!("git -C {repo} describe --always --dirty 2>/dev/null")));
+    // SHMCHAN_REV names the source when it is not a git work tree (an
+    // exported snapshot of a commit).
+    let rev = std::env::var("SHMCHAN_REV")
+        .unwrap_or_else(|_| sh(&format!("git -C {repo} describe --always --dirty 2>/dev/null")));
+    println!("- shmchan: {rev}");
     println!("- machine: {}, {} CPUs, {}", sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"), sh("nproc"), sh("uname -sr"));
     println!("- load at start: {}", sh("uptime"));
     println!(
