@@ -36,7 +36,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::sync::{AtomicU32, Ordering, fence};
+use crate::sync::{AtomicU32, Ordering, seqcst_fence};
 
 /// Default time a side spins (then yields) before parking.
 pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(50);
@@ -62,16 +62,32 @@ pub(crate) trait Park {
 
 /// Raises the waiting flag: the step before the last check.
 fn announce(flag: &AtomicU32) {
-    flag.store(1, Ordering::Relaxed);
+    set_flag(flag, 1);
     // SYNC: F1 in the module comment; pairs with the fence in `notify`.
-    fence(Ordering::SeqCst);
+    seqcst_fence!(AnnounceFence);
+}
+
+/// The sleeper's plain store to its own waiting flag (a swap under loom).
+///
+/// loom does not keep one modification order between a plain store and a
+/// concurrent read-modify-write of the same atomic (tokio-rs/loom#254,
+/// #282), and the waker's `swap` is one: a later load could then read a
+/// value the C11 model rules out, and loom reports a lost wake-up that
+/// cannot happen. A relaxed swap orders the sleeper's writes as C11 orders
+/// a store, so under loom the flag is written with swaps only.
+#[inline(always)]
+fn set_flag(flag: &AtomicU32, value: u32) {
+    #[cfg(not(all(test, loom)))]
+    flag.store(value, Ordering::Relaxed);
+    #[cfg(all(test, loom))]
+    flag.swap(value, Ordering::Relaxed);
 }
 
 /// The waker's half: after publishing its index, tells whether the peer
 /// announced it would sleep (and clears the flag). The caller then posts.
 pub(crate) fn notify(flag: &AtomicU32) -> bool {
     // SYNC: F2 in the module comment; pairs with the fence in `announce`.
-    fence(Ordering::SeqCst);
+    seqcst_fence!(NotifyFence);
     // A plain load first keeps the flag's cache line shared while nobody
     // sleeps; the swap makes sure only one post is made per announcement.
     flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Relaxed) == 1
@@ -140,16 +156,16 @@ pub(crate) fn wait<T>(
         match poll(Phase::BeforePark) {
             Ok(None) => {}
             Ok(Some(v)) => {
-                flag.store(0, Ordering::Relaxed);
+                set_flag(flag, 0);
                 return Ok(v);
             }
             Err(e) => {
-                flag.store(0, Ordering::Relaxed);
+                set_flag(flag, 0);
                 return Err(e);
             }
         }
         let parked = parker.park(deadline);
-        flag.store(0, Ordering::Relaxed);
+        set_flag(flag, 0);
         parker.drain()?;
         match parked {
             Ok(()) | Err(Error::Timeout) => {}

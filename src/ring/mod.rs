@@ -15,15 +15,32 @@
 //! padded to a multiple of 8. A frame never wraps: when it does not fit before
 //! the end of the region, the producer first publishes a padding frame that
 //! runs exactly to the end.
+//!
+//! In the loom build of the unit tests the data region is a slice of loom's checked cells,
+//! one per 8-byte word, so that the model checker reports any read of a
+//! frame that is not ordered after its write (and any overwrite of a frame
+//! still being read); a normal build reads and writes raw memory as below.
 #![allow(unsafe_code)]
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 use std::ptr::NonNull;
 
+#[cfg(not(all(test, loom)))]
 use crate::layout::FRAME_HEADER;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, ordering};
+
+/// `layout::FRAME_HEADER` (the layout module is not built under loom).
+#[cfg(all(test, loom))]
+const FRAME_HEADER: u64 = 8;
+
+/// The data region: raw bytes, or under loom one checked cell per word.
+#[cfg(not(all(test, loom)))]
+pub(crate) type Data = NonNull<u8>;
+/// The data region: raw bytes, or under loom one checked cell per word.
+#[cfg(all(test, loom))]
+pub(crate) type Data = NonNull<loom::cell::UnsafeCell<u64>>;
 
 /// Frame kind of a message.
 pub(crate) const KIND_MESSAGE: u32 = 1;
@@ -44,7 +61,7 @@ pub(crate) const fn frame_size(len: u64) -> u64 {
 pub(crate) struct RingPtrs {
     pub(crate) head: NonNull<AtomicU64>,
     pub(crate) tail: NonNull<AtomicU64>,
-    pub(crate) data: NonNull<u8>,
+    pub(crate) data: Data,
     /// Power of two, a multiple of 8.
     pub(crate) capacity: u64,
 }
@@ -71,6 +88,7 @@ impl RingPtrs {
     /// # Safety
     ///
     /// `off` must be at most the capacity.
+    #[cfg(not(all(test, loom)))]
     unsafe fn at(&self, off: u64) -> *mut u8 {
         debug_assert!(off <= self.capacity);
         // SAFETY: the caller keeps off inside the region or one past it.
@@ -80,16 +98,51 @@ impl RingPtrs {
     fn write_frame_header(&self, off: u64, len: u32, kind: u32) {
         debug_assert!(off % 8 == 0 && off + FRAME_HEADER <= self.capacity);
         let word = u64::from(len) | (u64::from(kind) << 32);
-        // SAFETY: off is 8-aligned and off + 8 <= capacity (frames start at
-        // multiples of 8 in a region whose size is a multiple of 8).
-        unsafe { self.at(off).cast::<u64>().write_volatile(word.to_le()) };
+        self.write_word(off, word.to_le());
     }
 
     fn read_frame_header(&self, off: u64) -> (u64, u32) {
         debug_assert!(off % 8 == 0 && off + FRAME_HEADER <= self.capacity);
-        // SAFETY: as in `write_frame_header`. Read once, into a local.
-        let word = u64::from_le(unsafe { self.at(off).cast::<u64>().read_volatile() });
+        // Read once, into a local.
+        let word = u64::from_le(self.read_word(off));
         (word & 0xffff_ffff, (word >> 32) as u32)
+    }
+
+    #[cfg(not(all(test, loom)))]
+    fn write_word(&self, off: u64, word: u64) {
+        // SAFETY: callers pass an 8-aligned off with off + 8 <= capacity
+        // (frames start at multiples of 8 in a region whose size is a
+        // multiple of 8).
+        unsafe { self.at(off).cast::<u64>().write_volatile(word) };
+    }
+
+    #[cfg(not(all(test, loom)))]
+    fn read_word(&self, off: u64) -> u64 {
+        // SAFETY: as in `write_word`.
+        unsafe { self.at(off).cast::<u64>().read_volatile() }
+    }
+
+    /// The checked cell of the word at `off`.
+    #[cfg(all(test, loom))]
+    fn cell(&self, off: u64) -> &loom::cell::UnsafeCell<u64> {
+        assert!(
+            off % 8 == 0 && off + 8 <= self.capacity,
+            "word {off} out of bounds"
+        );
+        // SAFETY: the region holds capacity / 8 cells and off / 8 is below that.
+        unsafe { &*self.data.as_ptr().add(off as usize / 8) }
+    }
+
+    #[cfg(all(test, loom))]
+    fn write_word(&self, off: u64, word: u64) {
+        // SAFETY: loom checks that no access races with this one.
+        self.cell(off).with_mut(|p| unsafe { p.write(word) });
+    }
+
+    #[cfg(all(test, loom))]
+    fn read_word(&self, off: u64) -> u64 {
+        // SAFETY: loom checks that no write races with this read.
+        self.cell(off).with(|p| unsafe { p.read() })
     }
 }
 
@@ -157,9 +210,22 @@ impl Producer {
     }
 
     /// Pointer to the payload at `off` (from `try_reserve`).
+    #[cfg(not(all(test, loom)))]
     pub(crate) fn payload(&self, off: u64) -> *mut u8 {
         // SAFETY: try_reserve returned off = frame start + 8 <= capacity.
         unsafe { self.ring.at(off) }
+    }
+
+    /// Writes `msg` as the payload at `off` (from `try_reserve`), word by
+    /// word through loom's checked cells.
+    #[cfg(all(test, loom))]
+    pub(crate) fn write_payload(&self, off: u64, msg: &[u8]) {
+        for (i, chunk) in msg.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.ring
+                .write_word(off + 8 * i as u64, u64::from_le_bytes(word));
+        }
     }
 
     /// Whether a padding frame was published since the last call: the
@@ -180,7 +246,9 @@ impl Producer {
         self.tail += by;
         // SYNC: pairs with the Acquire load of tail in `Consumer::reload_tail`:
         // the frame written above is visible to whoever sees this tail.
-        self.ring.tail().store(self.tail, Ordering::Release);
+        self.ring
+            .tail()
+            .store(self.tail, ordering!(TailRelease, Release));
     }
 
     fn has_room(&mut self, need: u64) -> Result<bool, Corrupt> {
@@ -276,9 +344,23 @@ impl Consumer {
     }
 
     /// Pointer to a frame's payload.
+    #[cfg(not(all(test, loom)))]
     pub(crate) fn payload(&self, frame: Frame) -> *const u8 {
         // SAFETY: peek validated frame.offset + len <= capacity.
         unsafe { self.ring.at(frame.offset) }
+    }
+
+    /// Copies a frame's payload out, word by word through loom's checked
+    /// cells.
+    #[cfg(all(test, loom))]
+    pub(crate) fn read_payload(&self, frame: Frame) -> Vec<u8> {
+        let mut out = Vec::with_capacity(frame.len as usize + 8);
+        for i in 0..frame.len.div_ceil(8) {
+            let word = self.ring.read_word(frame.offset + 8 * i);
+            out.extend_from_slice(&word.to_le_bytes());
+        }
+        out.truncate(frame.len as usize);
+        out
     }
 
     /// Releases `frame` (the one `peek` returned last) to the producer.
@@ -301,7 +383,9 @@ impl Consumer {
         self.head += by;
         // SYNC: pairs with the Acquire load of head in `Producer::has_room`:
         // our reads of the released bytes happen before the producer reuses them.
-        self.ring.head().store(self.head, Ordering::Release);
+        self.ring
+            .head()
+            .store(self.head, ordering!(HeadRelease, Release));
     }
 
     /// Reloads tail; returns whether anything is queued.

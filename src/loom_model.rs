@@ -1,0 +1,486 @@
+//! Model checking with loom: the ring and the wait protocol, in every
+//! interleaving loom explores, for rings of 16 and 32 bytes.
+//!
+//! Run with `RUSTFLAGS="--cfg loom" cargo test --lib --release loom`
+//! (see docs/verification.md). Under `--cfg loom` the crate's atomics and
+//! fences are loom's (`crate::sync`), and the ring's data region is one
+//! `loom::cell::UnsafeCell<u64>` per 8-byte word, so loom reports any read
+//! of a frame that is not ordered after its write, and any write to a frame
+//! that may still be read.
+//!
+//! What is checked:
+//!
+//! - no torn or reordered message: the receiver gets exactly the messages
+//!   sent, byte for byte and in order, through wrap-around with a padding
+//!   frame, a stale cached peer index, an empty message and a message of
+//!   the largest size;
+//! - no double release: at the end `head == tail`, and the space each frame
+//!   took came back exactly once (the producer would see `head` beyond
+//!   `tail` as corruption, which panics here);
+//! - no lost wake-up: each side waits with the real `wait::wait` on a
+//!   parker that counts posts like a semaphore and has no timeout; if a
+//!   side parked while the other had published work and then ended, loom
+//!   reports a deadlock.
+//!
+//! A model that weakens one synchronisation point (`crate::sync::Point`)
+//! must fail: that shows the model can see the bugs it is meant to catch.
+//!
+//! `unsafe` is allowed here to make a producer and a consumer over the
+//! model's region, as the channel does over a segment.
+#![allow(unsafe_code)]
+
+use std::cell::{Cell, RefCell};
+use std::ptr::NonNull;
+use std::sync::Once;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use loom::cell::UnsafeCell;
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+
+use crate::error::Result;
+use crate::ring::{Consumer, Frame, Producer, RingPtrs};
+use crate::sync::{AtomicU32, AtomicU64, Ordering, Point, weaken};
+use crate::wait::{self, Park, Phase};
+
+/// A counting semaphore on loom's primitives: `post` adds one, `park`
+/// waits for a post and takes it, `drain` takes every post without waiting.
+/// Like `semtimedop(-1)` with no timeout, and `-value, IPC_NOWAIT`.
+struct Sem {
+    count: Mutex<u32>,
+    posted: Condvar,
+    /// Posts ever made, and announcements (waiting flag raised) ever made
+    /// by the side that sleeps here: bookkeeping outside the model (loom
+    /// runs one modelled thread at a time), so it adds no interleavings.
+    posts: AtomicUsize,
+    announced: AtomicUsize,
+}
+
+impl Sem {
+    fn new() -> Sem {
+        Sem {
+            count: Mutex::new(0),
+            posted: Condvar::new(),
+            posts: AtomicUsize::new(0),
+            announced: AtomicUsize::new(0),
+        }
+    }
+
+    fn post(&self) {
+        self.posts.fetch_add(1, Relaxed);
+        *self.count.lock().unwrap() += 1;
+        self.posted.notify_one();
+    }
+
+    /// Every post but the third party's answers one announcement: the
+    /// waker's swap lets only one post through per raised flag, so surplus
+    /// posts are bounded by the times the sleeper meant to sleep.
+    fn assert_one_post_per_announcement(&self, third_party: usize) {
+        let (posts, announced) = (self.posts.load(Relaxed), self.announced.load(Relaxed));
+        assert!(
+            posts <= announced + third_party,
+            "{posts} posts for {announced} announcements"
+        );
+    }
+}
+
+std::thread_local! {
+    /// What the modelled threads did in the current interleaving (loom
+    /// runs them all on the OS thread of the test), printed if it fails.
+    static TRACE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The number of the current interleaving, from 1.
+    static INTERLEAVING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Notes a step of the current interleaving.
+fn note(what: String) {
+    let who = format!("{:?}", thread::current().id());
+    TRACE.with(|t| t.borrow_mut().push(format!("{who}: {what}")));
+}
+
+/// Prints the trace of the failing interleaving before the panic message.
+fn print_trace_on_panic() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let n = INTERLEAVING.with(Cell::get);
+            TRACE.with(|t| {
+                let trace = t.borrow().join("\n  ");
+                eprintln!("@loom failed in interleaving {n}; model trace:\n  {trace}");
+            });
+            report(info)
+        }));
+    });
+}
+
+/// A side's parker on its own semaphore.
+struct SemParker<'a>(&'a Sem);
+
+impl Park for SemParker<'_> {
+    fn park(&mut self, _deadline: Option<std::time::Instant>) -> Result<()> {
+        let mut count = self.0.count.lock().unwrap();
+        note(format!("park (count {})", *count));
+        while *count == 0 {
+            count = self.0.posted.wait(count).unwrap();
+        }
+        *count -= 1;
+        note("unparked".into());
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<()> {
+        let mut c = self.0.count.lock().unwrap();
+        note(format!("drain {}", *c));
+        *c = 0;
+        Ok(())
+    }
+}
+
+/// What the segment holds, on loom's primitives: the two indices, the data
+/// region as checked cells, the two waiting flags and the two wake
+/// semaphores.
+struct Shared {
+    head: AtomicU64,
+    tail: AtomicU64,
+    cells: Box<[UnsafeCell<u64>]>,
+    rx_waiting: AtomicU32,
+    tx_waiting: AtomicU32,
+    rx_wake: Sem,
+    tx_wake: Sem,
+}
+
+impl Shared {
+    fn new(capacity: u64) -> Arc<Shared> {
+        Arc::new(Shared {
+            head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            cells: (0..capacity / 8).map(|_| UnsafeCell::new(0)).collect(),
+            rx_waiting: AtomicU32::new(0),
+            tx_waiting: AtomicU32::new(0),
+            rx_wake: Sem::new(),
+            tx_wake: Sem::new(),
+        })
+    }
+
+    fn capacity(&self) -> u64 {
+        self.cells.len() as u64 * 8
+    }
+
+    fn ptrs(&self) -> RingPtrs {
+        RingPtrs {
+            head: NonNull::from(&self.head),
+            tail: NonNull::from(&self.tail),
+            data: NonNull::new(self.cells.as_ptr().cast_mut()).expect("a boxed slice"),
+            capacity: self.capacity(),
+        }
+    }
+
+    fn producer(&self) -> Producer {
+        // SAFETY: every model keeps an Arc of the Shared alive in the
+        // thread that uses the producer, and makes one producer.
+        unsafe { Producer::new(self.ptrs(), self.capacity() - 8) }.expect("a fresh ring")
+    }
+
+    fn consumer(&self) -> Consumer {
+        // SAFETY: as for `producer`, with one consumer.
+        unsafe { Consumer::new(self.ptrs(), self.capacity() - 8) }.expect("a fresh ring")
+    }
+}
+
+/// The waker's half, as `Sender::commit` and `Receiver::release` do it.
+fn wake(flag: &AtomicU32, sem: &Sem) {
+    let n = wait::notify(flag);
+    note(format!("notify -> {n}"));
+    if n {
+        sem.post();
+    }
+}
+
+/// Message `i` of `len` bytes: no two messages of a model share a byte
+/// pattern, so a torn or misplaced read shows.
+fn message(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (0x40 + i * 29 + j) as u8).collect()
+}
+
+/// Sends as `Sender::send` does: wait for room (the real `wait::wait`),
+/// waking the receiver when a padding frame went out on the way; write;
+/// commit; wake the receiver.
+fn send_blocking(p: &mut Producer, s: &Shared, msg: &[u8]) {
+    let len = msg.len() as u64;
+    let off = wait::wait(
+        &s.tx_waiting,
+        Duration::ZERO,
+        None,
+        &mut SemParker(&s.tx_wake),
+        |phase| {
+            if phase == Phase::BeforePark {
+                s.tx_wake.announced.fetch_add(1, Relaxed);
+            }
+            let room = p.try_reserve(len).expect("ring corrupt");
+            note(format!("try_reserve {len} -> {room:?}"));
+            if p.take_published_padding() {
+                wake(&s.rx_waiting, &s.rx_wake);
+            }
+            Ok(room)
+        },
+    )
+    .expect("the model's parker never fails");
+    p.write_payload(off, msg);
+    p.commit(len);
+    note(format!("committed {len}"));
+    wake(&s.rx_waiting, &s.rx_wake);
+}
+
+/// Receives as `Receiver::recv` does: wait for a frame (waking the sender
+/// when padding was released on the way), copy it out, release, wake the
+/// sender.
+fn recv_blocking(c: &mut Consumer, s: &Shared) -> Vec<u8> {
+    let frame: Frame = wait::wait(
+        &s.rx_waiting,
+        Duration::ZERO,
+        None,
+        &mut SemParker(&s.rx_wake),
+        |phase| {
+            if phase == Phase::BeforePark {
+                s.rx_wake.announced.fetch_add(1, Relaxed);
+            }
+            let frame = c.peek().expect("ring corrupt");
+            note(format!("peek -> {frame:?}"));
+            if c.take_released_padding() {
+                wake(&s.tx_waiting, &s.tx_wake);
+            }
+            Ok(frame)
+        },
+    )
+    .expect("the model's parker never fails");
+    let msg = c.read_payload(frame);
+    c.release(frame);
+    note("released".into());
+    wake(&s.tx_waiting, &s.tx_wake);
+    msg
+}
+
+/// Runs `model` in every interleaving loom explores (up to `preemptions`
+/// preemptions, or all with `None`; `LOOM_MAX_PREEMPTIONS` overrides) and
+/// prints how many that was.
+fn check(name: &str, preemptions: Option<usize>, model: fn()) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = preemptions;
+    }
+    print_trace_on_panic();
+    INTERLEAVING.with(|n| n.set(0));
+    builder.check(move || {
+        TRACE.with(|t| t.borrow_mut().clear());
+        INTERLEAVING.with(|n| n.set(n.get() + 1));
+        model();
+    });
+    let n = INTERLEAVING.with(Cell::get);
+    eprintln!(
+        "loom model {name}: {n} interleavings explored (preemption bound {:?})",
+        builder.preemption_bound
+    );
+}
+
+/// Lengths through a 32-byte ring: a 24-byte frame, then an 8-byte one
+/// that does not fit before the end (a padding frame, and the producer's
+/// cached head is stale), then an empty message.
+const WRAP_32: [usize; 3] = [16, 8, 0];
+
+/// The ring alone, both sides polling (yielding to loom between tries).
+fn ring_alone() {
+    let s = Shared::new(32);
+    let tx = Arc::clone(&s);
+    let producer = thread::spawn(move || {
+        let mut p = tx.producer();
+        for (i, &len) in WRAP_32.iter().enumerate() {
+            let msg = message(i, len);
+            let off = loop {
+                match p.try_reserve(len as u64).expect("ring corrupt") {
+                    Some(off) => break off,
+                    None => thread::yield_now(),
+                }
+            };
+            p.write_payload(off, &msg);
+            p.commit(len as u64);
+        }
+    });
+    let mut c = s.consumer();
+    for (i, &len) in WRAP_32.iter().enumerate() {
+        let frame = loop {
+            match c.peek().expect("ring corrupt") {
+                Some(frame) => break frame,
+                None => thread::yield_now(),
+            }
+        };
+        assert_eq!(c.read_payload(frame), message(i, len), "message {i}");
+        c.release(frame);
+    }
+    producer.join().unwrap();
+    assert_released(&s);
+}
+
+/// Every byte published came back once: `head == tail`, at the sum of the
+/// frames and the padding.
+fn assert_released(s: &Shared) {
+    let (head, tail) = (
+        s.head.load(Ordering::Relaxed),
+        s.tail.load(Ordering::Relaxed),
+    );
+    assert_eq!(
+        head, tail,
+        "head {head} and tail {tail} after the last release"
+    );
+}
+
+/// Sender and receiver threads with the wait protocol, over `capacity`
+/// bytes, sending `lens`; `extra_posts` adds a thread that posts both wake
+/// semaphores once, as a peer's death or clean drop does.
+fn streamed(capacity: u64, lens: &'static [usize], extra_posts: bool) {
+    let s = Shared::new(capacity);
+    let tx = Arc::clone(&s);
+    let producer = thread::spawn(move || {
+        let mut p = tx.producer();
+        for (i, &len) in lens.iter().enumerate() {
+            send_blocking(&mut p, &tx, &message(i, len));
+        }
+    });
+    let poster = extra_posts.then(|| {
+        let s = Arc::clone(&s);
+        thread::spawn(move || {
+            note("post rx".into());
+            s.rx_wake.post();
+            note("post tx".into());
+            s.tx_wake.post();
+        })
+    });
+    let mut c = s.consumer();
+    for (i, &len) in lens.iter().enumerate() {
+        assert_eq!(recv_blocking(&mut c, &s), message(i, len), "message {i}");
+    }
+    producer.join().unwrap();
+    if let Some(poster) = poster {
+        poster.join().unwrap();
+    }
+    assert_released(&s);
+    let third_party = usize::from(extra_posts);
+    s.rx_wake.assert_one_post_per_announcement(third_party);
+    s.tx_wake.assert_one_post_per_announcement(third_party);
+}
+
+/// Wrap-around in a 32-byte ring, both sides blocking.
+fn wait_wrap() {
+    streamed(32, &WRAP_32, false);
+}
+
+/// A 16-byte ring: every message (8 bytes, the largest) fills it, so the
+/// sender waits for each release and the receiver for each commit.
+fn wait_full() {
+    streamed(16, &[8, 8, 8], false);
+}
+
+/// As `wait_full`, with surplus posts from a third party.
+fn wait_surplus() {
+    streamed(16, &[8, 8], true);
+}
+
+#[test]
+fn loom_ring_alone() {
+    check("ring_alone", None, ring_alone);
+}
+
+#[test]
+fn loom_wait_wrap() {
+    check("wait_wrap", Some(5), wait_wrap);
+}
+
+#[test]
+fn loom_wait_full() {
+    check("wait_full", Some(5), wait_full);
+}
+
+#[test]
+fn loom_wait_surplus_posts() {
+    check("wait_surplus_posts", Some(3), wait_surplus);
+}
+
+/// Env var naming the point a child run weakens (see `must_fail`).
+const WEAKEN_ENV: &str = "SHMCHAN_LOOM_WEAKEN";
+
+/// The models that run with a point weakened, by name.
+fn weakened_model(name: &str) -> (Point, Option<usize>, fn()) {
+    match name {
+        "NotifyFence" => (Point::NotifyFence, Some(3), wait_full),
+        "AnnounceFence" => (Point::AnnounceFence, Some(3), wait_full),
+        "TailRelease" => (Point::TailRelease, None, ring_alone),
+        "HeadRelease" => (Point::HeadRelease, Some(3), wait_full),
+        other => panic!("no weakened model {other}"),
+    }
+}
+
+/// Not a test of its own: the child process of `must_fail`, which runs
+/// one model with one point weakened (a loom deadlock report unwinds
+/// through the model's other threads and aborts, so it cannot be caught
+/// in the parent's process).
+#[test]
+fn loom_weakened_child() {
+    let Ok(name) = std::env::var(WEAKEN_ENV) else {
+        return;
+    };
+    let (point, preemptions, model) = weakened_model(&name);
+    weaken::set(Some(point));
+    check(&format!("{name} weakened"), preemptions, model);
+    weaken::set(None);
+    eprintln!("@loom found nothing wrong with {name} weakened");
+}
+
+/// Runs the model of `name` with its point weakened, in a child process
+/// (this test binary again), and returns what loom reported: the child
+/// must fail.
+fn must_fail(name: &str) -> String {
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args(["loom_model::loom_weakened_child", "--exact", "--nocapture"])
+        .args(["--test-threads=1"])
+        .env(WEAKEN_ENV, name)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run the weakened model");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && !stderr.contains("@loom found nothing wrong"),
+        "loom found nothing wrong with {name} weakened:\n{stderr}"
+    );
+    let report = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("deadlock") || l.contains("Causality violation") || l.contains("@loom")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    eprintln!("loom with {name} weakened: {}\n{report}", out.status);
+    report
+}
+
+#[test]
+fn loom_catches_missing_notify_fence() {
+    assert!(must_fail("NotifyFence").contains("deadlock"));
+}
+
+#[test]
+fn loom_catches_missing_announce_fence() {
+    assert!(must_fail("AnnounceFence").contains("deadlock"));
+}
+
+#[test]
+fn loom_catches_relaxed_tail_store() {
+    assert!(must_fail("TailRelease").contains("Causality violation"));
+}
+
+#[test]
+fn loom_catches_relaxed_head_store() {
+    assert!(must_fail("HeadRelease").contains("Causality violation"));
+}
