@@ -23,6 +23,8 @@
 #![allow(unsafe_code)]
 
 #[cfg(all(test, not(loom)))]
+mod proptests;
+#[cfg(all(test, not(loom)))]
 mod tests;
 
 use std::ptr::NonNull;
