@@ -1,0 +1,428 @@
+//! Issue 5, check 2: property tests of everything a channel reads from
+//! shared memory, at the public API, on a real segment. A third party (a
+//! second read-write attach of the segment, made with raw `shmat`) writes
+//! header fields and words of the data region between valid sends,
+//! receives and re-opens. For every input:
+//!
+//! - nothing panics (debug assertions are on in tests) and no call takes
+//!   longer than its timeout (a watchdog aborts the run after 20 s);
+//! - a receiver returns a message that was sent, byte for byte and in
+//!   order, while the third party has not touched the ring (head, tail,
+//!   data region); after it has, anything within the maximum length, or
+//!   `Corrupted`, after which the handle stays poisoned;
+//! - `Removed` exactly while the `closed` word is non-zero, `Empty` exactly
+//!   while nothing is queued (ring untouched), never `Disconnected` or an
+//!   OS error (both parties are alive);
+//! - opening the corrupted segment again gives a channel or a clear error
+//!   (not a channel, wrong version, corrupted, removed), never a panic.
+//!
+//! Cases: `PROPTEST_CASES` (default 512 here; docs/verification.md gives
+//! the figures of the CI run and of a long local run).
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use shmchan::{Channel, Error, Key, Options, Receiver, Sender};
+
+/// Ring size of the channels made here, and its largest message.
+const RING: usize = 4096;
+const MAX: usize = RING - 8;
+/// Where the data region starts (docs/layout.md).
+const DATA_AT: usize = 768;
+/// Offsets of the ring's indices and of `closed` (docs/layout.md).
+const TAIL_AT: usize = 128;
+const HEAD_AT: usize = 256;
+const CLOSED_AT: usize = 664;
+
+/// Header fields a third party may write: offset, width in bytes, and
+/// whether it belongs to the ring (its indices).
+const FIELDS: &[(usize, usize, &str)] = &[
+    (8, 4, "version"),
+    (12, 4, "header_size"),
+    (16, 8, "capacity"),
+    (24, 8, "max_message"),
+    (36, 4, "creator_pid"),
+    (40, 8, "created"),
+    (48, 4, "mode"),
+    (52, 4, "flags"),
+    (56, 4, "key"),
+    (64, 8, "path_dev"),
+    (72, 8, "path_ino"),
+    (80, 4, "creator_uid"),
+    (TAIL_AT, 8, "tail"),
+    (136, 8, "tx messages"),
+    (144, 8, "tx bytes"),
+    (152, 8, "tx stalls"),
+    (160, 8, "tx parks"),
+    (168, 8, "tx wakes"),
+    (HEAD_AT, 8, "head"),
+    (264, 8, "rx messages"),
+    (272, 8, "rx bytes"),
+    (280, 8, "rx stalls"),
+    (288, 8, "rx parks"),
+    (296, 8, "rx wakes"),
+    (384, 4, "rx_waiting"),
+    (512, 4, "tx_waiting"),
+    (640, 8, "tx_connects"),
+    (648, 8, "rx_connects"),
+    (656, 4, "tx_attached"),
+    (660, 4, "rx_attached"),
+    (CLOSED_AT, 4, "closed"),
+];
+
+/// The third party's attach of a channel's segment.
+struct Scribbler {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Scribbler {
+    fn attach(shmid: i32) -> Scribbler {
+        // SAFETY: a null address lets the kernel choose where to map.
+        let p = unsafe { libc::shmat(shmid, std::ptr::null(), 0) };
+        assert_ne!(p as isize, -1, "shmat: {}", std::io::Error::last_os_error());
+        Scribbler {
+            base: p.cast(),
+            len: DATA_AT + RING,
+        }
+    }
+
+    fn write(&self, off: usize, width: usize, value: u64) {
+        assert!(off + width <= self.len && off % width == 0);
+        // SAFETY: in bounds and aligned, checked above; this process's
+        // handles are not running meanwhile (one thread).
+        unsafe {
+            let p = self.base.add(off);
+            match width {
+                4 => p.cast::<u32>().write_volatile(value as u32),
+                _ => p.cast::<u64>().write_volatile(value),
+            }
+        }
+    }
+
+    fn read_u32(&self, off: usize) -> u32 {
+        // SAFETY: as in `write`.
+        unsafe { self.base.add(off).cast::<u32>().read_volatile() }
+    }
+}
+
+impl Drop for Scribbler {
+    fn drop(&mut self) {
+        // SAFETY: detaches our own attach; an error leaves nothing to do.
+        unsafe { libc::shmdt(self.base.cast()) };
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    TrySend(usize),
+    SendTimeout(usize),
+    /// `try_reserve`, fill, and commit or (false) drop uncommitted.
+    Reserve(usize, bool),
+    TryRecv,
+    RecvTimeout,
+    TryRecvRef,
+    /// Writes header field `FIELDS[i]`.
+    Field(usize, u64),
+    /// Writes the semaphore set id: only negative ids, which no set has
+    /// (a real id could name another test's live set).
+    SemId(u32),
+    /// Writes a word of the data region.
+    Data(usize, u64),
+    /// Writes the magic: never 0, which an opener would wait on as a
+    /// creator still at work (tested elsewhere).
+    Magic(u64),
+    /// Puts `closed` back to 0.
+    Unclose,
+    /// Opens the segment again by id and drops the handle.
+    OpenAgain,
+}
+
+fn value() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0u64),
+        Just(1u64),
+        0u64..10_000,
+        (0u64..512).prop_map(|k| k * 8),
+        Just(u64::MAX),
+        Just(1u64 << 60),
+        Just(u32::MAX as u64),
+        any::<u64>(),
+    ]
+}
+
+fn frame_word() -> impl Strategy<Value = u64> {
+    let kind = prop_oneof![
+        Just(0u64),
+        Just(1u64),
+        Just(2u64),
+        Just(3u64),
+        any::<u32>().prop_map(u64::from)
+    ];
+    let len = prop_oneof![0u64..64, 4080u64..4100, Just(u32::MAX as u64)];
+    prop_oneof![(len, kind).prop_map(|(l, k)| l | (k << 32)), any::<u64>()]
+}
+
+fn len() -> impl Strategy<Value = usize> {
+    prop_oneof![12usize..64, 12usize..=MAX, Just(MAX)]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => len().prop_map(Op::TrySend),
+        1 => len().prop_map(Op::SendTimeout),
+        1 => (len(), any::<bool>()).prop_map(|(l, c)| Op::Reserve(l, c)),
+        3 => Just(Op::TryRecv),
+        1 => Just(Op::RecvTimeout),
+        1 => Just(Op::TryRecvRef),
+        2 => (0..FIELDS.len(), value()).prop_map(|(i, v)| Op::Field(i, v)),
+        1 => prop_oneof![Just(u32::MAX), Just(0x8000_0000u32), Just(0xdead_beefu32)].prop_map(Op::SemId),
+        1 => (0..RING / 8, frame_word()).prop_map(|(w, v)| Op::Data(w * 8, v)),
+        1 => prop_oneof![Just(0x004E_4148_434D_4853u64), 1u64..].prop_map(Op::Magic),
+        1 => Just(Op::Unclose),
+        1 => Just(Op::OpenAgain),
+    ]
+}
+
+/// Message number `seq` of `len` (at least 12) bytes: its number, its
+/// length, then filler derived from both.
+fn message(seq: u64, len: usize) -> Vec<u8> {
+    let mut m = seq.to_le_bytes().to_vec();
+    m.extend_from_slice(&(len as u32).to_le_bytes());
+    m.extend((12..len).map(|i| (seq as u8).wrapping_mul(7).wrapping_add(i as u8)));
+    m
+}
+
+/// One channel, its two handles, the third party, and what is known.
+struct World {
+    tx: Sender,
+    rx: Receiver,
+    scribbler: Scribbler,
+    shmid: i32,
+    sent: Vec<Vec<u8>>,
+    /// Index in `sent` of the next message the receiver must return.
+    next: usize,
+    ring_touched: bool,
+    tx_poisoned: bool,
+    rx_poisoned: bool,
+    _cleanup: common::Cleanup,
+}
+
+impl World {
+    fn new() -> World {
+        let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(RING))
+            .expect("create a private channel");
+        let cleanup = common::Cleanup::of(&chan);
+        let mut tx = chan.sender().expect("sender");
+        let mut rx = chan.receiver().expect("receiver");
+        tx.set_spin(Duration::ZERO);
+        rx.set_spin(Duration::ZERO);
+        World {
+            tx,
+            rx,
+            scribbler: Scribbler::attach(chan.id()),
+            shmid: chan.id(),
+            sent: Vec::new(),
+            next: 0,
+            ring_touched: false,
+            tx_poisoned: false,
+            rx_poisoned: false,
+            _cleanup: cleanup,
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.scribbler.read_u32(CLOSED_AT) != 0
+    }
+
+    fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match *op {
+            Op::TrySend(len) => {
+                let msg = message(self.sent.len() as u64, len);
+                let r = self.tx.try_send(&msg);
+                self.after_send(r, msg)
+            }
+            Op::SendTimeout(len) => {
+                let msg = message(self.sent.len() as u64, len);
+                let r = self.tx.send_timeout(&msg, Duration::from_millis(2));
+                self.after_send(r, msg)
+            }
+            Op::Reserve(len, commit) => self.reserve(len, commit),
+            Op::TryRecv => {
+                let r = self.rx.try_recv();
+                self.after_recv(r)
+            }
+            Op::RecvTimeout => {
+                let r = self.rx.recv_timeout(Duration::from_millis(2));
+                self.after_recv(r)
+            }
+            Op::TryRecvRef => {
+                let r = self.rx.try_recv_ref().map(|g| g.to_vec());
+                self.after_recv(r)
+            }
+            Op::Field(i, v) => {
+                let (off, width, _) = FIELDS[i];
+                self.scribbler.write(off, width, v);
+                self.ring_touched |= off == TAIL_AT || off == HEAD_AT;
+                Ok(())
+            }
+            Op::SemId(v) => {
+                self.scribbler.write(32, 4, u64::from(v));
+                Ok(())
+            }
+            Op::Data(off, v) => {
+                self.scribbler.write(DATA_AT + off, 8, v);
+                self.ring_touched = true;
+                Ok(())
+            }
+            Op::Magic(v) => {
+                self.scribbler.write(0, 8, v);
+                Ok(())
+            }
+            Op::Unclose => {
+                self.scribbler.write(CLOSED_AT, 4, 0);
+                Ok(())
+            }
+            Op::OpenAgain => self.open_again(),
+        }
+    }
+
+    fn reserve(&mut self, len: usize, commit: bool) -> Result<(), TestCaseError> {
+        let msg = message(self.sent.len() as u64, len);
+        let r = match self.tx.try_reserve(len) {
+            Ok(mut grant) => {
+                grant.copy_from_slice(&msg);
+                if commit {
+                    grant.commit()
+                } else {
+                    return Ok(());
+                }
+            }
+            Err(e) => Err(e),
+        };
+        self.after_send(r, msg)
+    }
+
+    fn after_send(&mut self, r: shmchan::Result<()>, msg: Vec<u8>) -> Result<(), TestCaseError> {
+        let was_poisoned = self.tx_poisoned;
+        match r {
+            Ok(()) => {
+                prop_assert!(!was_poisoned && !self.closed(), "send succeeded");
+                self.sent.push(msg);
+            }
+            Err(Error::Corrupted { .. }) => {
+                prop_assert!(self.ring_touched, "Corrupted with the ring untouched");
+                self.tx_poisoned = true;
+            }
+            Err(e) => {
+                prop_assert!(!was_poisoned, "a poisoned sender said {e:?}");
+                match e {
+                    Error::Removed { .. } => prop_assert!(self.closed(), "Removed, not closed"),
+                    Error::Full | Error::Timeout => prop_assert!(!self.closed()),
+                    other => prop_assert!(false, "send: {other:?}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn after_recv(&mut self, r: shmchan::Result<Vec<u8>>) -> Result<(), TestCaseError> {
+        let was_poisoned = self.rx_poisoned;
+        match r {
+            Ok(msg) => {
+                prop_assert!(!was_poisoned && !self.closed(), "recv succeeded");
+                prop_assert!(msg.len() <= MAX);
+                if !self.ring_touched {
+                    prop_assert_eq!(Some(&msg), self.sent.get(self.next), "in order");
+                    self.next += 1;
+                }
+            }
+            Err(Error::Corrupted { .. }) => {
+                prop_assert!(self.ring_touched, "Corrupted with the ring untouched");
+                self.rx_poisoned = true;
+            }
+            Err(e) => {
+                prop_assert!(!was_poisoned, "a poisoned receiver said {e:?}");
+                let queued = self.next < self.sent.len();
+                match e {
+                    Error::Removed { .. } => prop_assert!(self.closed(), "Removed, not closed"),
+                    Error::Empty | Error::Timeout => {
+                        prop_assert!(!self.closed());
+                        prop_assert!(self.ring_touched || !queued, "{e:?} with messages queued");
+                    }
+                    other => prop_assert!(false, "recv: {other:?}"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn open_again(&mut self) -> Result<(), TestCaseError> {
+        match Channel::open_id(self.shmid) {
+            Ok(chan) => drop(chan),
+            Err(
+                Error::NotAChannel { .. }
+                | Error::VersionMismatch { .. }
+                | Error::Corrupted { .. }
+                | Error::Removed { .. }
+                | Error::NotFound { .. },
+            ) => {}
+            Err(other) => prop_assert!(false, "open_id: {other:?}"),
+        }
+        Ok(())
+    }
+}
+
+/// Time of the last completed operation (ms since the start), for the
+/// watchdog.
+static PROGRESS: AtomicU64 = AtomicU64::new(0);
+
+/// Aborts the test run if no operation completes for 20 s: a hang is a
+/// failure, not a stuck CI.
+fn start_watchdog(start: Instant) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let last = PROGRESS.load(Ordering::Relaxed);
+                if start.elapsed().as_millis() as u64 > last + 20_000 {
+                    eprintln!("corruption_props: an operation hung for 20 s");
+                    std::process::abort();
+                }
+            }
+        });
+    });
+}
+
+fn config(default: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn channel_survives_a_scribbling_third_party(ops in prop::collection::vec(op(), 1..120)) {
+        let start = *START;
+        start_watchdog(start);
+        let mut world = World::new();
+        for op in &ops {
+            world.run(op)?;
+            PROGRESS.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
