@@ -4,14 +4,29 @@
 //! Inspection attaches read-only and is not a party: it never keeps a
 //! channel alive, never changes a byte, and never fails because one
 //! segment is unreadable (that segment's entry says why).
+//!
+//! Removal ([`remove`], [`gc`]) closes the channel's last-out gate first,
+//! the same gate its own last party uses, so that nobody can join a
+//! channel while it goes and no two removers can race.
+
+mod gc;
+mod remove;
+mod sysvipc;
+
+pub use gc::{Found, GcEntry, GcOptions, Outcome, PRIVATE_SET_AGE, Scope, gc};
+pub use remove::{Removed, remove};
 
 use std::sync::atomic::Ordering;
 
-use crate::channel::close_gate;
+/// The largest data capacity a channel can have (2 GiB): frame lengths are
+/// 32-bit. [`Options::capacity`](crate::Options::capacity) rounds up to a
+/// power of two and refuses more than this.
+pub const MAX_CAPACITY: u64 = crate::layout::MAX_CAPACITY;
+
 use crate::error::{Error, Result};
-use crate::layout::{Counters as SharedCounters, FLAG_PERSIST, Header, View, sem};
-use crate::ring::check_span;
-use crate::sys::{self, Key, Mapping, SemSet};
+use crate::layout::{Counters as SharedCounters, FLAG_PERSIST, Geometry, Header, View, sem};
+use crate::ring::{check_span, holds_messages};
+use crate::sys::{self, Key, Mapping, SemSet, ShmStat};
 
 /// One System V segment, as inspection found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +39,15 @@ pub struct SegmentInfo {
     pub size: usize,
     /// Owner uid.
     pub uid: u32,
+    /// Creator uid.
+    pub cuid: u32,
     /// Permission bits.
     pub mode: u32,
     /// Current attaches (any process; not the party count).
     pub nattch: u64,
+    /// Marked for removal (`ipcs` shows `dest`): it lives on, keyless,
+    /// until its last detach.
+    pub removed: bool,
     /// What the segment is.
     pub kind: Kind,
 }
@@ -53,7 +73,7 @@ pub enum Kind {
 /// A channel's state, read from its header and semaphores.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelInfo {
-    /// Semaphore set id (from the header, checked).
+    /// Semaphore set id (from the header, checked; -1 when unknown).
     pub semid: i32,
     /// Data capacity in bytes.
     pub capacity: u64,
@@ -61,8 +81,11 @@ pub struct ChannelInfo {
     pub max_message: u64,
     /// Whether it outlives its last party.
     pub persist: bool,
-    /// Committed bytes not yet received.
+    /// Committed bytes not yet received (frames and padding included).
     pub queued: u64,
+    /// Whether those bytes hold at least one message (a lone padding
+    /// frame is no message).
+    pub has_messages: bool,
     /// Live parties (the PARTIES semaphore), if readable.
     pub parties: Option<u32>,
     /// The sender role.
@@ -104,6 +127,9 @@ pub enum State {
     Initialising,
     /// Marked closed by a removal in progress.
     Closed,
+    /// Its semaphore set is gone (removed with `ipcrm -s`, or by a removal
+    /// that did not finish): nobody can use the channel any more.
+    Orphaned,
     /// The header or semaphore set fails validation.
     Corrupt(String),
 }
@@ -130,16 +156,9 @@ pub struct Counters {
 ///
 /// [`Error::Os`] only when `/proc/sysvipc/shm` cannot be read.
 pub fn list() -> Result<Vec<SegmentInfo>> {
-    let text = std::fs::read_to_string("/proc/sysvipc/shm").map_err(|e| Error::Os {
-        call: "read",
-        channel: "/proc/sysvipc/shm".into(),
-        source: e,
-    })?;
-    let ids = text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<i32>().ok());
-    Ok(ids.filter_map(|id| inspect(id).ok()).collect())
+    let ids = sysvipc::shm_ids()?;
+    // A segment removed between the listing and its inspection is skipped.
+    Ok(ids.into_iter().filter_map(|id| inspect(id).ok()).collect())
 }
 
 /// Inspects one segment without joining it.
@@ -152,7 +171,7 @@ pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
         channel: format!("shmid {shmid}"),
     })?;
     let kind = match Mapping::attach(shmid, true) {
-        Ok(mapping) => classify(mapping),
+        Ok(mapping) => classify(mapping, &st),
         Err(e) => Kind::Unreadable {
             reason: format!("shmat: {e}"),
         },
@@ -162,13 +181,67 @@ pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
         key: Key::from_raw(st.key),
         size: st.size,
         uid: st.uid,
+        cuid: st.cuid,
         mode: st.mode,
         nattch: st.nattch,
+        removed: st.removed,
         kind,
     })
 }
 
-fn classify(mapping: Mapping) -> Kind {
+/// The segment id of the channel at `key`, found without joining it.
+///
+/// A key made by [`Key::ftok`] is checked against the path recorded in the
+/// header: ftok keeps only part of the device and inode, so another path's
+/// channel may sit at the same key.
+///
+/// # Errors
+///
+/// [`Error::NotFound`] when no segment has that key (always for
+/// [`Key::PRIVATE`]: a private channel is named by its id),
+/// [`Error::PermissionDenied`], [`Error::NotAChannel`] for an ftok
+/// collision.
+pub fn find(key: Key) -> Result<i32> {
+    let name = key.to_string();
+    if key.is_private() {
+        return Err(Error::NotFound {
+            channel: format!("{name} (a private channel is named by its shmid)"),
+        });
+    }
+    let shmid = sys::shm_lookup(key.raw()).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT | libc::EIDRM) => Error::NotFound {
+            channel: name.clone(),
+        },
+        _ => crate::channel::os_error("shmget", &name, e),
+    })?;
+    check_origin(key, shmid, &name)?;
+    Ok(shmid)
+}
+
+/// Refuses a channel whose header records another path than `key`'s.
+fn check_origin(key: Key, shmid: i32, name: &str) -> Result<()> {
+    let (Some(origin), Ok(Ok(view))) = (key.origin(), Mapping::attach(shmid, true).map(View::new))
+    else {
+        return Ok(()); // nothing to compare: inspection reports the rest
+    };
+    let h = view.header();
+    let recorded = match (h.check_magic(), h.is_ready()) {
+        (Ok(true), true) => h.validate(view.len()).ok().and_then(|g| g.path),
+        _ => None,
+    };
+    match recorded {
+        Some(r) if r != (origin.dev, origin.ino) => Err(Error::NotAChannel {
+            channel: format!("{name} (shmid {shmid})"),
+            reason: format!(
+                "ftok key collision: it was made for another path (device {:#x}, inode {})",
+                r.0, r.1
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn classify(mapping: Mapping, st: &ShmStat) -> Kind {
     let view = match View::new(mapping) {
         Ok(v) => v,
         Err(why) => return foreign(why),
@@ -187,18 +260,22 @@ fn classify(mapping: Mapping) -> Kind {
         return Kind::Channel(blank_info(State::Initialising));
     }
     match h.validate(view.len()) {
-        Ok(g) => Kind::Channel(describe(h, g.semid, g.capacity, g.flags)),
-        Err(why) => Kind::Channel(blank_info(State::Corrupt(format!("{why:?}")))),
+        Ok(g) => Kind::Channel(describe(&view, &g, st)),
+        Err(why) => Kind::Channel(blank_info(State::Corrupt(invalid_text(why)))),
     }
 }
 
 fn foreign(why: crate::layout::Invalid) -> Kind {
     Kind::Foreign {
-        reason: match why {
-            crate::layout::Invalid::NotAChannel(r) => r,
-            crate::layout::Invalid::Version(v) => format!("shmchan layout version {v}"),
-            crate::layout::Invalid::Corrupt(r) => r,
-        },
+        reason: invalid_text(why),
+    }
+}
+
+fn invalid_text(why: crate::layout::Invalid) -> String {
+    match why {
+        crate::layout::Invalid::NotAChannel(r) => r,
+        crate::layout::Invalid::Version(v) => format!("shmchan layout version {v}"),
+        crate::layout::Invalid::Corrupt(r) => r,
     }
 }
 
@@ -209,6 +286,7 @@ fn blank_info(state: State) -> ChannelInfo {
         max_message: 0,
         persist: false,
         queued: 0,
+        has_messages: false,
         parties: None,
         sender: Presence::Never,
         receiver: Presence::Never,
@@ -220,41 +298,69 @@ fn blank_info(state: State) -> ChannelInfo {
     }
 }
 
-fn describe(h: &Header, semid: i32, capacity: u64, flags: u32) -> ChannelInfo {
-    let set = SemSet::from_id(semid);
+fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
+    let h = view.header();
+    let set = SemSet::from_id(g.semid);
     let head = h.rx.index.load(Ordering::Acquire);
     let tail = h.tx.index.load(Ordering::Acquire);
     let c = &h.control;
     let mut info = ChannelInfo {
-        semid,
-        capacity,
-        max_message: h.id.max_message.load(Ordering::Relaxed),
-        persist: flags & FLAG_PERSIST != 0,
+        semid: g.semid,
+        capacity: g.capacity,
+        max_message: g.max_message,
+        persist: g.flags & FLAG_PERSIST != 0,
         queued: tail.saturating_sub(head),
-        parties: set.get(sem::PARTIES).ok().map(|v| v as u32),
-        sender: presence(set, sem::TX_ALIVE, c.tx_connects.load(Ordering::Relaxed)),
-        receiver: presence(set, sem::RX_ALIVE, c.rx_connects.load(Ordering::Relaxed)),
+        has_messages: holds_messages(&view.ring(g)),
+        parties: None,
+        sender: Presence::Never,
+        receiver: Presence::Never,
         creator_pid: h.id.creator_pid.load(Ordering::Relaxed),
         created: h.id.created.load(Ordering::Relaxed),
         sent: counters(&h.tx.counters),
         received: counters(&h.rx.counters),
         state: State::Ok,
     };
-    info.state = if let Err(c) = check_span(head, tail, capacity) {
+    info.state = if let Err(c) = check_span(head, tail, g.capacity) {
         State::Corrupt(c.0)
-    } else if c.closed.load(Ordering::Acquire) != 0 {
-        State::Closed
     } else {
-        match (set.stat(), info.parties) {
-            (Ok(st), _) if st.nsems != u64::from(sem::COUNT) => {
-                State::Corrupt(format!("semaphore set {semid} has {} semaphores", st.nsems))
-            }
-            (Err(e), _) => State::Corrupt(format!("semaphore set {semid}: {e}")),
-            (Ok(_), Some(0)) => State::Stale,
-            (Ok(_), _) => State::Ok,
-        }
+        set_state(set, st)
     };
+    if info.state == State::Ok || info.state == State::Stale {
+        // Only a set that belongs to the channel is read: the id in the
+        // header is untrusted.
+        info.parties = set.get(sem::PARTIES).ok().map(|v| v as u32);
+        info.sender = presence(set, sem::TX_ALIVE, c.tx_connects.load(Ordering::Relaxed));
+        info.receiver = presence(set, sem::RX_ALIVE, c.rx_connects.load(Ordering::Relaxed));
+        if c.closed.load(Ordering::Acquire) != 0 {
+            info.state = State::Closed;
+        } else if info.parties == Some(0) {
+            info.state = State::Stale;
+        }
+    }
     info
+}
+
+/// What the semaphore set says: `Ok` when it belongs to the channel (the
+/// caller then reads the party count), or why not. A segment marked for
+/// removal has lost its key, so only the creator is compared then.
+fn set_state(set: SemSet, seg: &ShmStat) -> State {
+    let key_differs = |key: i32| !seg.removed && key != seg.key;
+    match set.stat() {
+        Ok(st) if st.nsems != u64::from(sem::COUNT) => State::Corrupt(format!(
+            "semaphore set {} has {} semaphores",
+            set.id(),
+            st.nsems
+        )),
+        Ok(st) if key_differs(st.key) || st.cuid != seg.cuid => State::Corrupt(format!(
+            "semaphore set {} (key {:#010x}, creator uid {}) does not belong to it",
+            set.id(),
+            st.key as u32,
+            st.cuid
+        )),
+        Ok(_) => State::Ok,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => State::Orphaned,
+        Err(e) => State::Corrupt(format!("semaphore set {}: {e}", set.id())),
+    }
 }
 
 fn presence(set: SemSet, alive: u16, connects: u64) -> Presence {
@@ -275,58 +381,14 @@ fn counters(c: &SharedCounters) -> Counters {
     }
 }
 
-/// Removes the channel with segment `shmid` (segment and semaphore set).
-///
-/// Refuses a segment that is not a shmchan channel, and a channel with a
-/// live party unless `force`. Without `force` the last-out gate is closed
-/// first, so no party can join while it goes; with `force` the channel is
-/// marked closed first, so live parties get [`Error::Removed`].
-///
-/// # Errors
-///
-/// [`Error::NotFound`], [`Error::NotAChannel`], [`Error::Os`] with `EBUSY`
-/// when a party is alive and `force` is not set,
-/// [`Error::PermissionDenied`] when this user may not remove it.
-pub fn remove(shmid: i32, force: bool) -> Result<()> {
-    let name = format!("shmid {shmid}");
-    let chan = match inspect(shmid)?.kind {
-        Kind::Channel(c) => c,
-        Kind::Foreign { reason } | Kind::Unreadable { reason } => {
-            return Err(Error::NotAChannel {
-                channel: name,
-                reason,
-            });
-        }
-    };
-    let set = SemSet::from_id(chan.semid);
-    let idle = chan.state == State::Initialising || chan.semid < 0 || close_gate(set).is_ok();
-    if !force && !idle {
-        return Err(Error::Os {
-            call: "remove",
-            channel: name,
-            source: std::io::Error::from_raw_os_error(libc::EBUSY),
-        });
-    }
-    set_closed(shmid, 1);
-    if let Err(e) = sys::shm_remove(shmid) {
-        set_closed(shmid, 0); // not ours to remove: leave it as it was
-        return Err(crate::channel::os_error("shmctl(IPC_RMID)", &name, e));
-    }
-    if chan.semid >= 0 {
-        let _ = set.remove(); // may be gone already (ipcrm -s)
-    }
-    Ok(())
-}
-
-/// Sets `closed` in the header through a read-write attach, so that live
-/// parties see `Removed` on their fast paths. Best effort: without write
-/// permission the removal itself still goes ahead.
-fn set_closed(shmid: i32, closed: u32) {
-    if let Ok(Ok(view)) = Mapping::attach(shmid, false).map(View::new) {
-        // SYNC: pairs with the Acquire load in the parties' `check_open`.
-        view.header()
-            .control
-            .closed
-            .store(closed, Ordering::Release);
+/// The semaphore set id that a segment's header names, whatever state the
+/// header is in (`None` when the segment is unreadable or not a shmchan
+/// header). For finding orphaned sets: a set named here is not one.
+fn named_semid(shmid: i32) -> Option<i32> {
+    let view = View::new(Mapping::attach(shmid, true).ok()?).ok()?;
+    let h: &Header = view.header();
+    match h.check_magic() {
+        Ok(true) => Some(h.id.semid.load(Ordering::Relaxed) as i32),
+        _ => None,
     }
 }

@@ -1,0 +1,174 @@
+//! Removing one channel without joining it (`shmchan rm`, and each
+//! removal `gc` makes).
+
+use std::sync::atomic::Ordering;
+
+use super::{ChannelInfo, Kind, SegmentInfo, State, inspect};
+use crate::channel::{close_gate, os_error};
+use crate::error::{Error, Result};
+use crate::layout::{View, sem};
+use crate::sys::{self, Key, Mapping, SemSet, sop};
+
+/// What a removal took away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// The segment id.
+    pub shmid: i32,
+    /// The segment's key ([`Key::PRIVATE`] for a private channel).
+    pub key: Key,
+    /// The channel's semaphore set, when it had one of its own that this
+    /// removal took away.
+    pub semid: Option<i32>,
+    /// Committed bytes that were still queued, discarded with it.
+    pub queued: u64,
+}
+
+/// How a conditional removal ended.
+#[derive(Debug)]
+pub(super) enum Verdict {
+    Removed(Removed),
+    /// The condition did not hold once the gate was shut: why.
+    Kept(String),
+}
+
+/// Removes the channel with segment `shmid` (segment and semaphore set).
+///
+/// Refuses a segment that is not a shmchan channel, and a channel with a
+/// live party unless `force`. Without `force` the last-out gate is closed
+/// first, so no party can join while it goes; with `force` the channel is
+/// marked closed first, so live parties get [`Error::Removed`].
+///
+/// A channel whose semaphore set is gone (or cannot be trusted) has no
+/// party count: it is idle when no process has the segment attached.
+///
+/// # Errors
+///
+/// [`Error::NotFound`], [`Error::NotAChannel`], [`Error::Os`] with `EBUSY`
+/// when a party is alive and `force` is not set,
+/// [`Error::PermissionDenied`] when this user may not remove it.
+pub fn remove(shmid: i32, force: bool) -> Result<Removed> {
+    match remove_unless(shmid, force, |_, _| None)? {
+        Verdict::Removed(r) => Ok(r),
+        Verdict::Kept(why) => Err(Error::Os {
+            call: "remove",
+            channel: format!("shmid {shmid}"),
+            source: std::io::Error::other(why),
+        }),
+    }
+}
+
+/// Removes the channel unless `keep`, asked once nobody can join any more
+/// (the gate is shut), gives a reason to keep it.
+pub(super) fn remove_unless(
+    shmid: i32,
+    force: bool,
+    keep: impl Fn(&SegmentInfo, &ChannelInfo) -> Option<String>,
+) -> Result<Verdict> {
+    let name = format!("shmid {shmid}");
+    let seg = inspect(shmid)?;
+    let chan = channel_of(&seg, &name)?;
+    let (gate, idle) = shut_gate(&seg, &chan, &name)?;
+    if !idle && !force {
+        return Err(busy(&name));
+    }
+    // Read again now that the gate is shut: nobody can join meanwhile.
+    let seg = inspect(shmid)?;
+    let chan = channel_of(&seg, &name)?;
+    if let Some(why) = keep(&seg, &chan) {
+        return Ok(Verdict::Kept(why));
+    }
+    let removed = destroy(&seg, &chan, &name)?;
+    drop(gate);
+    Ok(Verdict::Removed(removed))
+}
+
+/// The error for a channel in use.
+fn busy(name: &str) -> Error {
+    Error::Os {
+        call: "remove",
+        channel: name.to_owned(),
+        source: std::io::Error::from_raw_os_error(libc::EBUSY),
+    }
+}
+
+fn channel_of(seg: &SegmentInfo, name: &str) -> Result<ChannelInfo> {
+    match &seg.kind {
+        Kind::Channel(c) => Ok(c.clone()),
+        Kind::Foreign { reason } | Kind::Unreadable { reason } => Err(Error::NotAChannel {
+            channel: name.to_owned(),
+            reason: reason.clone(),
+        }),
+    }
+}
+
+/// The channel's semaphore set, checked now (the id in the header is
+/// untrusted, and ids can be reused once a set is gone): six semaphores,
+/// the segment's key (unless the segment lost it to a removal) and creator.
+pub(super) fn own_set(seg: &SegmentInfo, chan: &ChannelInfo) -> Option<SemSet> {
+    if !matches!(chan.state, State::Ok | State::Stale | State::Closed) {
+        return None;
+    }
+    let set = SemSet::from_id(chan.semid);
+    let st = set.stat().ok()?;
+    let key_ok = seg.removed || st.key == seg.key.raw();
+    (st.nsems == u64::from(sem::COUNT) && key_ok && st.cuid == seg.cuid).then_some(set)
+}
+
+/// The last-out gate, shut by this removal: opened again on drop (which
+/// fails harmlessly once the set is removed).
+struct Gate(Option<SemSet>);
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if let Some(set) = self.0 {
+            // An error means the set is gone: there is no gate left to open.
+            let _ = set.op(&mut [sop(sem::CLOSING, -1, libc::SEM_UNDO)]);
+        }
+    }
+}
+
+/// Shuts the gate of a channel that has a set of its own, and says whether
+/// the channel is idle: no live party, or, with no set to count them, no
+/// process attached.
+fn shut_gate(seg: &SegmentInfo, chan: &ChannelInfo, name: &str) -> Result<(Gate, bool)> {
+    if let Some(set) = own_set(seg, chan) {
+        match close_gate(set) {
+            Ok(()) => return Ok((Gate(Some(set)), true)),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok((Gate(None), false)),
+            // Removed meanwhile: judge by the attaches, as below.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {}
+            Err(e) => return Err(os_error("semop(close gate)", name, e)),
+        }
+    }
+    Ok((Gate(None), seg.nattch == 0))
+}
+
+/// Marks the channel closed (so that parties see `Removed` on their fast
+/// paths), then removes the segment and the channel's own set.
+fn destroy(seg: &SegmentInfo, chan: &ChannelInfo, name: &str) -> Result<Removed> {
+    let set = own_set(seg, chan);
+    let was = set_closed(seg.shmid, 1);
+    if let Err(e) = sys::shm_remove(seg.shmid) {
+        if let Some(was) = was {
+            set_closed(seg.shmid, was); // not ours to remove: leave it as it was
+        }
+        return Err(os_error("shmctl(IPC_RMID)", name, e));
+    }
+    // The set may be gone already (ipcrm -s); nothing else to remove then.
+    let semid = set.filter(|s| s.remove().is_ok()).map(|s| s.id());
+    Ok(Removed {
+        shmid: seg.shmid,
+        key: seg.key,
+        semid,
+        queued: chan.queued,
+    })
+}
+
+/// Sets `closed` in the header through a read-write attach and returns its
+/// old value. Best effort: without write permission the removal itself
+/// still goes ahead.
+fn set_closed(shmid: i32, closed: u32) -> Option<u32> {
+    let view = View::new(Mapping::attach(shmid, false).ok()?).ok()?;
+    // SYNC: pairs with the Acquire load in the parties' `check_open`.
+    Some(view.header().control.closed.swap(closed, Ordering::AcqRel))
+}
