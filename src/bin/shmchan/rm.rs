@@ -1,0 +1,90 @@
+//! `shmchan rm KEY...`: remove channels (segment and semaphore set).
+
+use std::io::Write;
+
+use shmchan::Error;
+use shmchan::admin::{self, ChannelInfo, Kind, Removed};
+
+use crate::Failure;
+use crate::args::{KeyArg, parse_key};
+use crate::human;
+
+/// Remove channels (segment and semaphore set).
+///
+/// Refuses a channel with a live party unless --force, and any segment
+/// that is not a shmchan channel.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The channels' KEYs.
+    #[arg(required = true, value_parser = parse_key, allow_negative_numbers = true)]
+    keys: Vec<KeyArg>,
+    /// Remove even a channel in use: its parties get a "removed" error.
+    #[arg(long, short)]
+    force: bool,
+}
+
+pub(crate) fn run(args: Args, proj: u8) -> Result<(), Failure> {
+    let mut failed = false;
+    for key in &args.keys {
+        match remove(key, proj, args.force) {
+            Ok(r) => say(&removed_line(&r))?,
+            Err(Failure::Runtime(msg)) | Err(Failure::Usage(msg)) => {
+                crate::complain(&format!("shmchan rm: {msg}"));
+                failed = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if failed {
+        return Err(Failure::Reported);
+    }
+    Ok(())
+}
+
+fn say(line: &str) -> Result<(), Failure> {
+    writeln!(std::io::stdout(), "{line}").map_err(Failure::output)
+}
+
+fn remove(key: &KeyArg, proj: u8, force: bool) -> Result<Removed, Failure> {
+    let shmid = key.shmid(proj)?;
+    match admin::remove(shmid, force) {
+        Ok(r) => Ok(r),
+        Err(Error::Os { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
+            Err(Failure::Runtime(in_use(key, shmid)))
+        }
+        Err(Error::NotAChannel { reason, .. }) => Err(Failure::Runtime(format!(
+            "{key} (shmid {shmid}) is not a shmchan channel ({reason}); not removed"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why a channel in use was refused, with who is using it.
+fn in_use(key: &KeyArg, shmid: i32) -> String {
+    let who = match admin::inspect(shmid).map(|s| s.kind) {
+        Ok(Kind::Channel(c)) => parties(&c),
+        _ => "a live party".into(),
+    };
+    format!("{key} (shmid {shmid}) is in use ({who}); not removed: --force removes it anyway")
+}
+
+fn parties(c: &ChannelInfo) -> String {
+    let n = c.parties.map_or("some".into(), |n| n.to_string());
+    format!(
+        "{n} parties, sender {}, receiver {}",
+        human::presence(c.sender),
+        human::presence(c.receiver)
+    )
+}
+
+fn removed_line(r: &Removed) -> String {
+    let mut line = format!("removed key {} (shmid {}", human::key(r.key), r.shmid);
+    if let Some(semid) = r.semid {
+        line += &format!(", semid {semid}");
+    }
+    line += ")";
+    if r.queued > 0 {
+        line += &format!(", discarding {} queued", human::bytes(r.queued));
+    }
+    line
+}
