@@ -2,9 +2,11 @@
 //! processes (this test binary again); N times the parent SIGKILLs one of
 //! them at a random moment, or at a chosen one (mid-reserve: a grant held
 //! and half written; mid-recv_ref: a guard held, before or after the
-//! receiver logged it), and starts it again. At the end it checks, from
-//! the log each receiver incarnation appends (one `write(2)` per message,
-//! made before the message is released):
+//! receiver logged it), and starts it again. One restart in eight is
+//! killed again while it starts (opening the channel, joining, claiming
+//! its role), so that deaths inside those semops are part of the soak too.
+//! At the end it checks, from the log each receiver incarnation appends
+//! (one `write(2)` per message, made before the message is released):
 //!
 //! - every committed message was seen, in order (lost = 0);
 //! - none is torn (length and checksum of the payload);
@@ -13,8 +15,8 @@
 //!   incarnation killed before it, nothing else;
 //! - no segment or semaphore set is left behind.
 //!
-//! `crash_soak_short` runs in CI (200 kills, a few seconds). The full soak is ignored by
-//! default:
+//! `crash_soak_short` runs in CI (200 rounds, a few seconds). The full
+//! soak is ignored by default:
 //!
 //! ```text
 //! SOAK_KILLS=1000 cargo test --test crash_soak -- --ignored --nocapture
@@ -311,7 +313,8 @@ const SENDER: usize = 0;
 const RECEIVER: usize = 1;
 
 impl Soak {
-    fn spawn(&mut self, who: usize) {
+    /// Starts an incarnation of `who`; waits for it to attach if `settle`.
+    fn spawn(&mut self, who: usize, settle: bool) {
         let n = self.incarnations[who];
         self.incarnations[who] += 1;
         let log = self.dir.join(format!("rx-{n:06}.log"));
@@ -329,7 +332,9 @@ impl Soak {
             self.state.set(word::TX_PHASE, phase::STARTING);
         }
         let mut peer = spawn_peer("peer", role, &env);
-        peer.expect_line("attached");
+        if settle {
+            peer.expect_line("attached");
+        }
         self.peers[who] = Some(peer);
     }
 
@@ -381,7 +386,13 @@ impl Soak {
             }
         };
         self.kill(who, target);
-        self.spawn(who);
+        if rng.below(8) == 0 {
+            // Killed again while starting: in open, join or role claim.
+            self.spawn(who, false);
+            std::thread::sleep(Duration::from_micros(rng.below(2_500)));
+            self.kill(who, None);
+        }
+        self.spawn(who, true);
     }
 
     /// Stops the sender cleanly and lets the receiver drain and leave.
@@ -462,6 +473,7 @@ fn soak(kills: u64) {
     let mut rng = Rng(seed);
     let dir = std::env::temp_dir().join(format!("shmchan-soak-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("soak dir");
+    let _rm = RemoveDir(dir.clone());
     let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(RING)).expect("create");
     let cleanup = Cleanup::of(&chan);
     let mut s = Soak {
@@ -474,8 +486,8 @@ fn soak(kills: u64) {
         watchdog_secs: 120 + kills / 4,
     };
     let start = Instant::now();
-    s.spawn(SENDER);
-    s.spawn(RECEIVER);
+    s.spawn(SENDER, true);
+    s.spawn(RECEIVER, true);
     // From here on the peers alone keep the channel alive.
     drop(chan);
     for _ in 0..kills {
@@ -498,7 +510,16 @@ fn soak(kills: u64) {
         gone,
         "the last party out left the segment or the semaphore set behind"
     );
-    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Removes the soak's directory (state file, logs), pass or fail.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        // Nothing to do if it is gone already.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn report(t: &Tally, v: &Verdict, committed: u64, took: Duration) {
