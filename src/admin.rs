@@ -167,9 +167,16 @@ pub fn list() -> Result<Vec<SegmentInfo>> {
 ///
 /// [`Error::NotFound`] when no segment has that id.
 pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
-    let st = sys::shm_stat(shmid).map_err(|_| Error::NotFound {
+    let not_found = || Error::NotFound {
         channel: format!("shmid {shmid}"),
-    })?;
+    };
+    let st = match sys::shm_stat(shmid) {
+        Ok(st) => st,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+            return unreadable(shmid, &e)?.ok_or_else(not_found);
+        }
+        Err(_) => return Err(not_found()),
+    };
     let kind = match Mapping::attach(shmid, true) {
         Ok(mapping) => classify(mapping, &st),
         Err(e) => Kind::Unreadable {
@@ -187,6 +194,26 @@ pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
         removed: st.removed,
         kind,
     })
+}
+
+/// A segment this process may not even `IPC_STAT`: what the world-readable
+/// listing says about it.
+fn unreadable(shmid: i32, e: &std::io::Error) -> Result<Option<SegmentInfo>> {
+    /// `SHM_DEST` from `<linux/shm.h>`: marked for removal.
+    const SHM_DEST: u32 = 0o1000;
+    Ok(sysvipc::shm_row(shmid)?.map(|r| SegmentInfo {
+        shmid,
+        key: Key::from_raw(r.key),
+        size: r.size,
+        uid: r.uid,
+        cuid: r.cuid,
+        mode: r.perms & 0o777,
+        nattch: r.nattch,
+        removed: r.perms & SHM_DEST != 0,
+        kind: Kind::Unreadable {
+            reason: format!("shmctl(IPC_STAT): {e}"),
+        },
+    }))
 }
 
 /// The segment id of the channel at `key`, found without joining it.

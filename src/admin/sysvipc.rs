@@ -16,13 +16,43 @@ pub(super) struct SemRow {
     pub(super) ctime: u64,
 }
 
+/// One segment as `/proc/sysvipc/shm` lists it (readable by anyone, even
+/// where `shmctl(IPC_STAT)` is refused).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ShmRow {
+    pub(super) key: i32,
+    pub(super) shmid: i32,
+    /// Permission bits and status bits (`SHM_DEST` is 0o1000).
+    pub(super) perms: u32,
+    pub(super) size: usize,
+    pub(super) nattch: u64,
+    pub(super) uid: u32,
+    pub(super) cuid: u32,
+}
+
 /// Every segment id.
 pub(super) fn shm_ids() -> Result<Vec<i32>> {
     let table = Table::read("/proc/sysvipc/shm")?;
-    Ok(table
-        .rows()
-        .filter_map(|r| table.num(&r, "shmid"))
-        .collect())
+    let ids = table.rows().filter_map(|r| table.num(&r, "shmid"));
+    Ok(ids.collect())
+}
+
+/// The listing's row of segment `shmid`.
+pub(super) fn shm_row(shmid: i32) -> Result<Option<ShmRow>> {
+    let t = Table::read("/proc/sysvipc/shm")?;
+    let row = |r: &[&str]| {
+        Some(ShmRow {
+            key: t.num::<i64>(r, "key")? as i32,
+            shmid: t.num(r, "shmid")?,
+            // Printed in octal.
+            perms: u32::from_str_radix(r.get(t.column("perms")?)?, 8).ok()?,
+            size: t.num(r, "size")?,
+            nattch: t.num(r, "nattch")?,
+            uid: t.num(r, "uid")?,
+            cuid: t.num(r, "cuid")?,
+        })
+    };
+    Ok(t.rows().filter_map(|r| row(&r)).find(|r| r.shmid == shmid))
 }
 
 /// Every semaphore set.
@@ -63,8 +93,11 @@ impl Table {
         lines.map(|l| l.split_whitespace().collect())
     }
 
+    fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
     fn num<T: std::str::FromStr>(&self, row: &[&str], column: &str) -> Option<T> {
-        let i = self.columns.iter().position(|c| c == column)?;
-        row.get(i)?.parse().ok()
+        row.get(self.column(column)?)?.parse().ok()
     }
 }
