@@ -215,9 +215,11 @@ struct Meter {
 impl Meter {
     fn start(args: &Args) -> Meter {
         let start = Instant::now();
+        // A limit too far to represent: a year is as good as for ever.
+        let year = Duration::from_secs(365 * 86400);
         Meter {
             start,
-            deadline: start + args.seconds,
+            deadline: start.checked_add(args.seconds).unwrap_or(start + year),
             got: 0,
             want: args.messages,
         }

@@ -51,7 +51,7 @@ pub(crate) fn run(args: Args, proj: u8) -> Result<(), Failure> {
         .iter()
         .any(|e| matches!(e.outcome, Outcome::Failed(_)));
     if failed {
-        return Err(Failure::Reported);
+        return Err(Failure::Reported(1));
     }
     Ok(())
 }

@@ -15,7 +15,9 @@ use crate::human;
 /// never), mode, owner and state (ok, stale, corrupt, ...). Reads only.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Also list segments that are not shmchan channels, marked foreign.
+    /// Also list segments that are not shmchan channels, marked foreign
+    /// (segments that cannot be read are always listed: they may be
+    /// channels).
     #[arg(long)]
     all: bool,
     /// Print one JSON document (shape in docs/cli.md).
@@ -57,7 +59,7 @@ pub(crate) fn run(args: Args) -> Result<(), Failure> {
     let segs = admin::list()?;
     let rows: Vec<Row> = segs
         .iter()
-        .filter(|s| args.all || matches!(s.kind, Kind::Channel(_)))
+        .filter(|s| args.all || !matches!(s.kind, Kind::Foreign { .. }))
         .map(Row::of)
         .collect();
     let text = if args.json {

@@ -89,8 +89,8 @@ enum Failure {
     Usage(String),
     /// A runtime error (exit 1).
     Runtime(String),
-    /// A runtime error already reported line by line (exit 1).
-    Reported,
+    /// Errors already reported line by line; the exit code to end with.
+    Reported(u8),
     /// The reader of our output went away (EPIPE): exit 0, say nothing.
     ReaderGone,
 }
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
     let name = cli.command.name();
     match cli.command.run(cli.proj) {
         Ok(()) | Err(Failure::ReaderGone) => ExitCode::SUCCESS,
-        Err(Failure::Reported) => ExitCode::from(1),
+        Err(Failure::Reported(code)) => ExitCode::from(code),
         Err(Failure::Runtime(msg)) => {
             complain(&format!("shmchan {name}: {msg}"));
             ExitCode::from(1)

@@ -56,7 +56,8 @@ pub(crate) fn run(args: Args, proj: u8) -> Result<(), Failure> {
         out: BufWriter::with_capacity(BUFFER, out),
         framing: args.framing,
     };
-    let deadline = args.timeout.map(|t| Instant::now() + t);
+    // A timeout too far to represent is no timeout.
+    let deadline = args.timeout.and_then(|t| Instant::now().checked_add(t));
     pump(&mut rx, &mut sink, args.count, deadline)?;
     sink.out.flush().map_err(Failure::output)
 }

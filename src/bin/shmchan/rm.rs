@@ -24,21 +24,25 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args, proj: u8) -> Result<(), Failure> {
-    let mut failed = false;
+    // The worst exit code so far: 1 for a runtime error, 2 for a usage one.
+    let mut code = 0;
     for key in &args.keys {
-        match remove(key, proj, args.force) {
-            Ok(r) => say(&removed_line(&r))?,
-            Err(Failure::Runtime(msg)) | Err(Failure::Usage(msg)) => {
-                crate::complain(&format!("shmchan rm: {msg}"));
-                failed = true;
+        let (msg, c) = match remove(key, proj, args.force) {
+            Ok(r) => {
+                say(&removed_line(&r))?;
+                continue;
             }
+            Err(Failure::Runtime(msg)) => (msg, 1),
+            Err(Failure::Usage(msg)) => (msg, 2),
             Err(e) => return Err(e),
-        }
+        };
+        crate::complain(&format!("shmchan rm: {msg}"));
+        code = code.max(c);
     }
-    if failed {
-        return Err(Failure::Reported);
+    match code {
+        0 => Ok(()),
+        c => Err(Failure::Reported(c)),
     }
-    Ok(())
 }
 
 fn say(line: &str) -> Result<(), Failure> {
