@@ -411,6 +411,53 @@ fn recv_into_a_closed_pipe_ends_quietly() {
     let _ = feeder.join();
 }
 
+/// Runs `command` under a pseudo-terminal (`script` from util-linux):
+/// what the terminal showed, and whether it succeeded.
+fn on_a_terminal(command: &str) -> (String, bool) {
+    let out = Command::new("script")
+        .args(["-qec", command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux runs commands on a terminal");
+    (text(&out.stdout), out.status.success())
+}
+
+#[test]
+fn send_draws_a_progress_bar_only_on_a_terminal_with_a_known_size() {
+    let key = ChanKey::new();
+    let hex = key.hex();
+    let file = format!("{}.data", key.path());
+    let _remove = RemoveFile(file.clone());
+    std::fs::write(&file, vec![7u8; 16 << 20]).expect("write data file");
+    let recv = start(
+        &["recv", &hex, "--create", "--framing", "raw"],
+        Stdio::null(),
+        Stdio::piped(),
+    );
+    let receiving = std::thread::spawn(move || recv.finish());
+    let send = format!("{} send {hex} --create --framing raw --file {file}", bin());
+    let (screen, ok_) = on_a_terminal(&send);
+    assert!(ok_, "send failed: {screen:?}");
+    assert!(screen.contains("/16.00 MiB"), "no progress bar: {screen:?}");
+    let got = receiving.join().expect("receiving thread");
+    assert_eq!(succeeded(&got).len(), 16 << 20);
+    // Input of unknown size (a pipe): nothing extra, even on a terminal.
+    let key = ChanKey::new();
+    let send = format!("printf 'a\\nb\\n' | {} send {} --create", bin(), key.hex());
+    let (screen, ok_) = on_a_terminal(&send);
+    assert!(ok_ && screen.is_empty(), "{screen:?}");
+    assert_eq!(ok(&run(&["recv", &key.hex()])), "a\nb\n");
+}
+
+/// Removes a file on drop.
+struct RemoveFile(String);
+
+impl Drop for RemoveFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[test]
 fn send_refuses_oversized_and_truncated_input() {
     let key = ChanKey::new();
@@ -805,6 +852,32 @@ fn ls_all_marks_a_foreign_segment_and_rm_refuses_it() {
     assert_eq!(read_segment(id, 11), b"hello world");
 }
 
+#[test]
+fn ls_lists_an_unreadable_segment_with_the_reason_and_does_not_fail() {
+    // Mode 000: nobody but a privileged process may attach it. Root may,
+    // so as root `ls` runs as nobody.
+    // SAFETY: a plain private segment.
+    let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0) };
+    assert!(id >= 0);
+    let _guard = IdGuard(Some(id), None);
+    let mut cmd = Command::new(bin());
+    cmd.arg("ls");
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    let table = ok(&cmd.output().expect("run ls"));
+    let line = table
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(&id.to_string()))
+        .unwrap_or_else(|| panic!("shmid {id} not listed:\n{table}"));
+    assert!(
+        line.ends_with("unreadable: shmctl(IPC_STAT): Permission denied (os error 13)"),
+        "{line}"
+    );
+}
+
 fn write_segment(id: i32, bytes: &[u8]) {
     // SAFETY: attach a 4 KiB segment of ours, write fewer bytes, detach.
     unsafe {
@@ -921,6 +994,7 @@ fn bad_input_is_one_line_and_the_right_exit_code() {
     fails(&run(&["create", &hex, "--proj", "0"]), 2, "--proj");
     fails(&run(&["frobnicate"]), 2, "frobnicate");
     fails(&run(&["send", &hex, "--framing", "xml"]), 2, "xml");
+    fails(&run(&["rm", "0"]), 2, "IPC_PRIVATE");
     assert_eq!(
         (key.shmid(), key.semid()),
         (None, None),
