@@ -708,7 +708,7 @@ fn print_header(args: &Args) {
     let rev = std::env::var("SHMCHAN_REV")
         .unwrap_or_else(|_| sh(&format!("git -C {repo} describe --always --dirty 2>/dev/null")));
     println!("- shmchan: {rev}");
-    println!("- machine: {}, {} CPUs, {}", sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"), sh("nproc"), sh("uname -sr"));
+    println!("- machine: {}, {} CPUs, {}", sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"), sh("nproc --all"), sh("uname -sr"));
     println!("- load at start: {}", sh("uptime"));
     println!(
         "- transports: {}; mode {:?}; {}",
