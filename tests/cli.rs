@@ -854,20 +854,13 @@ fn ls_all_marks_a_foreign_segment_and_rm_refuses_it() {
 
 #[test]
 fn ls_lists_an_unreadable_segment_with_the_reason_and_does_not_fail() {
-    // Mode 000: nobody but a privileged process may attach it. Root may,
-    // so as root `ls` runs as nobody.
+    // Mode 000: nobody but a privileged process may read it. Root may, so
+    // as root the commands run as nobody.
     // SAFETY: a plain private segment.
     let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0) };
     assert!(id >= 0);
     let _guard = IdGuard(Some(id), None);
-    let mut cmd = Command::new(bin());
-    cmd.arg("ls");
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(65534).gid(65534);
-    }
-    let table = ok(&cmd.output().expect("run ls"));
+    let table = ok(&unprivileged(&["ls"]));
     let line = table
         .lines()
         .find(|l| l.split_whitespace().nth(1) == Some(&id.to_string()))
@@ -876,6 +869,21 @@ fn ls_lists_an_unreadable_segment_with_the_reason_and_does_not_fail() {
         line.ends_with("unreadable: shmctl(IPC_STAT): Permission denied (os error 13)"),
         "{line}"
     );
+    let by_id = format!("id:{id}");
+    fails(&unprivileged(&["rm", &by_id]), 1, "cannot be read");
+    assert!(common::shm_exists(id));
+}
+
+/// Runs `shmchan ARGS` as this user, or as nobody when this user is root.
+fn unprivileged(args: &[&str]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).stdin(Stdio::null());
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(65534).gid(65534);
+    }
+    cmd.output().expect("run shmchan")
 }
 
 fn write_segment(id: i32, bytes: &[u8]) {

@@ -56,9 +56,15 @@ fn remove(key: &KeyArg, proj: u8, force: bool) -> Result<Removed, Failure> {
         Err(Error::Os { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
             Err(Failure::Runtime(in_use(key, shmid)))
         }
-        Err(Error::NotAChannel { reason, .. }) => Err(Failure::Runtime(format!(
-            "{key} (shmid {shmid}) is not a shmchan channel ({reason}); not removed"
-        ))),
+        Err(Error::NotAChannel { reason, .. }) => {
+            let what = match admin::inspect(shmid).map(|s| s.kind) {
+                Ok(Kind::Unreadable { .. }) => "cannot be read",
+                _ => "is not a shmchan channel",
+            };
+            Err(Failure::Runtime(format!(
+                "{key} (shmid {shmid}) {what} ({reason}); not removed"
+            )))
+        }
         Err(e) => Err(e.into()),
     }
 }
