@@ -35,10 +35,19 @@ fn main() {
     c.final_summary();
 }
 
-fn bench_round_trip(group: &mut BenchmarkGroup<'_, WallTime>, kind: Kind, size: usize, label: &str) {
+fn bench_round_trip(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    kind: Kind,
+    size: usize,
+    label: &str,
+) {
     let mut there = Link::new(kind, size, "A");
     let mut back = Link::new(kind, size, "B");
-    let env: Vec<(&str, String)> = back.env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let env: Vec<(&str, String)> = back
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     let mut peer = Peer::spawn("echo", &there, &env);
     there.close_peer_end(true);
     back.close_peer_end(false);

@@ -93,12 +93,14 @@ pub(crate) fn notify(flag: &AtomicU32) -> bool {
     flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Relaxed) == 1
 }
 
-/// Spins for a bounded time, yielding in the second half.
+/// Spins for a bounded time: crossbeam's `Backoff` gives the shape (spin
+/// in growing bursts, then yield), the budget bounds it in time rather than
+/// in steps, so that a side never spins longer than it was told to.
 #[derive(Debug)]
 struct Backoff {
     start: Instant,
     budget: Duration,
-    step: u32,
+    backoff: crossbeam_utils::Backoff,
 }
 
 impl Backoff {
@@ -106,24 +108,16 @@ impl Backoff {
         Backoff {
             start: Instant::now(),
             budget,
-            step: 0,
+            backoff: crossbeam_utils::Backoff::new(),
         }
     }
 
     /// Waits a little; `false` once the budget is spent.
     fn snooze(&mut self) -> bool {
-        let elapsed = self.start.elapsed();
-        if elapsed >= self.budget {
+        if self.start.elapsed() >= self.budget {
             return false;
         }
-        if elapsed < self.budget / 2 || self.step < 4 {
-            for _ in 0..(1u32 << self.step.min(6)) {
-                std::hint::spin_loop();
-            }
-        } else {
-            std::thread::yield_now();
-        }
-        self.step += 1;
+        self.backoff.snooze();
         true
     }
 }

@@ -222,7 +222,8 @@ impl Link {
                     opts = opts.spin(Duration::ZERO);
                 }
                 let chan = Channel::create(Key::PRIVATE, &opts).expect("create channel");
-                link.env.push((format!("{name}_SHMID"), chan.id().to_string()));
+                link.env
+                    .push((format!("{name}_SHMID"), chan.id().to_string()));
                 link.chan = Some(chan);
             }
             Kind::Pipe => link.fds = pipe(),
@@ -236,20 +237,34 @@ impl Link {
             }
         }
         if !link.fds.is_empty() {
-            link.env.push((format!("{name}_FD_RX"), link.fds[0].to_string()));
-            link.env.push((format!("{name}_FD_TX"), link.fds[1].to_string()));
+            link.env
+                .push((format!("{name}_FD_RX"), link.fds[0].to_string()));
+            link.env
+                .push((format!("{name}_FD_TX"), link.fds[1].to_string()));
         }
         link
     }
 
     /// The parent's sending end.
     pub fn tx(&self) -> Tx {
-        tx_from(self.kind, self.size, self.chan.as_ref(), self.fds.get(1).copied(), self.msgq)
+        tx_from(
+            self.kind,
+            self.size,
+            self.chan.as_ref(),
+            self.fds.get(1).copied(),
+            self.msgq,
+        )
     }
 
     /// The parent's receiving end (for the reply link of a ping-pong).
     pub fn rx(&self) -> Rx {
-        rx_from(self.kind, self.size, self.chan.as_ref(), self.fds.first().copied(), self.msgq)
+        rx_from(
+            self.kind,
+            self.size,
+            self.chan.as_ref(),
+            self.fds.first().copied(),
+            self.msgq,
+        )
     }
 
     /// Closes the fds the parent handed to its peer.
@@ -271,9 +286,17 @@ impl Drop for Link {
     }
 }
 
-fn tx_from(kind: Kind, size: usize, chan: Option<&Channel>, fd: Option<RawFd>, q: Option<i32>) -> Tx {
+fn tx_from(
+    kind: Kind,
+    size: usize,
+    chan: Option<&Channel>,
+    fd: Option<RawFd>,
+    q: Option<i32>,
+) -> Tx {
     match kind {
-        Kind::Shm | Kind::ShmPark => Tx::Shm(chan.expect("channel").sender().expect("sender"), false),
+        Kind::Shm | Kind::ShmPark => {
+            Tx::Shm(chan.expect("channel").sender().expect("sender"), false)
+        }
         Kind::ShmZeroCopy => Tx::Shm(chan.expect("channel").sender().expect("sender"), true),
         Kind::Unix if size <= SEQPACKET_MAX => Tx::Packet(fd.expect("fd")),
         Kind::Pipe | Kind::Unix => {
@@ -288,9 +311,17 @@ fn tx_from(kind: Kind, size: usize, chan: Option<&Channel>, fd: Option<RawFd>, q
     }
 }
 
-fn rx_from(kind: Kind, size: usize, chan: Option<&Channel>, fd: Option<RawFd>, q: Option<i32>) -> Rx {
+fn rx_from(
+    kind: Kind,
+    size: usize,
+    chan: Option<&Channel>,
+    fd: Option<RawFd>,
+    q: Option<i32>,
+) -> Rx {
     match kind {
-        Kind::Shm | Kind::ShmPark => Rx::Shm(chan.expect("channel").receiver().expect("receiver"), false),
+        Kind::Shm | Kind::ShmPark => {
+            Rx::Shm(chan.expect("channel").receiver().expect("receiver"), false)
+        }
         Kind::ShmZeroCopy => Rx::Shm(chan.expect("channel").receiver().expect("receiver"), true),
         Kind::Unix if size <= SEQPACKET_MAX => Rx::Packet(fd.expect("fd")),
         Kind::Pipe | Kind::Unix => {
@@ -321,7 +352,10 @@ fn socketpair(size: usize) -> Vec<RawFd> {
     };
     let mut fds = [0; 2];
     // SAFETY: fds has room for two descriptors.
-    assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) }, 0);
+    assert_eq!(
+        unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) },
+        0
+    );
     for fd in fds {
         let buf: libc::c_int = 4 << 20;
         for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
@@ -363,7 +397,13 @@ impl PeerLink {
     }
 
     fn rx(&self) -> Rx {
-        let mut rx = rx_from(self.kind, self.size, self.chan.as_ref(), self.fds.map(|f| f.0), self.msgq);
+        let mut rx = rx_from(
+            self.kind,
+            self.size,
+            self.chan.as_ref(),
+            self.fds.map(|f| f.0),
+            self.msgq,
+        );
         if let (Kind::ShmPark, Rx::Shm(r, _)) = (self.kind, &mut rx) {
             r.set_spin(Duration::ZERO);
         }
@@ -371,7 +411,13 @@ impl PeerLink {
     }
 
     fn tx(&self) -> Tx {
-        let mut tx = tx_from(self.kind, self.size, self.chan.as_ref(), self.fds.map(|f| f.1), self.msgq);
+        let mut tx = tx_from(
+            self.kind,
+            self.size,
+            self.chan.as_ref(),
+            self.fds.map(|f| f.1),
+            self.msgq,
+        );
         if let (Kind::ShmPark, Tx::Shm(t, _)) = (self.kind, &mut tx) {
             t.set_spin(Duration::ZERO);
         }
@@ -446,7 +492,9 @@ pub fn peer_main() {
                 for _ in 0..n {
                     black_box(rx.recv(&mut buf));
                 }
-                writeln!(out, "ok").and_then(|()| out.flush()).expect("answer");
+                writeln!(out, "ok")
+                    .and_then(|()| out.flush())
+                    .expect("answer");
             }
         }
         "stamp" => stamp_peer(&mut rx, &mut buf, &mut out, stdin),
@@ -459,7 +507,9 @@ pub fn peer_main() {
                     let len = rx.recv(&mut buf);
                     tx.send(&buf[..len]);
                 }
-                writeln!(out, "ok").and_then(|()| out.flush()).expect("answer");
+                writeln!(out, "ok")
+                    .and_then(|()| out.flush())
+                    .expect("answer");
             }
         }
         other => panic!("unknown peer job {other}"),
@@ -479,7 +529,9 @@ fn stamp_peer(rx: &mut Rx, buf: &mut Vec<u8>, out: &mut impl Write, stdin: std::
             let sent = u64::from_le_bytes(buf[..8].try_into().expect("stamp"));
             lat.push(now.saturating_sub(sent).to_string());
         }
-        writeln!(out, "{}", lat.join(" ")).and_then(|()| out.flush()).expect("answer");
+        writeln!(out, "{}", lat.join(" "))
+            .and_then(|()| out.flush())
+            .expect("answer");
     }
 }
 
