@@ -324,7 +324,18 @@ impl Harness {
                 Some(Some(bytes))
             }
         };
-        self.check_recv(got)
+        let ok = got.is_some();
+        self.check_recv(got)?;
+        if ok {
+            // The consumer found its own head in place when it started
+            // and has only moved it since: the shared head is its own.
+            let own = self.ring.head.load(Ordering::Relaxed);
+            if self.rx == Expect::Exact {
+                prop_assert_eq!(own, self.head, "the consumer's head");
+            }
+            self.head = own;
+        }
+        Ok(())
     }
 
     /// `got`: `None` for `Corrupt`, else what peek returned.
