@@ -111,6 +111,7 @@ impl RingPtrs {
     }
 
     #[cfg(not(all(test, loom)))]
+    #[inline(always)]
     fn write_word(&self, off: u64, word: u64) {
         // SAFETY: callers pass an 8-aligned off with off + 8 <= capacity
         // (frames start at multiples of 8 in a region whose size is a
@@ -119,6 +120,7 @@ impl RingPtrs {
     }
 
     #[cfg(not(all(test, loom)))]
+    #[inline(always)]
     fn read_word(&self, off: u64) -> u64 {
         // SAFETY: as in `write_word`.
         unsafe { self.at(off).cast::<u64>().read_volatile() }
