@@ -352,10 +352,8 @@ fn socketpair(size: usize) -> Vec<RawFd> {
     };
     let mut fds = [0; 2];
     // SAFETY: fds has room for two descriptors.
-    assert_eq!(
-        unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) },
-        0
-    );
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) };
+    assert_eq!(r, 0, "socketpair");
     for fd in fds {
         let buf: libc::c_int = 4 << 20;
         for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
