@@ -17,6 +17,7 @@ mod transport;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -118,6 +119,10 @@ fn die(msg: &str) -> ! {
 
 fn main() {
     if let Ok(role) = std::env::var(ROLE_ENV) {
+        // The parent blocks the termination signals (its signal thread
+        // waits for them) and the mask is inherited: a child takes the
+        // default action again, so a Ctrl-C ends it.
+        set_termination_signals(libc::SIG_UNBLOCK);
         child_main(&role);
         return;
     }
@@ -125,23 +130,27 @@ fn main() {
     let dirs = RunDirs::new();
     dirs.create();
     *CLEANUP.lock().unwrap() = Some(dirs.clone());
+    watch_termination_signals();
     if args.pin {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         if n < 2 {
+            cleanup();
             die("--pin needs two CPUs");
         }
-        pin_to(0);
+        if let Err(e) = pin_to(0) {
+            cleanup();
+            die(&format!("sched_setaffinity(CPU 0): {e}"));
+        }
     }
-    print_header(&args);
-    if matches!(args.mode, Mode::Throughput | Mode::All) {
-        let results = run_throughput(&args, &dirs);
-        print_throughput(&args, &results);
-    }
-    if matches!(args.mode, Mode::RoundTrip | Mode::All) {
-        let results = run_roundtrip(&args, &dirs);
-        print_roundtrip(&args, &results);
-    }
+    // A failed round (a panic: a child that died, a count that does not
+    // match) unwinds to here, so that the run's resources are still
+    // removed.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&args, &dirs)));
     let leftovers = cleanup();
+    if outcome.is_err() {
+        eprintln!("the run failed; removed what it had made ({} leftovers: {leftovers:?})", leftovers.len());
+        std::process::exit(101);
+    }
     println!();
     println!("Load at end: {}", sh("uptime"));
     println!();
@@ -154,6 +163,60 @@ fn main() {
         println!("Cleanup: had to remove leftovers: {}", leftovers.join(", "));
     }
 }
+
+fn run(args: &Args, dirs: &RunDirs) {
+    print_header(args);
+    if matches!(args.mode, Mode::Throughput | Mode::All) {
+        let results = run_throughput(args, dirs);
+        print_throughput(args, &results);
+    }
+    if matches!(args.mode, Mode::RoundTrip | Mode::All) {
+        let results = run_roundtrip(args, dirs);
+        print_roundtrip(args, &results);
+    }
+}
+
+/// The signals that end a run early.
+const TERMINATION: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+fn set_termination_signals(how: libc::c_int) -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is initialised by sigemptyset; the calls
+    // change this thread's mask only.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in TERMINATION {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Blocks SIGINT/SIGTERM/SIGHUP in every thread (before any is spawned)
+/// and has one thread wait for them: it kills the running child, removes
+/// what the run made and exits, so that a Ctrl-C leaves nothing behind.
+fn watch_termination_signals() {
+    let set = set_termination_signals(libc::SIG_BLOCK);
+    std::thread::spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: set holds the blocked signals; sig receives one.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        let pid = CHILD.load(Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let left = cleanup();
+        eprintln!("signal {sig}: stopped; removed what the run had made ({} leftovers: {left:?})", left.len());
+        std::process::exit(130);
+    });
+}
+
+/// The running child's pid (0: none), for the signal thread.
+static CHILD: AtomicI32 = AtomicI32::new(0);
 
 // ---------------------------------------------------------------------------
 // Resources and cleanup
@@ -203,27 +266,30 @@ fn sysv_ids(path: &str) -> Vec<i32> {
         .collect()
 }
 
-fn pin_to(cpu: usize) {
+fn pin_to(cpu: usize) -> std::io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
     // sched_setaffinity on our own process with its size.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            die(&format!("sched_setaffinity({cpu}): {}", std::io::Error::last_os_error()));
+            return Err(std::io::Error::last_os_error());
         }
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
 // Child processes
 
-/// A running child (this binary again, with `ROLE_ENV` set).
+/// A running child (this binary again, with `ROLE_ENV` set). Killed on
+/// drop unless `finish` saw it exit.
 struct Peer {
     child: Child,
     _ctl: ChildStdin,
     out: BufReader<ChildStdout>,
     watchdog: Option<mpsc::Sender<()>>,
+    exited: bool,
 }
 
 impl Peer {
@@ -238,24 +304,25 @@ impl Peer {
             cmd.env(PIN_ENV, "1");
         }
         let mut child = cmd.spawn().expect("spawn child");
+        let pid = child.id() as libc::pid_t;
+        CHILD.store(pid, Ordering::SeqCst);
         let ctl = child.stdin.take().expect("stdin");
         let out = BufReader::new(child.stdout.take().expect("stdout"));
         // A transport that waits for ever on a dead peer (ipmpsc, iceoryx2
         // with RetryUntilDelivered) would hang the run: past `limit`, kill
         // the child, clean up and exit.
         let (tx, rx) = mpsc::channel::<()>();
-        let pid = child.id() as libc::pid_t;
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
                 eprintln!("round took longer than {limit:?}: killing child {pid} and giving up");
                 // SAFETY: signalling our own child.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 let left = cleanup();
-                eprintln!("removed: {left:?}");
+                eprintln!("removed what the run had made ({} leftovers: {left:?})", left.len());
                 std::process::exit(3);
             }
         });
-        Peer { child, _ctl: ctl, out, watchdog: Some(tx) }
+        Peer { child, _ctl: ctl, out, watchdog: Some(tx), exited: false }
     }
 
     fn line(&mut self) -> String {
@@ -263,7 +330,8 @@ impl Peer {
         self.out.read_line(&mut line).expect("child answer");
         if line.is_empty() {
             let status = self.child.wait();
-            die(&format!("child exited early: {status:?}"));
+            self.exited = true;
+            panic!("child exited early: {status:?}");
         }
         line.trim_end().to_owned()
     }
@@ -275,14 +343,25 @@ impl Peer {
 
     fn finish(mut self) {
         let status = self.child.wait().expect("wait child");
+        self.exited = true;
         assert!(status.success(), "child failed: {status}");
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        CHILD.store(0, Ordering::SeqCst);
         drop(self.watchdog.take());
     }
 }
 
 fn child_main(role: &str) {
     if let Ok(cpu) = std::env::var(PIN_ENV) {
-        pin_to(cpu.parse().expect("cpu"));
+        pin_to(cpu.parse().expect("cpu")).expect("sched_setaffinity in the child");
     }
     let dirs = RunDirs::from_env();
     let mut out = std::io::stdout().lock();
