@@ -208,6 +208,12 @@ impl Poison {
         }
     }
 
+    /// Whether the handle is poisoned (the fast paths' one check).
+    #[inline]
+    fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Remembers a `Corrupted` result.
     fn record<T>(&mut self, r: Result<T>) -> Result<T> {
         if let Err(Error::Corrupted { channel, what }) = &r {

@@ -336,6 +336,20 @@ impl PeerWatch {
         Ok(!self.alive(shared)?)
     }
 
+    /// The header's word alone, no system call: whether the seen peer may
+    /// have detached cleanly (`gone_quick` then confirms).
+    #[inline]
+    pub(crate) fn maybe_gone(&mut self, shared: &Shared) -> bool {
+        self.refresh(shared);
+        let c = &shared.header().control;
+        let flag = match self.peer {
+            Role::Sender => &c.tx_attached,
+            Role::Receiver => &c.rx_attached,
+        };
+        // SYNC: pairs with the Release stores in RoleHold.
+        self.seen && flag.load(Ordering::Acquire) == 0
+    }
+
     /// Full check, before waiting: a seen peer is no longer alive (killed
     /// peers are learned here, from the semaphore the kernel undid).
     pub(crate) fn gone(&mut self, shared: &Shared) -> Result<bool> {

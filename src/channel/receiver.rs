@@ -115,6 +115,7 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
+    #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_into_how(buf, How::Block(None))
     }
@@ -185,6 +186,7 @@ impl Receiver {
         self.spin = budget;
     }
 
+    #[inline]
     fn recv_into_how(&mut self, buf: &mut Vec<u8>, how: How) -> Result<usize> {
         let frame = self.next_frame(how)?;
         let len = frame.len as usize;
@@ -208,12 +210,39 @@ impl Receiver {
         Ok(RecvGuard { rx: self, frame })
     }
 
+    #[inline]
     fn next_frame(&mut self, how: How) -> Result<Frame> {
         let r = self.find_frame(how);
         self.poison.record(r)
     }
 
+    /// The next frame: the common case without building a `Result`,
+    /// everything else (errors, padding, waiting) on the slow path, which
+    /// repeats every check.
+    #[inline]
     fn find_frame(&mut self, how: How) -> Result<Frame> {
+        match self.fast_frame() {
+            Some(frame) => Ok(frame),
+            None => self.find_frame_slow(how),
+        }
+    }
+
+    /// Not poisoned, not closed, a frame queued, no released padding to
+    /// announce (peek again on the slow path returns the same frame).
+    #[inline]
+    fn fast_frame(&mut self) -> Option<Frame> {
+        if self.poison.is_set() || self.hold.shared().is_closed() {
+            return None;
+        }
+        match self.ring.peek() {
+            Ok(Some(frame)) if !self.ring.padding_pending() => Some(frame),
+            _ => None,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_frame_slow(&mut self, how: How) -> Result<Frame> {
         self.poison.check()?;
         let s = self.hold.shared();
         s.check_open()?;

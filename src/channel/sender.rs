@@ -91,6 +91,7 @@ impl Sender {
     /// [`Error::MessageTooLarge`] (nothing written), [`Error::Disconnected`]
     /// when a receiver it has seen is gone, [`Error::Removed`],
     /// [`Error::Corrupted`].
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_how(msg, How::Block(None))
     }
@@ -166,12 +167,14 @@ impl Sender {
         self.spin = budget;
     }
 
+    #[inline]
     fn send_how(&mut self, msg: &[u8], how: How) -> Result<()> {
         let mut grant = self.reserve_how(msg.len(), how)?;
         grant.copy_from_slice(msg);
         grant.commit()
     }
 
+    #[inline]
     fn reserve_how(&mut self, len: usize, how: How) -> Result<SendGrant<'_>> {
         let r = self.find_room(len, how);
         let offset = self.poison.record(r)?;
@@ -182,7 +185,39 @@ impl Sender {
         })
     }
 
+    /// Room for `len` bytes: the common case without building a `Result`,
+    /// everything else (errors, padding, waiting) on the slow path, which
+    /// repeats every check.
+    #[inline]
     fn find_room(&mut self, len: usize, how: How) -> Result<u64> {
+        match self.fast_room(len) {
+            Some(off) => Ok(off),
+            None => self.find_room_slow(len, how),
+        }
+    }
+
+    /// Not poisoned, not closed, not too large, the receiver not seen to
+    /// leave, and room now without a padding frame to announce.
+    #[inline]
+    fn fast_room(&mut self, len: usize) -> Option<u64> {
+        let s = self.hold.shared();
+        if self.poison.is_set() || s.is_closed() || len as u64 > s.geometry.max_message {
+            return None;
+        }
+        if self.peer.maybe_gone(s) {
+            return None;
+        }
+        match self.ring.try_reserve(len as u64) {
+            Ok(Some(off)) if !self.ring.padding_pending() => Some(off),
+            // A reservation publishes nothing of its own: the slow path
+            // asks again and also wakes the receiver for the padding.
+            _ => None,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn find_room_slow(&mut self, len: usize, how: How) -> Result<u64> {
         self.poison.check()?;
         let s = self.hold.shared();
         s.check_open()?;

@@ -58,6 +58,13 @@ impl Shared {
         Ok(())
     }
 
+    /// Whether the channel was marked closed (the fast paths' check).
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        // SYNC: pairs with the Release store of closed in `mark_closed`.
+        self.header().control.closed.load(Ordering::Acquire) != 0
+    }
+
     pub(crate) fn mark_closed(&self) {
         // SYNC: pairs with the Acquire load in `check_open`.
         self.header().control.closed.store(1, Ordering::Release);

@@ -239,6 +239,12 @@ impl Producer {
         std::mem::take(&mut self.published_padding)
     }
 
+    /// Whether a padding frame was published and not yet taken.
+    #[inline]
+    pub(crate) fn padding_pending(&self) -> bool {
+        self.published_padding
+    }
+
     fn publish_padding(&mut self, off: u64, to_end: u64) {
         self.ring
             .write_frame_header(off, (to_end - FRAME_HEADER) as u32, KIND_PADDING);
@@ -376,6 +382,12 @@ impl Consumer {
     /// sender may be waiting for that room).
     pub(crate) fn take_released_padding(&mut self) -> bool {
         std::mem::take(&mut self.released_padding)
+    }
+
+    /// Whether a padding frame was released and not yet taken.
+    #[inline]
+    pub(crate) fn padding_pending(&self) -> bool {
+        self.released_padding
     }
 
     /// Whether committed bytes are queued, as last seen (no reload).
