@@ -328,6 +328,8 @@ fn blank_info(state: State) -> ChannelInfo {
 fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
     let h = view.header();
     let set = SemSet::from_id(g.semid);
+    // SYNC: pair with the parties' Release stores of head and tail (a
+    // snapshot for display; never used to read the ring).
     let head = h.rx.index.load(Ordering::Acquire);
     let tail = h.tx.index.load(Ordering::Acquire);
     let c = &h.control;
@@ -358,6 +360,7 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         info.parties = set.get(sem::PARTIES).ok().map(|v| v as u32);
         info.sender = presence(set, sem::TX_ALIVE, c.tx_connects.load(Ordering::Relaxed));
         info.receiver = presence(set, sem::RX_ALIVE, c.rx_connects.load(Ordering::Relaxed));
+        // SYNC: pairs with the Release store of closed by a remover.
         if c.closed.load(Ordering::Acquire) != 0 {
             info.state = State::Closed;
         } else if info.parties == Some(0) {

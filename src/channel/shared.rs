@@ -72,6 +72,7 @@ impl Shared {
 
     /// Undoes `mark_closed` after a removal the kernel refused.
     pub(crate) fn unmark_closed(&self) {
+        // SYNC: pairs with the Acquire loads in `check_open`/`is_closed`.
         self.header().control.closed.store(0, Ordering::Release);
     }
 

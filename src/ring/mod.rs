@@ -470,6 +470,8 @@ impl Consumer {
 /// lone padding frame does not count; indices that fail validation do, so
 /// that nothing is dropped on a guess.
 pub(crate) fn holds_messages(ring: &RingPtrs) -> bool {
+    // SYNC: pair with the Release stores in `Producer::advance` and
+    // `Consumer::advance`: the frame header read below is the one published.
     let head = ring.head().load(Ordering::Acquire);
     let tail = ring.tail().load(Ordering::Acquire);
     if head == tail {
