@@ -7,18 +7,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
+use criterion::{BenchmarkGroup, measurement::WallTime};
 use support::{Kind, Link, Peer, monotonic_ns, percentiles, spin_until};
 
 const INTERVAL: Duration = Duration::from_micros(100);
 
 fn main() {
     support::peer_main();
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(10)
-        .configure_from_args();
+    let mut c = support::criterion();
     let mut group = c.benchmark_group("blocking");
     for kind in [Kind::Shm, Kind::ShmPark, Kind::Pipe] {
         bench_wake(&mut group, kind);

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
+use criterion::{BenchmarkGroup, measurement::WallTime};
 use support::{Kind, Link, Peer, percentiles};
 
 const KINDS: [Kind; 5] = [
@@ -20,11 +20,7 @@ const KINDS: [Kind; 5] = [
 
 fn main() {
     support::peer_main();
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(10)
-        .configure_from_args();
+    let mut c = support::criterion();
     for (size, label) in [(8, "8B"), (64, "64B")] {
         let mut group = c.benchmark_group(format!("latency/{label}"));
         for kind in KINDS {

@@ -8,9 +8,9 @@
 mod support;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use criterion::{BenchmarkGroup, Throughput, measurement::WallTime};
 use support::{Kind, Link, Peer};
 
 const SIZES: [(usize, &str); 5] = [
@@ -31,11 +31,7 @@ const KINDS: [Kind; 5] = [
 
 fn main() {
     support::peer_main();
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(10)
-        .configure_from_args();
+    let mut c = support::criterion();
     for (size, label) in SIZES {
         let mut group = c.benchmark_group(format!("throughput/{label}"));
         group.throughput(Throughput::ElementsAndBytes {

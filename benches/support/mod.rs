@@ -16,6 +16,16 @@ use std::time::{Duration, Instant};
 
 use shmchan::{Channel, Key, Options, Receiver, Sender};
 
+/// The settings every benchmark here uses (short: the whole `cargo bench`
+/// stays within minutes), overridable from the command line.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10)
+        .configure_from_args()
+}
+
 /// Env var naming the peer's job (`sink`, `echo`, `stamp`).
 pub const PEER_ENV: &str = "SHMCHAN_BENCH_PEER";
 
