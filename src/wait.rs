@@ -29,9 +29,13 @@
 //! forgotten.
 //!
 //! A post can be surplus (the sleeper timed out and cleared `W` itself, or a
-//! peer's death posted too): after every park the sleeper drains its
-//! semaphore without blocking and checks the ring again, so surplus posts
-//! cost one spurious loop and never pile up.
+//! peer's death posted too). Before raising `W` the sleeper drains its
+//! semaphore without blocking: every post taken there was made after a
+//! change that the check after F1 then sees (a waker posts after its index
+//! store; a death's undo changes ALIVE in the same semop as the post), and
+//! every post made later is left for the park. So surplus posts cost at
+//! most one spurious loop and never pile up across parks, and the drain's
+//! system call stays off the path from a post to the sleeper's return.
 
 use std::time::{Duration, Instant};
 
@@ -146,6 +150,13 @@ pub(crate) fn wait<T>(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Error::Timeout);
         }
+        // Posts already on the semaphore were made for changes that have
+        // happened (a post follows its index store or the peer's death):
+        // taking them now, before the flag goes up, leaves the check below
+        // to see those changes, and only posts made after it to wake the
+        // park. Draining here rather than after waking keeps the system
+        // call off the wake-up's path.
+        parker.drain()?;
         announce(flag);
         match poll(Phase::BeforePark) {
             Ok(None) => {}
@@ -160,7 +171,6 @@ pub(crate) fn wait<T>(
         }
         let parked = parker.park(deadline);
         set_flag(flag, 0);
-        parker.drain()?;
         match parked {
             Ok(()) | Err(Error::Timeout) => {}
             Err(e) => return Err(e),
