@@ -37,6 +37,16 @@ use crate::wait::{self, Phase};
 ///
 /// `Send` but not `Sync`. Not fork-safe: a forked child must open its own.
 ///
+/// ```
+/// fn send<T: Send>() {}
+/// send::<shmchan::Receiver>();
+/// ```
+///
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<shmchan::Receiver>(); // not Sync: one receiver, one thread at a time
+/// ```
+///
 /// # Examples
 ///
 /// ```

@@ -26,6 +26,16 @@ use crate::wait::{self, Phase};
 /// a forked child must open its own (dropping a copy made by `fork` does
 /// nothing).
 ///
+/// ```
+/// fn send<T: Send>() {}
+/// send::<shmchan::Sender>();
+/// ```
+///
+/// ```compile_fail
+/// fn sync<T: Sync>() {}
+/// sync::<shmchan::Sender>(); // not Sync: one sender, one thread at a time
+/// ```
+///
 /// # Examples
 ///
 /// ```
