@@ -66,15 +66,7 @@ fn recv_then_hang(chan: &Channel) {
 /// Receives until an error; reports every message number, then the error.
 fn drain(chan: &Channel) {
     let mut rx = chan.receiver().expect("peer takes the receiver role");
-    let mut seqs = Vec::new();
-    let end = loop {
-        match rx.recv() {
-            Ok(m) => seqs.push(common::message_number(&m).to_string()),
-            Err(e) => break e,
-        }
-    };
-    common::say(format!("seqs {}", seqs.join(",")));
-    common::say(format!("end {end:?}"));
+    common::receive_and_report(&mut rx);
 }
 
 fn spawn(role: &str, chan: &Channel, count: u64) -> Peer {

@@ -107,15 +107,7 @@ fn create_send_exit() {
 fn drain() {
     let chan = Channel::open(key_from_env()).expect("peer opens by key");
     let mut rx = chan.receiver().expect("peer takes the receiver role");
-    let mut seqs = Vec::new();
-    let end = loop {
-        match rx.recv() {
-            Ok(m) => seqs.push(common::message_number(&m).to_string()),
-            Err(e) => break e,
-        }
-    };
-    common::say(format!("seqs {}", seqs.join(",")));
-    common::say(format!("end {end:?}"));
+    common::receive_and_report(&mut rx);
 }
 
 /// Creates a channel at KEY_PATH, sends it three messages, then either

@@ -358,3 +358,17 @@ pub fn message_number(msg: &[u8]) -> u64 {
     assert_eq!(msg, numbered_message(seq), "message {seq} is damaged");
     seq
 }
+
+/// In a peer: receives until an error, then reports the sequence numbers
+/// it got (`seqs 0,1,2`) and the error that ended it (`end Disconnected`).
+pub fn receive_and_report(rx: &mut shmchan::Receiver) {
+    let mut seqs = Vec::new();
+    let end = loop {
+        match rx.recv() {
+            Ok(m) => seqs.push(message_number(&m).to_string()),
+            Err(e) => break e,
+        }
+    };
+    say(format!("seqs {}", seqs.join(",")));
+    say(format!("end {end:?}"));
+}
