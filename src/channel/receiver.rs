@@ -315,11 +315,13 @@ impl Receiver {
 /// One look at the ring; wakes the sender when padding was released on
 /// the way (it may be waiting for exactly that room).
 fn peek(ring: &mut Consumer, s: &Shared) -> Result<Option<Frame>> {
-    let r = ring.peek().map_err(|c| s.corrupted(c.0))?;
+    let r = ring.peek();
+    // Padding released before a corrupt frame was met is released all
+    // the same: wake a sender waiting for that room first.
     if ring.take_released_padding() {
         wake_sender(s)?;
     }
-    Ok(r)
+    r.map_err(|c| s.corrupted(c.0))
 }
 
 /// The waker's half of the handshake in `wait`, for a sender waiting for

@@ -302,11 +302,13 @@ impl Sender {
 /// One reservation attempt; wakes the receiver when a padding frame was
 /// published on the way (it must skip it before the sender can go on).
 fn try_reserve(ring: &mut Producer, s: &Shared, len: u64) -> Result<Option<u64>> {
-    let r = ring.try_reserve(len).map_err(|c| s.corrupted(c.0))?;
+    let r = ring.try_reserve(len);
+    // Padding published before corruption was met is published all the
+    // same: wake a receiver that must skip it first.
     if ring.take_published_padding() {
         wake_receiver(s)?;
     }
-    Ok(r)
+    r.map_err(|c| s.corrupted(c.0))
 }
 
 /// The waker's half of the handshake in `wait`: post only if the receiver
