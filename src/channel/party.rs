@@ -323,17 +323,7 @@ impl PeerWatch {
     /// Cheap check for every call: the seen peer detached cleanly (header
     /// flag), confirmed with the semaphore only in that case.
     pub(crate) fn gone_quick(&mut self, shared: &Shared) -> Result<bool> {
-        self.refresh(shared);
-        let c = &shared.header().control;
-        let flag = match self.peer {
-            Role::Sender => &c.tx_attached,
-            Role::Receiver => &c.rx_attached,
-        };
-        // SYNC: pairs with the Release stores in RoleHold.
-        if !self.seen || flag.load(Ordering::Acquire) != 0 {
-            return Ok(false);
-        }
-        Ok(!self.alive(shared)?)
+        Ok(self.maybe_gone(shared) && !self.alive(shared)?)
     }
 
     /// The header's word alone, no system call: whether the seen peer may

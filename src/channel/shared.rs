@@ -51,8 +51,7 @@ impl Shared {
     /// `Removed` once `Channel::remove` or `shmchan rm` has marked the
     /// channel closed: one load, for the fast paths.
     pub(crate) fn check_open(&self) -> Result<()> {
-        // SYNC: pairs with the Release store of closed in `mark_closed`.
-        if self.header().control.closed.load(Ordering::Acquire) != 0 {
+        if self.is_closed() {
             return Err(self.removed());
         }
         Ok(())
