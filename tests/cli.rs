@@ -651,19 +651,42 @@ fn wait_parties(key: &ChanKey, parties: u32) {
     });
 }
 
+/// A `send` and a `recv` process on the channel `hex` (created by
+/// whichever comes first), both attached: `line` went through.
+struct Pair {
+    send: Proc,
+    to_send: std::process::ChildStdin,
+    recv: Proc,
+    received: std::io::Lines<BufReader<ChildStdout>>,
+}
+
+fn connected_pair(hex: &str, line: &str) -> Pair {
+    let mut send = start(&["send", hex, "--create"], Stdio::piped(), Stdio::null());
+    let mut to_send = send.child.stdin.take().expect("stdin");
+    let mut recv = start(&["recv", hex, "--create"], Stdio::null(), Stdio::piped());
+    let mut received = recv.stdout_lines();
+    writeln!(to_send, "{line}")
+        .and_then(|()| to_send.flush())
+        .expect("write");
+    assert_eq!(received.next().expect("a line").expect("read"), line);
+    Pair {
+        send,
+        to_send,
+        recv,
+        received,
+    }
+}
+
 #[test]
 fn ls_shows_attached_then_gone_then_stale_and_gc_removes_it() {
     let key = ChanKey::new();
     let hex = key.hex();
-    let mut send = start(&["send", &hex, "--create"], Stdio::piped(), Stdio::null());
-    let mut to_send = send.child.stdin.take().expect("stdin");
-    let mut recv = start(&["recv", &hex, "--create"], Stdio::null(), Stdio::piped());
-    let mut received = recv.stdout_lines();
-    to_send
-        .write_all(b"one\n")
-        .and_then(|()| to_send.flush())
-        .expect("write");
-    assert_eq!(received.next().expect("a line").expect("read"), "one");
+    let Pair {
+        mut send,
+        mut to_send,
+        mut recv,
+        received: _received, // keeps recv's stdout open
+    } = connected_pair(&hex, "one");
 
     let row = wait_ls(&key, "receiver", "attached");
     assert_eq!(
@@ -912,15 +935,12 @@ fn read_segment(id: i32, len: usize) -> Vec<u8> {
 fn rm_refuses_a_channel_in_use_and_force_removes_it_under_its_parties() {
     let key = ChanKey::new();
     let hex = key.hex();
-    let mut send = start(&["send", &hex, "--create"], Stdio::piped(), Stdio::null());
-    let mut to_send = send.child.stdin.take().expect("stdin");
-    let mut recv = start(&["recv", &hex, "--create"], Stdio::null(), Stdio::piped());
-    let mut received = recv.stdout_lines();
-    to_send
-        .write_all(b"hi\n")
-        .and_then(|()| to_send.flush())
-        .expect("write");
-    assert_eq!(received.next().expect("a line").expect("read"), "hi");
+    let Pair {
+        send,
+        mut to_send,
+        recv,
+        received: _received, // keeps recv's stdout open
+    } = connected_pair(&hex, "hi");
     wait_ls(&key, "receiver", "attached");
     let (shmid, semid) = (key.shmid().expect("shmid"), key.semid().expect("semid"));
 
