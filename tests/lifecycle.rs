@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use common::{Cleanup, Gate, GateReader, Peer, TempKey, numbered_message as msg};
@@ -126,16 +127,9 @@ fn create_and_stay() {
     }
 }
 
-/// Drops to uid/gid 65534, then opens channel ID and, if KEY_PATH is set,
-/// the channel at that key; reports each outcome.
+/// Started as uid/gid 65534 (`spawn_as_nobody`): opens channel ID and, if
+/// KEY_PATH is set, the channel at that key; reports each outcome.
 fn open_as_nobody() {
-    // SAFETY: plain syscalls on this process's credentials; setgroups with
-    // an empty list takes no pointer.
-    unsafe {
-        assert_eq!(libc::setgroups(0, std::ptr::null()), 0, "setgroups");
-        assert_eq!(libc::setgid(NOBODY), 0, "setgid");
-        assert_eq!(libc::setuid(NOBODY), 0, "setuid");
-    }
     // SAFETY: geteuid cannot fail.
     common::say(format!("euid {}", unsafe { libc::geteuid() }));
     let id = common::env(ID).parse().unwrap();
@@ -171,6 +165,14 @@ fn spawn_keyed(role: &str, key: &TempKey, extra: &[(&str, String)]) -> Peer {
     let mut env = vec![(KEY_PATH, key.path.to_str().unwrap().to_owned())];
     env.extend_from_slice(extra);
     common::spawn_peer("peer", role, &env)
+}
+
+/// The `open_as_nobody` peer, started as uid and gid 65534 (std drops the
+/// supplementary groups too).
+fn spawn_as_nobody(env: &[(&str, String)]) -> Peer {
+    common::spawn_peer_with("peer", "open_as_nobody", env, |cmd| {
+        cmd.uid(NOBODY).gid(NOBODY);
+    })
 }
 
 /// Reads the peer's "ids SHMID SEMID" line into a cleanup guard.
@@ -549,7 +551,9 @@ fn another_user_gets_permission_denied() {
     let _keyed_guard = Cleanup::of(&keyed);
     let (private, _guard) = common::private_channel(4096);
     let env = [(ID, private.id().to_string())];
-    let mut nobody = spawn_keyed("open_as_nobody", &key, &env);
+    let mut env = env.to_vec();
+    env.push((KEY_PATH, key.path.to_str().unwrap().to_owned()));
+    let mut nobody = spawn_as_nobody(&env);
     nobody.expect_line(&format!("euid {NOBODY}"));
     nobody.expect_line("open_id PermissionDenied");
     nobody.expect_line("open PermissionDenied");
@@ -560,7 +564,7 @@ fn another_user_gets_permission_denied() {
     let open = Options::new().capacity(4096).mode(0o666);
     let shared = Channel::create(Key::PRIVATE, &open).unwrap();
     let _shared_guard = Cleanup::of(&shared);
-    let mut nobody = common::spawn_peer("peer", "open_as_nobody", &[(ID, shared.id().to_string())]);
+    let mut nobody = spawn_as_nobody(&[(ID, shared.id().to_string())]);
     nobody.expect_line(&format!("euid {NOBODY}"));
     nobody.expect_line("open_id ok");
     nobody.join();

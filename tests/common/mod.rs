@@ -96,6 +96,19 @@ fn listed(file: &str, column: usize, id: i32) -> bool {
 /// Runs `role` in a new process: this test binary again, running only the
 /// test named `entry` (which must call [`peer_main`]), with `env` set.
 pub fn spawn_peer(entry: &str, role: &str, env: &[(&str, String)]) -> Peer {
+    spawn_peer_with(entry, role, env, |_| {})
+}
+
+/// [`spawn_peer`], with `setup` applied to the command first (e.g. to start
+/// the peer as another user with `Command::uid`: a peer must not switch
+/// users itself, since libtest runs it on a second thread and glibc's
+/// set*id broadcast can race the runtime's exit).
+pub fn spawn_peer_with(
+    entry: &str,
+    role: &str,
+    env: &[(&str, String)],
+    setup: impl FnOnce(&mut Command),
+) -> Peer {
     let exe = std::env::current_exe().expect("current test binary");
     let mut cmd = Command::new(exe);
     cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
@@ -106,6 +119,7 @@ pub fn spawn_peer(entry: &str, role: &str, env: &[(&str, String)]) -> Peer {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    setup(&mut cmd);
     let mut child = cmd.spawn().expect("spawn peer");
     let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     Peer { child, stdout }
