@@ -24,7 +24,9 @@ use std::sync::atomic::Ordering;
 pub const MAX_CAPACITY: u64 = crate::layout::MAX_CAPACITY;
 
 use crate::error::{Error, Result};
-use crate::layout::{Counters as SharedCounters, FLAG_PERSIST, Geometry, Header, View, sem};
+use crate::layout::{
+    Counters as SharedCounters, FLAG_MEMBARRIER, FLAG_PERSIST, Geometry, Header, View, sem,
+};
 use crate::ring::{check_span, holds_messages};
 use crate::sys::{self, Key, Mapping, SemSet, ShmStat};
 
@@ -81,6 +83,10 @@ pub struct ChannelInfo {
     pub max_message: u64,
     /// Whether it outlives its last party.
     pub persist: bool,
+    /// Whether its sides use the asymmetric wake-up handshake (no hardware
+    /// fence per message; `membarrier(2)` before a park) rather than a
+    /// fence per message. See [`Options::membarrier`](crate::Options::membarrier).
+    pub membarrier: bool,
     /// Committed bytes not yet received (frames and padding included).
     pub queued: u64,
     /// Whether those bytes hold at least one message (a lone padding
@@ -147,6 +153,11 @@ pub struct Counters {
     pub parks: u64,
     /// Times the side woke its peer.
     pub wakes: u64,
+    /// Parks that ran out (a deadline, or the 500 ms slice after which a
+    /// parked side checks for removal) instead of being woken. On a busy
+    /// channel without deadlines this stays 0: a count there is a wake-up
+    /// that came late.
+    pub expired: u64,
 }
 
 /// Every System V segment on the host (that this process can see), each
@@ -312,6 +323,7 @@ fn blank_info(state: State) -> ChannelInfo {
         capacity: 0,
         max_message: 0,
         persist: false,
+        membarrier: false,
         queued: 0,
         has_messages: false,
         parties: None,
@@ -338,6 +350,7 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         capacity: g.capacity,
         max_message: g.max_message,
         persist: g.flags & FLAG_PERSIST != 0,
+        membarrier: g.flags & FLAG_MEMBARRIER != 0,
         queued: tail.saturating_sub(head),
         has_messages: holds_messages(&view.ring(g)),
         parties: None,
@@ -408,6 +421,7 @@ fn counters(c: &SharedCounters) -> Counters {
         stalls: c.stalls.load(Ordering::Relaxed),
         parks: c.parks.load(Ordering::Relaxed),
         wakes: c.wakes.load(Ordering::Relaxed),
+        expired: c.expired.load(Ordering::Relaxed),
     }
 }
 

@@ -39,6 +39,9 @@ pub(crate) const MAX_CAPACITY: u64 = 1 << 31;
 pub(crate) const STATE_READY: u32 = 1;
 /// `flags` bit: keep the channel after the last party leaves.
 pub(crate) const FLAG_PERSIST: u32 = 1;
+/// `flags` bit: wakers skip the hardware fence and sleepers run
+/// `membarrier(2)` instead (every party registered for it; wait.rs).
+pub(crate) const FLAG_MEMBARRIER: u32 = 2;
 
 /// Semaphore numbers in the channel's set.
 pub(crate) mod sem {
@@ -94,6 +97,9 @@ pub(crate) struct Counters {
     pub(crate) parks: AtomicU64,
     /// Times the side posted the peer's wake semaphore.
     pub(crate) wakes: AtomicU64,
+    /// Parks that ran out (a deadline, or the park slice after which a
+    /// parked side checks for removal) rather than being woken.
+    pub(crate) expired: AtomicU64,
 }
 
 /// Blocks 1 and 2: an index and counters, written only by one side.

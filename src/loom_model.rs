@@ -43,7 +43,7 @@ use loom::thread;
 use crate::error::Result;
 use crate::ring::{Consumer, Frame, Producer, RingPtrs};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, Point, weaken};
-use crate::wait::{self, Park, Phase};
+use crate::wait::{self, Fences, Park, Phase};
 
 /// A counting semaphore on loom's primitives: `post` adds one, `park`
 /// waits for a post and takes it, `drain` takes every post without waiting.
@@ -137,6 +137,10 @@ impl Park for SemParker<'_> {
         *c = 0;
         Ok(())
     }
+
+    fn heavy_barrier(&mut self) -> Result<()> {
+        unreachable!("the models check the symmetric form")
+    }
 }
 
 /// What the segment holds, on loom's primitives: the two indices, the data
@@ -192,7 +196,7 @@ impl Shared {
 
 /// The waker's half, as `Sender::commit` and `Receiver::release` do it.
 fn wake(flag: &AtomicU32, sem: &Sem) {
-    let n = wait::notify(flag);
+    let n = wait::notify(flag, Fences::Symmetric);
     note(format!("notify -> {n}"));
     if n {
         sem.post();
@@ -212,6 +216,7 @@ fn send_blocking(p: &mut Producer, s: &Shared, msg: &[u8]) {
     let len = msg.len() as u64;
     let off = wait::wait(
         &s.tx_waiting,
+        Fences::Symmetric,
         Duration::ZERO,
         None,
         &mut SemParker(&s.tx_wake),
@@ -240,6 +245,7 @@ fn send_blocking(p: &mut Producer, s: &Shared, msg: &[u8]) {
 fn recv_blocking(c: &mut Consumer, s: &Shared) -> Vec<u8> {
     let frame: Frame = wait::wait(
         &s.rx_waiting,
+        Fences::Symmetric,
         Duration::ZERO,
         None,
         &mut SemParker(&s.rx_wake),

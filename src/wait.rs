@@ -36,11 +36,52 @@
 //! every post made later is left for the park. So surplus posts cost at
 //! most one spurious loop and never pile up across parks, and the drain's
 //! system call stays off the path from a post to the sleeper's return.
+//!
+//! # The asymmetric form
+//!
+//! F2 runs on every message the waker sends or receives, and a full fence
+//! there waits for the payload's stores to leave the store buffer. A channel
+//! created on a kernel with `membarrier(2)` (the header's `FLAG_MEMBARRIER`)
+//! moves that cost to the sleeper, which is about to park anyway:
+//!
+//! ```text
+//! sleeper                          waker
+//! W.store(1)                       I.store(new)         (Release)
+//! membarrier(GLOBAL_EXPEDITED) F1' compiler_fence  -- F2'
+//! if I shows work: W=0, return     if W.swap(0) == 1: post the semaphore
+//! park (semaphore -1)
+//! ```
+//!
+//! Every party of such a channel registered its process for global
+//! expedited barriers when it attached (attaching fails otherwise), so F1'
+//! returns only after each CPU running the waker has executed a full
+//! barrier (a waker that is not running passed one at its context switch).
+//! That barrier falls somewhere in the waker's program. If it falls after
+//! `I.store`, the store is visible when F1' returns and the sleeper's check
+//! sees it. If it falls before `W.load`, the load runs after F1' began, and
+//! F1' begins with a full barrier on the sleeper that makes `W = 1` visible
+//! first, so the waker posts. Since `I.store` precedes `W.load` in the
+//! waker's program (F2' keeps the compiler from swapping them; whatever the
+//! hardware reorders, the barrier orders each access before it ahead of
+//! each access after it), every point satisfies one of the two. This is the pattern of liburcu's
+//! membarrier flavour and Folly's `asymmetricHeavyBarrier`; loom cannot
+//! express a barrier that lands in another thread at an arbitrary point, so
+//! the models check the symmetric form and this argument stands for the
+//! asymmetric one (docs/verification.md).
 
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::sync::{AtomicU32, Ordering, seqcst_fence};
+
+/// Which form of the handshake a channel uses (see the module comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fences {
+    /// A SeqCst fence on both sides (F1, F2).
+    Symmetric,
+    /// A compiler fence on the waker, `membarrier` on the sleeper (F1', F2').
+    Asymmetric,
+}
 
 /// Default time a side spins (then yields) before parking.
 pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(50);
@@ -62,13 +103,21 @@ pub(crate) trait Park {
     fn park(&mut self, deadline: Option<Instant>) -> Result<()>;
     /// Takes surplus posts off the semaphore without blocking.
     fn drain(&mut self) -> Result<()>;
+    /// F1' of the asymmetric form: a full barrier on every CPU running a
+    /// registered process (`membarrier`).
+    fn heavy_barrier(&mut self) -> Result<()>;
 }
 
 /// Raises the waiting flag: the step before the last check.
-fn announce(flag: &AtomicU32) {
+fn announce(flag: &AtomicU32, fences: Fences, parker: &mut impl Park) -> Result<()> {
     set_flag(flag, 1);
-    // SYNC: F1 in the module comment; pairs with the fence in `notify`.
-    seqcst_fence!(AnnounceFence);
+    match fences {
+        // SYNC: F1 in the module comment; pairs with the fence in `notify`.
+        Fences::Symmetric => seqcst_fence!(AnnounceFence),
+        // SYNC: F1'; pairs with the compiler fence in `notify`.
+        Fences::Asymmetric => parker.heavy_barrier()?,
+    }
+    Ok(())
 }
 
 /// The sleeper's plain store to its own waiting flag (a swap under loom).
@@ -89,9 +138,16 @@ fn set_flag(flag: &AtomicU32, value: u32) {
 
 /// The waker's half: after publishing its index, tells whether the peer
 /// announced it would sleep (and clears the flag). The caller then posts.
-pub(crate) fn notify(flag: &AtomicU32) -> bool {
-    // SYNC: F2 in the module comment; pairs with the fence in `announce`.
-    seqcst_fence!(NotifyFence);
+#[inline(always)]
+pub(crate) fn notify(flag: &AtomicU32, fences: Fences) -> bool {
+    match fences {
+        // SYNC: F2 in the module comment; pairs with the fence in `announce`.
+        Fences::Symmetric => seqcst_fence!(NotifyFence),
+        // SYNC: F2'; pairs with the membarrier in `announce`, which makes
+        // the hardware fence here unnecessary. Keeps the compiler from
+        // moving the flag's load above the index store before it.
+        Fences::Asymmetric => std::sync::atomic::compiler_fence(Ordering::SeqCst),
+    }
     // A plain load first keeps the flag's cache line shared while nobody
     // sleeps; the swap makes sure only one post is made per announcement.
     flag.load(Ordering::Relaxed) != 0 && flag.swap(0, Ordering::Relaxed) == 1
@@ -134,6 +190,7 @@ impl Backoff {
 /// Whatever `poll` or `park` return, and [`Error::Timeout`] past `deadline`.
 pub(crate) fn wait<T>(
     flag: &AtomicU32,
+    fences: Fences,
     spin: Duration,
     deadline: Option<Instant>,
     parker: &mut impl Park,
@@ -157,7 +214,10 @@ pub(crate) fn wait<T>(
         // park. Draining here rather than after waking keeps the system
         // call off the wake-up's path.
         parker.drain()?;
-        announce(flag);
+        if let Err(e) = announce(flag, fences, parker) {
+            set_flag(flag, 0);
+            return Err(e);
+        }
         match poll(Phase::BeforePark) {
             Ok(None) => {}
             Ok(Some(v)) => {

@@ -11,7 +11,8 @@ use super::party::{Party, close_gate};
 use super::shared::{Shared, os_error};
 use crate::error::{Error, Result};
 use crate::layout::{
-    FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, View, round_capacity, sem,
+    FLAG_MEMBARRIER, FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, View,
+    round_capacity, sem,
 };
 use crate::sys::{self, Key, Mapping, SemSet, ShmStat};
 
@@ -47,7 +48,7 @@ pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
         semid: 0,
         key: key.raw(),
         mode: options.mode,
-        flags: if options.persist { FLAG_PERSIST } else { 0 },
+        flags: flags(options),
         path: key.origin().map(|o| (o.dev, o.ino)),
     });
     let sem = create_sems(key, options.mode, &name)?;
@@ -71,6 +72,20 @@ pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
     shared.header().publish_ready();
     undo.disarm();
     Ok(party)
+}
+
+/// The header's flags for `options`. The asymmetric handshake is chosen
+/// only if this process can register for `membarrier`: the kernel has it
+/// and no filter refuses it.
+fn flags(options: &Options) -> u32 {
+    let mut flags = 0;
+    if options.persist {
+        flags |= FLAG_PERSIST;
+    }
+    if options.membarrier && sys::membarrier::register().is_ok() {
+        flags |= FLAG_MEMBARRIER;
+    }
+    flags
 }
 
 fn create_segment(key: Key, size: usize, options: &Options, name: &str) -> Result<i32> {

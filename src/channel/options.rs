@@ -26,6 +26,7 @@ pub struct Options {
     pub(crate) persist: bool,
     pub(crate) replace_stale: bool,
     pub(crate) spin: Duration,
+    pub(crate) membarrier: bool,
 }
 
 impl Default for Options {
@@ -36,6 +37,7 @@ impl Default for Options {
             persist: false,
             replace_stale: false,
             spin: DEFAULT_SPIN,
+            membarrier: true,
         }
     }
 }
@@ -79,6 +81,18 @@ impl Options {
     /// default; each can change its own with `set_spin`.
     pub fn spin(mut self, budget: Duration) -> Options {
         self.spin = budget;
+        self
+    }
+
+    /// Let each side skip the hardware fence it otherwise runs on every
+    /// message, by having a side that is about to park call `membarrier(2)`
+    /// instead (default true). Used only where the creator's kernel allows
+    /// it; every process that opens the channel must then be allowed it
+    /// too (a seccomp filter that refuses `membarrier` makes `sender()` and
+    /// `receiver()` fail with the call and errno). Turn it off to let such
+    /// processes in, at the cost of a fence per message.
+    pub fn membarrier(mut self, enabled: bool) -> Options {
+        self.membarrier = enabled;
         self
     }
 }

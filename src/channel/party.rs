@@ -384,6 +384,7 @@ impl Park for SemParker<'_> {
             // parks again with the time that remains.
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                super::sender::bump(&self.counters.expired);
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     Err(Error::Timeout)
                 } else {
@@ -396,6 +397,12 @@ impl Park for SemParker<'_> {
 
     fn drain(&mut self) -> Result<()> {
         drain_sem(self.shared, self.num)
+    }
+
+    fn heavy_barrier(&mut self) -> Result<()> {
+        sys::membarrier::barrier().map_err(|e| {
+            super::shared::os_error("membarrier(GLOBAL_EXPEDITED)", &self.shared.name, e)
+        })
     }
 }
 

@@ -83,6 +83,7 @@ unsafe impl Send for Receiver {}
 impl Receiver {
     pub(crate) fn attach(shared: Arc<Shared>, spin: Duration) -> Result<Receiver> {
         let watch = PeerWatch::snapshot(&shared, Role::Sender);
+        shared.register_fences()?;
         let hold = RoleHold::claim(shared, Role::Receiver)?;
         let s = hold.shared();
         // SAFETY: the ring lies in the mapping that `hold` keeps attached for
@@ -281,6 +282,7 @@ impl Receiver {
         };
         wait::wait(
             &h.rx_waiting.waiting,
+            s.fences(),
             self.spin,
             deadline,
             &mut parker,
@@ -328,7 +330,7 @@ fn peek(ring: &mut Consumer, s: &Shared) -> Result<Option<Frame>> {
 /// room.
 fn wake_sender(s: &Shared) -> Result<()> {
     let h = s.header();
-    if wait::notify(&h.tx_waiting.waiting) {
+    if wait::notify(&h.tx_waiting.waiting, s.fences()) {
         bump(&h.rx.counters.wakes);
         s.post(sem::TX_WAKE)?;
     }

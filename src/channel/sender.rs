@@ -68,6 +68,7 @@ unsafe impl Send for Sender {}
 impl Sender {
     pub(crate) fn attach(shared: Arc<Shared>, spin: Duration) -> Result<Sender> {
         let watch = PeerWatch::snapshot(&shared, Role::Receiver);
+        shared.register_fences()?;
         let hold = RoleHold::claim(shared, Role::Sender)?;
         let s = hold.shared();
         // SAFETY: the ring lies in the mapping that `hold` keeps attached for
@@ -263,6 +264,7 @@ impl Sender {
         };
         wait::wait(
             &h.tx_waiting.waiting,
+            s.fences(),
             self.spin,
             deadline,
             &mut parker,
@@ -315,7 +317,7 @@ fn try_reserve(ring: &mut Producer, s: &Shared, len: u64) -> Result<Option<u64>>
 /// announced it would sleep.
 fn wake_receiver(s: &Shared) -> Result<()> {
     let h = s.header();
-    if wait::notify(&h.rx_waiting.waiting) {
+    if wait::notify(&h.rx_waiting.waiting, s.fences()) {
         bump(&h.tx.counters.wakes);
         s.post(sem::RX_WAKE)?;
     }

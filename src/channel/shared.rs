@@ -5,8 +5,9 @@ use std::io;
 use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
-use crate::layout::{Geometry, Header, View, sem};
+use crate::layout::{FLAG_MEMBARRIER, Geometry, Header, View, sem};
 use crate::sys::{Key, SemSet, sop};
+use crate::wait::Fences;
 
 /// A validated attachment: the segment's view, its semaphore set, and the
 /// private copy of its geometry. Detached when the last handle drops.
@@ -88,6 +89,28 @@ impl Shared {
         match self.sem.op(&mut [sop(num, 1, 0)]) {
             Err(e) if e.raw_os_error() == Some(libc::ERANGE) => Ok(()),
             r => r.map_err(|e| self.sem_error("semop", e)),
+        }
+    }
+
+    /// The form of the wake-up handshake, fixed by the creator.
+    #[inline]
+    pub(crate) fn fences(&self) -> Fences {
+        if self.geometry.flags & FLAG_MEMBARRIER != 0 {
+            Fences::Asymmetric
+        } else {
+            Fences::Symmetric
+        }
+    }
+
+    /// Before a sender or receiver takes part in the handshake: on a
+    /// channel of the asymmetric form, registers this process as a target
+    /// of the sleeper's `membarrier`. Without that registration this side's
+    /// wake-ups could be lost, so failing it fails the attach.
+    pub(crate) fn register_fences(&self) -> Result<()> {
+        match self.fences() {
+            Fences::Symmetric => Ok(()),
+            Fences::Asymmetric => crate::sys::membarrier::register()
+                .map_err(|e| os_error("membarrier(REGISTER_GLOBAL_EXPEDITED)", &self.name, e)),
         }
     }
 

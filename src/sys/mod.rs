@@ -8,6 +8,7 @@
 #![allow(unsafe_code)]
 
 mod key;
+pub(crate) mod membarrier;
 mod sem;
 mod shm;
 

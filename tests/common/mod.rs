@@ -3,6 +3,8 @@
 //! the role).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod seccomp;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};

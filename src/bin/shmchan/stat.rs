@@ -44,6 +44,7 @@ struct Detail {
     creator_pid: u32,
     created: u64,
     fill: f64,
+    membarrier: bool,
     sent: Side,
     received: Side,
 }
@@ -55,6 +56,7 @@ struct Side {
     stalls: u64,
     parks: u64,
     wakes: u64,
+    expired: u64,
 }
 
 impl From<Counters> for Side {
@@ -65,6 +67,7 @@ impl From<Counters> for Side {
             stalls: c.stalls,
             parks: c.parks,
             wakes: c.wakes,
+            expired: c.expired,
         }
     }
 }
@@ -117,6 +120,7 @@ fn detail(seg: &SegmentInfo, chan: &ChannelInfo) -> Detail {
         creator_pid: chan.creator_pid,
         created: chan.created,
         fill: fill(chan),
+        membarrier: chan.membarrier,
         sent: chan.sent.into(),
         received: chan.received.into(),
     }
@@ -206,6 +210,15 @@ fn render(seg: &SegmentInfo, chan: &ChannelInfo, rates: Option<Rates>) -> String
     );
     field("persist", if chan.persist { "yes" } else { "no" }.into());
     field(
+        "wake-up",
+        if chan.membarrier {
+            "membarrier (no fence per message)"
+        } else {
+            "fence per message"
+        }
+        .into(),
+    );
+    field(
         "parties",
         chan.parties.map_or("-".into(), |p| p.to_string()),
     );
@@ -221,7 +234,7 @@ fn render(seg: &SegmentInfo, chan: &ChannelInfo, rates: Option<Rates>) -> String
 
 fn counters(chan: &ChannelInfo, rates: Option<Rates>) -> String {
     let head = [
-        "", "messages", "bytes", "stalls", "parks", "wake-ups", "msg/s", "bytes/s",
+        "", "messages", "bytes", "stalls", "parks", "wake-ups", "expired", "msg/s", "bytes/s",
     ];
     let side = |name: &str, c: &Counters, r: Option<(f64, f64)>| {
         let (m, b) = r.map_or(("-".into(), "-".into()), |(m, b)| {
@@ -234,6 +247,7 @@ fn counters(chan: &ChannelInfo, rates: Option<Rates>) -> String {
             c.stalls.to_string(),
             c.parks.to_string(),
             c.wakes.to_string(),
+            c.expired.to_string(),
             m,
             b,
         ]
@@ -249,5 +263,6 @@ fn counters(chan: &ChannelInfo, rates: Option<Rates>) -> String {
         t += cells.join(" ").trim_end();
         t += "\n";
     }
-    t + "stalls: times the sender found the ring full, or the receiver found it empty\n"
+    t + "stalls: times the sender found the ring full, or the receiver found it empty; \
+         expired: parks that ran out instead of being woken\n"
 }
