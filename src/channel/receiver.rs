@@ -221,20 +221,18 @@ impl Receiver {
         Ok(RecvGuard { rx: self, frame })
     }
 
+    /// The next frame: the common case without building a `Result` or
+    /// looking at the poison again; everything else (errors, padding,
+    /// waiting) on the slow path, which repeats every check and remembers
+    /// a `Corrupted`.
     #[inline]
     fn next_frame(&mut self, how: How) -> Result<Frame> {
-        let r = self.find_frame(how);
-        self.poison.record(r)
-    }
-
-    /// The next frame: the common case without building a `Result`,
-    /// everything else (errors, padding, waiting) on the slow path, which
-    /// repeats every check.
-    #[inline]
-    fn find_frame(&mut self, how: How) -> Result<Frame> {
         match self.fast_frame() {
             Some(frame) => Ok(frame),
-            None => self.find_frame_slow(how),
+            None => {
+                let r = self.find_frame_slow(how);
+                self.poison.record(r)
+            }
         }
     }
 

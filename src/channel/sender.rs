@@ -187,8 +187,7 @@ impl Sender {
 
     #[inline]
     fn reserve_how(&mut self, len: usize, how: How) -> Result<SendGrant<'_>> {
-        let r = self.find_room(len, how);
-        let offset = self.poison.record(r)?;
+        let offset = self.find_room(len, how)?;
         Ok(SendGrant {
             tx: self,
             offset,
@@ -196,14 +195,18 @@ impl Sender {
         })
     }
 
-    /// Room for `len` bytes: the common case without building a `Result`,
-    /// everything else (errors, padding, waiting) on the slow path, which
-    /// repeats every check.
+    /// Room for `len` bytes: the common case without building a `Result`
+    /// or looking at the poison again; everything else (errors, padding,
+    /// waiting) on the slow path, which repeats every check and remembers
+    /// a `Corrupted`.
     #[inline]
     fn find_room(&mut self, len: usize, how: How) -> Result<u64> {
         match self.fast_room(len) {
             Some(off) => Ok(off),
-            None => self.find_room_slow(len, how),
+            None => {
+                let r = self.find_room_slow(len, how);
+                self.poison.record(r)
+            }
         }
     }
 
