@@ -366,6 +366,11 @@ fn receive_packets(mut sock: File, args: &Args) -> Result<Run, Failure> {
 
 /// The peer: sends message 0 (which starts the clock), then messages 1 to
 /// N, each stamped with its number.
+///
+/// `bench` stops reading at its time limit and closes its end while the
+/// peer may still be sending: the peer then ends quietly (exit 0, nothing
+/// on stderr), as a writer into a closed pipe does. Any other failure is
+/// reported.
 pub(crate) fn peer(a: PeerArgs) -> Result<(), Failure> {
     let mut payload = vec![0xa5u8; a.size];
     match a.transport {
@@ -377,12 +382,32 @@ pub(crate) fn peer(a: PeerArgs) -> Result<(), Failure> {
             let mut tx = chan.sender()?;
             for seq in 0..=a.messages {
                 stamp(&mut payload, seq);
-                tx.send(&payload)?;
+                tx.send(&payload).map_err(channel_error)?;
             }
             Ok(())
         }
         Transport::Pipe | Transport::Stream => send_framed(&mut payload, a.messages),
         Transport::Seqpacket => send_packets(&mut payload, a.messages),
+    }
+}
+
+/// Maps a send error on the peer's channel: the receiver gone is `bench`
+/// having stopped.
+fn channel_error(e: Error) -> Failure {
+    match e {
+        Error::Disconnected => Failure::ReaderGone,
+        e => e.into(),
+    }
+}
+
+/// Maps a write error on the peer's pipe or socket. The reader closing its
+/// end is `bench` having stopped: EPIPE, or ECONNRESET when it closed a
+/// socket with messages still unread in it (as it does at its time limit).
+fn link_error(e: io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::ConnectionReset {
+        Failure::ReaderGone
+    } else {
+        Failure::output(e)
     }
 }
 
@@ -407,7 +432,7 @@ fn send_framed(payload: &mut [u8], messages: u64) -> Result<(), Failure> {
     record.extend_from_slice(payload);
     for seq in 0..=messages {
         stamp(&mut record[4..], seq);
-        out.write_all(&record).map_err(Failure::output)?;
+        out.write_all(&record).map_err(link_error)?;
     }
     Ok(())
 }
@@ -417,10 +442,41 @@ fn send_packets(payload: &mut [u8], messages: u64) -> Result<(), Failure> {
     let mut out = stdout_file()?;
     for seq in 0..=messages {
         stamp(payload, seq);
-        let n = out.write(payload).map_err(Failure::output)?;
+        let n = out.write(payload).map_err(link_error)?;
         if n != payload.len() {
             return Err(Failure::Runtime(format!("short record: {n} bytes")));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receiver_leaving_ends_the_peer_quietly() {
+        for kind in [io::ErrorKind::BrokenPipe, io::ErrorKind::ConnectionReset] {
+            assert!(matches!(
+                link_error(io::Error::from(kind)),
+                Failure::ReaderGone
+            ));
+        }
+        assert!(matches!(
+            channel_error(Error::Disconnected),
+            Failure::ReaderGone
+        ));
+    }
+
+    #[test]
+    fn other_errors_still_surface() {
+        let e = io::Error::from_raw_os_error(libc::EIO);
+        assert!(matches!(link_error(e), Failure::Runtime(m) if m.starts_with("writing output: ")));
+        assert!(matches!(
+            channel_error(Error::Removed {
+                channel: "id:1".into()
+            }),
+            Failure::Runtime(_)
+        ));
+    }
 }
