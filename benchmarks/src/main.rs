@@ -1,13 +1,16 @@
 //! shmchan against its peers, interleaved: for each message size, rounds of
-//! shmchan, shmchan zero-copy, ipmpsc, iceoryx2 and a pipe, one after the
-//! other (A, B, C, D, E, A, B, C, D, E, ...), each round a fresh link to a
-//! fresh receiver process; medians over rounds, and ratios paired by round.
+//! shmchan, shmchan zero-copy, ipmpsc, iceoryx2, a pipe, a Unix socket, a
+//! System V message queue and crossbeam-channel, one after the other (A, B,
+//! C, ..., A, B, C, ...), each round a fresh link to a fresh receiver
+//! process; medians over rounds, and ratios paired by round. crossbeam, the
+//! in-process reference, runs both its threads in that child.
 //!
 //! ```text
 //! cargo run --release --manifest-path benchmarks/Cargo.toml -- \
 //!     [--mode throughput|roundtrip|all] [--sizes 8,64,1024,65536,1048576] \
-//!     [--rounds 5] [--seconds 1] [--warmup 0.2] [--pin] \
-//!     [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe] [--rt-sizes 8,64]
+//!     [--rounds 5] [--seconds 1] [--warmup 0.2] [--pin] [--capacity BYTES] \
+//!     [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam] \
+//!     [--rt-sizes 8,64]
 //! ```
 //!
 //! See README.md for what each mode measures.
@@ -19,6 +22,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use transport::{AnyRx, AnyTx, ChildLink, Kind, Link, RunDirs, Sink, Source, Use, touch};
@@ -27,6 +31,9 @@ use transport::{AnyRx, AnyTx, ChildLink, Kind, Link, RunDirs, Sink, Source, Use,
 const ROLE_ENV: &str = "SHMCHAN_PEER_BENCH_ROLE";
 /// Env var: the CPU a child pins itself to (with `--pin`).
 const PIN_ENV: &str = "SHMCHAN_PEER_BENCH_CPU";
+/// Env var: warmup and measured seconds, for a child that plays the
+/// parent's part too (crossbeam's in-process rounds).
+const TIMES_ENV: &str = "SHMCHAN_PEER_BENCH_TIMES";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -46,12 +53,21 @@ struct Args {
     pin: bool,
     kinds: Vec<Kind>,
     iceoryx2_buffer: Option<usize>,
+    /// Ring bytes for every transport (`--capacity`); None: `capacity_for`.
+    capacity: Option<usize>,
+}
+
+impl Args {
+    /// The ring bytes of a link for messages of `size`.
+    fn ring(&self, size: usize) -> usize {
+        self.capacity.unwrap_or_else(|| transport::capacity_for(size))
+    }
 }
 
 const USAGE: &str = "usage: shmchan-peer-benchmarks [--mode throughput|roundtrip|all] \
 [--sizes 8,64,1024,65536,1048576] [--rt-sizes 8,64] [--rounds 5] [--seconds 1] \
-[--warmup 0.2] [--pin] [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe] \
-[--iceoryx2-buffer N]";
+[--warmup 0.2] [--pin] [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam] \
+[--iceoryx2-buffer N] [--capacity BYTES]";
 
 fn parse_args() -> Args {
     let mut a = Args {
@@ -64,6 +80,7 @@ fn parse_args() -> Args {
         pin: false,
         kinds: transport::ALL.to_vec(),
         iceoryx2_buffer: None,
+        capacity: None,
     };
     let mut it = std::env::args().skip(1);
     let list = |v: Option<String>| -> Vec<usize> {
@@ -90,6 +107,7 @@ fn parse_args() -> Args {
             "--iceoryx2-buffer" => {
                 a.iceoryx2_buffer = Some(it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| die(USAGE)))
             }
+            "--capacity" => a.capacity = Some(it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| die(USAGE))),
             "--pin" => a.pin = true,
             "--transports" => {
                 a.kinds = it
@@ -108,6 +126,12 @@ fn parse_args() -> Args {
     }
     if a.rounds == 0 || a.seconds <= 0.0 || a.kinds.is_empty() || a.sizes.contains(&0) || a.rt_sizes.contains(&0) {
         die(USAGE);
+    }
+    if let Some(cap) = a.capacity {
+        let largest = a.sizes.iter().chain(&a.rt_sizes).max().copied().unwrap_or(0);
+        if cap < largest + 64 {
+            die(&format!("--capacity {cap} cannot hold a {largest}-byte message and its framing ({} bytes)", largest + 64));
+        }
     }
     a
 }
@@ -156,8 +180,8 @@ fn main() {
     println!();
     if leftovers.is_empty() {
         println!(
-            "Cleanup: nothing of this run is left (shmchan segments and semaphore sets, ipmpsc files, \
-             iceoryx2 files; iceoryx2's persistent global management segment removed by prefix)."
+            "Cleanup: nothing of this run is left (shmchan segments and semaphore sets, message queues, \
+             ipmpsc files, iceoryx2 files; iceoryx2's persistent global management segment removed by prefix)."
         );
     } else {
         println!("Cleanup: had to remove leftovers: {}", leftovers.join(", "));
@@ -221,15 +245,19 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 // ---------------------------------------------------------------------------
 // Resources and cleanup
 
-/// The run's directories and the System V ids of every shmchan channel it
-/// made: checked (and removed, if a crash left them) at the end or by the
-/// watchdog.
+/// The run's directories and the System V ids of every shmchan channel and
+/// message queue it made: checked (and removed, if a crash left them) at
+/// the end or by the watchdog.
 static CLEANUP: Mutex<Option<RunDirs>> = Mutex::new(None);
 static SYSV_IDS: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
+static MSQ_IDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 fn remember(link: &Link) {
     if let Some(ids) = link.shm_ids {
         SYSV_IDS.lock().unwrap().push(ids);
+    }
+    if let Some(id) = link.msq_id {
+        MSQ_IDS.lock().unwrap().push(id);
     }
 }
 
@@ -253,10 +281,20 @@ fn cleanup() -> Vec<String> {
             unsafe { libc::semctl(semid, 0, libc::IPC_RMID) };
         }
     }
+    // A link removes its queue when it drops; one still listed outlived
+    // its round (a signal, the watchdog).
+    let msg = sysv_ids("/proc/sysvipc/msg");
+    for &id in MSQ_IDS.lock().unwrap().iter() {
+        if msg.contains(&id) {
+            left.push(format!("message queue {id}"));
+            // SAFETY: IPC_RMID on a queue this run created; no buffer.
+            unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+        }
+    }
     left
 }
 
-/// The ids (second column) listed in /proc/sysvipc/{shm,sem}.
+/// The ids (second column) listed in /proc/sysvipc/{shm,sem,msg}.
 fn sysv_ids(path: &str) -> Vec<i32> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -303,6 +341,7 @@ impl Peer {
         if args.pin {
             cmd.env(PIN_ENV, "1");
         }
+        cmd.env(TIMES_ENV, format!("{} {}", args.warmup, args.seconds));
         let mut child = cmd.spawn().expect("spawn child");
         let pid = child.id() as libc::pid_t;
         CHILD.store(pid, Ordering::SeqCst);
@@ -375,7 +414,21 @@ fn child_main(role: &str) {
                 AnyRx::Shm(mut r) => sink(&mut transport::ShmCopyRx(&mut r, Vec::new()), &mut out),
                 AnyRx::Ipmpsc(mut r) => sink(&mut r, &mut out),
                 AnyRx::Iceoryx2(mut r) => sink(&mut r, &mut out),
-                AnyRx::Pipe(mut r) => sink(&mut r, &mut out),
+                AnyRx::Framed(mut r) => sink(&mut r, &mut out),
+                AnyRx::Packet(mut r) => sink(&mut r, &mut out),
+                AnyRx::Msgq(mut r) => sink(&mut r, &mut out),
+                AnyRx::Crossbeam(mut r) => {
+                    // In-process: a second thread of this process sends,
+                    // as the parent does for the others.
+                    let AnyTx::Crossbeam(mut t) = a.tx() else { unreachable!("both ends here") };
+                    let size = a.size;
+                    let sender = parent_thread(move |warm, measure| stream(&mut t, size, warm, measure));
+                    let counted = sink(&mut r, &mut out);
+                    let sent = sender.join().expect("sending thread");
+                    assert_eq!(counted.0, sent, "crossbeam: the receiver counted {}, the sender sent {sent}", counted.0);
+                    counted
+                }
+                AnyRx::InChild => unreachable!("the parent's end"),
             };
             writeln!(out, "{n} {bytes} {ns} {sum}").and_then(|()| out.flush()).expect("answer");
             a.close();
@@ -394,7 +447,24 @@ fn child_main(role: &str) {
                 }
                 (AnyRx::Ipmpsc(mut r), AnyTx::Ipmpsc(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Iceoryx2(mut r), AnyTx::Iceoryx2(mut t)) => echo(&mut r, &mut t, &mut out),
-                (AnyRx::Pipe(mut r), AnyTx::Pipe(mut t)) => echo(&mut r, &mut t, &mut out),
+                (AnyRx::Framed(mut r), AnyTx::Framed(mut t)) => echo(&mut r, &mut t, &mut out),
+                (AnyRx::Packet(mut r), AnyTx::Packet(mut t)) => echo(&mut r, &mut t, &mut out),
+                (AnyRx::Msgq(mut r), AnyTx::Msgq(mut t)) => echo(&mut r, &mut t, &mut out),
+                (AnyRx::Crossbeam(mut r), AnyTx::Crossbeam(mut t)) => {
+                    // In-process: a second thread of this process pings, as
+                    // the parent does for the others, and this process
+                    // reports the round.
+                    let (AnyTx::Crossbeam(mut pt), AnyRx::Crossbeam(mut pr)) = (a.tx(), b.rx()) else {
+                        unreachable!("both ends here")
+                    };
+                    let size = a.size;
+                    let pinger = parent_thread(move |warm, measure| ping(&mut pt, &mut pr, size, warm, measure));
+                    echo(&mut r, &mut t, &mut out);
+                    let trip = Trip::of(pinger.join().expect("pinging thread"));
+                    writeln!(out, "{} {} {}", trip.median, trip.p99, trip.samples)
+                        .and_then(|()| out.flush())
+                        .expect("answer");
+                }
                 _ => unreachable!("links of one kind"),
             }
             a.close();
@@ -402,6 +472,22 @@ fn child_main(role: &str) {
         }
         other => die(&format!("unknown role {other}")),
     }
+}
+
+/// Runs the parent's part of an in-process round (sending, pinging) on a
+/// second thread of the child, with the parent's times and, with `--pin`,
+/// on the parent's CPU.
+fn parent_thread<T: Send + 'static>(part: impl FnOnce(Duration, Duration) -> T + Send + 'static) -> JoinHandle<T> {
+    let times = std::env::var(TIMES_ENV).expect("times");
+    let secs: Vec<f64> = times.split_whitespace().map(|v| v.parse().expect("seconds")).collect();
+    let [warm, measure] = secs[..] else { panic!("bad times {times:?}") };
+    let pin = std::env::var(PIN_ENV).is_ok();
+    std::thread::spawn(move || {
+        if pin {
+            pin_to(0).expect("sched_setaffinity in the child's second thread");
+        }
+        part(Duration::from_secs_f64(warm), Duration::from_secs_f64(measure))
+    })
 }
 
 /// The receiving child of a throughput round: counts and touches every
@@ -462,6 +548,10 @@ fn run_throughput(args: &Args, dirs: &RunDirs) -> Throughput {
     for (si, &size) in args.sizes.iter().enumerate() {
         for round in 0..args.rounds {
             for (ki, &kind) in args.kinds.iter().enumerate() {
+                if !kind.fits(size) {
+                    skipped("throughput", kind, size, round);
+                    continue;
+                }
                 let r = throughput_round(args, dirs, kind, size);
                 eprintln!(
                     "throughput {:>8} B  round {}/{}  {:<11} {:>12.0} msg/s {:>10.1} MB/s",
@@ -479,8 +569,15 @@ fn run_throughput(args: &Args, dirs: &RunDirs) -> Throughput {
     results
 }
 
+/// Says (once per size) that a transport does not run at a size.
+fn skipped(what: &str, kind: Kind, size: usize, round: usize) {
+    if let (0, Some((max, limit))) = (round, kind.max_size()) {
+        eprintln!("{what} {size:>8} B  {:<11} n/a: above {limit} ({max} B)", kind.name());
+    }
+}
+
 fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Rate {
-    let mut link = Link::new(kind, size, "A", dirs, Use::Stream, args.iceoryx2_buffer);
+    let mut link = Link::new(kind, size, args.ring(size), "A", dirs, Use::Stream, args.iceoryx2_buffer);
     remember(&link);
     let limit = Duration::from_secs_f64(args.warmup + args.seconds) * 3 + Duration::from_secs(30);
     let mut peer = Peer::spawn("sink", &[&link], args, dirs, limit);
@@ -489,19 +586,26 @@ fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Rat
     peer.expect_ready();
     let (warm, measure) = (Duration::from_secs_f64(args.warmup), Duration::from_secs_f64(args.seconds));
     let sent = match tx {
-        AnyTx::Shm(mut t) if kind == Kind::ShmZc => stream(&mut transport::ShmZcTx(&mut t), size, warm, measure),
-        AnyTx::Shm(mut t) => stream(&mut transport::ShmCopyTx(&mut t), size, warm, measure),
-        AnyTx::Ipmpsc(mut t) => stream(&mut t, size, warm, measure),
-        AnyTx::Iceoryx2(mut t) => stream(&mut t, size, warm, measure),
-        AnyTx::Pipe(mut t) => stream(&mut t, size, warm, measure),
+        AnyTx::Shm(mut t) if kind == Kind::ShmZc => Some(stream(&mut transport::ShmZcTx(&mut t), size, warm, measure)),
+        AnyTx::Shm(mut t) => Some(stream(&mut transport::ShmCopyTx(&mut t), size, warm, measure)),
+        AnyTx::Ipmpsc(mut t) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Iceoryx2(mut t) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Framed(mut t) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Packet(mut t) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Msgq(mut t) => Some(stream(&mut t, size, warm, measure)),
+        // In-process: the child streams to itself and checks the count.
+        AnyTx::InChild => None,
+        AnyTx::Crossbeam(_) => unreachable!("the child's end"),
     };
     let answer = peer.line();
     peer.finish();
     drop(link);
     let f: Vec<u64> = answer.split_whitespace().map(|v| v.parse().expect("number")).collect();
     let [n, bytes, ns, _sum] = f[..] else { panic!("bad answer {answer:?}") };
-    assert_eq!(n, sent, "{}: the receiver counted {n} messages, the sender sent {sent}", kind.name());
-    assert_eq!(bytes, sent * size as u64);
+    if let Some(sent) = sent {
+        assert_eq!(n, sent, "{}: the receiver counted {n} messages, the sender sent {sent}", kind.name());
+    }
+    assert_eq!(bytes, n * size as u64);
     let secs = ns as f64 / 1e9;
     Rate { msgs: n as f64 / secs, bytes: bytes as f64 / secs }
 }
@@ -556,6 +660,11 @@ fn print_throughput(args: &Args, res: &Throughput) {
     for (si, &size) in args.sizes.iter().enumerate() {
         for (ki, &kind) in args.kinds.iter().enumerate() {
             let rates = &res[si][ki];
+            if rates.is_empty() {
+                let size = if ki == 0 { human_size(size) } else { String::new() };
+                println!("| {size} | {} | n/a | n/a | n/a |", kind.name());
+                continue;
+            }
             let mut m: Vec<f64> = rates.iter().map(|r| r.msgs).collect();
             let mut b: Vec<f64> = rates.iter().map(|r| r.bytes).collect();
             let lo = m.iter().cloned().fold(f64::INFINITY, f64::min);
@@ -571,6 +680,7 @@ fn print_throughput(args: &Args, res: &Throughput) {
             );
         }
     }
+    print_limits(args, &args.sizes);
     let pairs = ratio_pairs(args);
     if pairs.is_empty() {
         return;
@@ -588,10 +698,36 @@ fn print_throughput(args: &Args, res: &Throughput) {
                 let (ia, ib) = (index(args, a), index(args, b));
                 let mut r: Vec<f64> =
                     res[si][ia].iter().zip(&res[si][ib]).map(|(x, y)| x.msgs / y.msgs).collect();
-                format!("{:.2}x", median(&mut r))
+                ratio_cell(&mut r)
             })
             .collect();
         println!("| {} | {} |", human_size(size), cells.join(" | "));
+    }
+}
+
+/// A ratio's table cell: the median, or "n/a" where a transport did not
+/// run at that size.
+fn ratio_cell(r: &mut [f64]) -> String {
+    if r.is_empty() { "n/a".into() } else { format!("{:.2}x", median(r)) }
+}
+
+/// After a table: why some of its cells are "n/a", and where a transport
+/// got fewer bytes than the ring.
+fn print_limits(args: &Args, sizes: &[usize]) {
+    for &kind in &args.kinds {
+        if let Some((max, limit)) = kind.max_size()
+            && sizes.iter().any(|&s| s > max)
+        {
+            println!();
+            println!("n/a: {} carries messages up to {limit} = {max} B; larger sizes were not run.", kind.name());
+        }
+    }
+    if let Some(bytes) = transport::queue_capped() {
+        println!();
+        println!(
+            "msgq: queues held at most kernel.msgmnb = {bytes} B, not the ring bytes: raising msg_qbytes above \
+             msgmnb takes CAP_SYS_RESOURCE, which this run lacked."
+        );
     }
 }
 
@@ -599,20 +735,19 @@ fn index(args: &Args, k: Kind) -> usize {
     args.kinds.iter().position(|&x| x == k).expect("kind in run")
 }
 
-/// (numerator, denominator) of the ratios printed: each shmchan flavour
-/// against each other transport in the run.
+/// (numerator, denominator) of the ratios printed, each when both ran:
+/// each shmchan flavour against ipmpsc, iceoryx2 and the pipe; shmchan
+/// against the socket, the message queue and crossbeam; and zero-copy
+/// shmchan against copying shmchan.
 fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
     let mut v = Vec::new();
     for a in [Kind::Shm, Kind::ShmZc] {
-        if !args.kinds.contains(&a) {
-            continue;
-        }
         for b in [Kind::Ipmpsc, Kind::Iceoryx2, Kind::Pipe] {
-            if args.kinds.contains(&b) {
-                v.push((a, b));
-            }
+            v.push((a, b));
         }
     }
+    v.extend([(Kind::Shm, Kind::Socket), (Kind::Shm, Kind::Msgq), (Kind::Shm, Kind::Crossbeam), (Kind::ShmZc, Kind::Shm)]);
+    v.retain(|(a, b)| args.kinds.contains(a) && args.kinds.contains(b));
     v
 }
 
@@ -627,6 +762,22 @@ struct Trip {
     samples: usize,
 }
 
+impl Trip {
+    /// A round's figures from its round trips (ns).
+    fn of(mut samples: Vec<u32>) -> Trip {
+        samples.sort_unstable();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64;
+        Trip { median: at(0.5), p99: at(0.99), samples: samples.len() }
+    }
+
+    /// A child's report of an in-process round: "median p99 samples".
+    fn parse(line: &str) -> Trip {
+        let f: Vec<f64> = line.split_whitespace().map(|v| v.parse().expect("number")).collect();
+        let [median, p99, samples] = f[..] else { panic!("bad answer {line:?}") };
+        Trip { median, p99, samples: samples as usize }
+    }
+}
+
 type RoundTrips = Vec<Vec<Vec<Trip>>>;
 
 fn run_roundtrip(args: &Args, dirs: &RunDirs) -> RoundTrips {
@@ -634,6 +785,10 @@ fn run_roundtrip(args: &Args, dirs: &RunDirs) -> RoundTrips {
     for (si, &size) in args.rt_sizes.iter().enumerate() {
         for round in 0..args.rounds {
             for (ki, &kind) in args.kinds.iter().enumerate() {
+                if !kind.fits(size) {
+                    skipped("round trip", kind, size, round);
+                    continue;
+                }
                 let t = roundtrip_round(args, dirs, kind, size);
                 eprintln!(
                     "round trip {:>8} B  round {}/{}  {:<11} median {:>9.2} us  p99 {:>9.2} us  ({} samples)",
@@ -653,8 +808,8 @@ fn run_roundtrip(args: &Args, dirs: &RunDirs) -> RoundTrips {
 }
 
 fn roundtrip_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Trip {
-    let mut a = Link::new(kind, size, "A", dirs, Use::PingPong, None);
-    let mut b = Link::new(kind, size, "B", dirs, Use::PingPong, None);
+    let mut a = Link::new(kind, size, args.ring(size), "A", dirs, Use::PingPong, None);
+    let mut b = Link::new(kind, size, args.ring(size), "B", dirs, Use::PingPong, None);
     remember(&a);
     remember(&b);
     let limit = Duration::from_secs_f64(args.warmup + args.seconds) * 3 + Duration::from_secs(30);
@@ -664,23 +819,29 @@ fn roundtrip_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Trip
     let (tx, rx) = (a.tx(), b.rx());
     peer.expect_ready();
     let (warm, measure) = (Duration::from_secs_f64(args.warmup), Duration::from_secs_f64(args.seconds));
-    let mut samples = match (tx, rx) {
+    let trip = match (tx, rx) {
         (AnyTx::Shm(mut t), AnyRx::Shm(mut r)) if kind == Kind::ShmZc => {
-            ping(&mut transport::ShmZcTx(&mut t), &mut transport::ShmZcRx(&mut r), size, warm, measure)
+            Trip::of(ping(&mut transport::ShmZcTx(&mut t), &mut transport::ShmZcRx(&mut r), size, warm, measure))
         }
-        (AnyTx::Shm(mut t), AnyRx::Shm(mut r)) => {
-            ping(&mut transport::ShmCopyTx(&mut t), &mut transport::ShmCopyRx(&mut r, Vec::new()), size, warm, measure)
-        }
-        (AnyTx::Ipmpsc(mut t), AnyRx::Ipmpsc(mut r)) => ping(&mut t, &mut r, size, warm, measure),
-        (AnyTx::Iceoryx2(mut t), AnyRx::Iceoryx2(mut r)) => ping(&mut t, &mut r, size, warm, measure),
-        (AnyTx::Pipe(mut t), AnyRx::Pipe(mut r)) => ping(&mut t, &mut r, size, warm, measure),
+        (AnyTx::Shm(mut t), AnyRx::Shm(mut r)) => Trip::of(ping(
+            &mut transport::ShmCopyTx(&mut t),
+            &mut transport::ShmCopyRx(&mut r, Vec::new()),
+            size,
+            warm,
+            measure,
+        )),
+        (AnyTx::Ipmpsc(mut t), AnyRx::Ipmpsc(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
+        (AnyTx::Iceoryx2(mut t), AnyRx::Iceoryx2(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
+        (AnyTx::Framed(mut t), AnyRx::Framed(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
+        (AnyTx::Packet(mut t), AnyRx::Packet(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
+        (AnyTx::Msgq(mut t), AnyRx::Msgq(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
+        // In-process: the child pings itself and reports the round.
+        (AnyTx::InChild, AnyRx::InChild) => Trip::parse(&peer.line()),
         _ => unreachable!("links of one kind"),
     };
     peer.finish();
     drop((a, b));
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64;
-    Trip { median: at(0.5), p99: at(0.99), samples: samples.len() }
+    trip
 }
 
 /// The pinging parent: one message out, its echo back, timed one by one
@@ -727,6 +888,11 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
     for (si, &size) in args.rt_sizes.iter().enumerate() {
         for (ki, &kind) in args.kinds.iter().enumerate() {
             let t = &res[si][ki];
+            if t.is_empty() {
+                let size = if ki == 0 { human_size(size) } else { String::new() };
+                println!("| {size} | {} | n/a | n/a | n/a |", kind.name());
+                continue;
+            }
             let mut m: Vec<f64> = t.iter().map(|x| x.median).collect();
             let mut p: Vec<f64> = t.iter().map(|x| x.p99).collect();
             let mut n: Vec<f64> = t.iter().map(|x| x.samples as f64).collect();
@@ -740,12 +906,15 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
             );
         }
     }
+    print_limits(args, &args.rt_sizes);
     let pairs = ratio_pairs(args);
     if pairs.is_empty() {
         return;
     }
     println!();
-    println!("Ratios of median round trips (other/shmchan: above 1 means shmchan is faster; median over rounds):");
+    println!(
+        "Ratios of median round trips (x/y: above 1 means y, shmchan or shmchan-zc, is faster; median over rounds):"
+    );
     println!();
     let head: Vec<String> = pairs.iter().map(|&(a, b)| format!("{}/{}", b.name(), a.name())).collect();
     println!("| size | {} |", head.join(" | "));
@@ -757,7 +926,7 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
                 let (ia, ib) = (index(args, a), index(args, b));
                 let mut r: Vec<f64> =
                     res[si][ia].iter().zip(&res[si][ib]).map(|(x, y)| y.median / x.median).collect();
-                format!("{:.2}x", median(&mut r))
+                ratio_cell(&mut r)
             })
             .collect();
         println!("| {} | {} |", human_size(size), cells.join(" | "));
@@ -779,7 +948,10 @@ fn sh(cmd: &str) -> String {
 
 fn print_header(args: &Args) {
     let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    println!("## shmchan vs ipmpsc 0.5, iceoryx2 0.10 and a pipe");
+    println!(
+        "## shmchan vs ipmpsc 0.5, iceoryx2 0.10, a pipe, a Unix socket, a System V message queue \
+         and crossbeam-channel 0.5"
+    );
     println!();
     println!("- command: `{}`", std::env::args().collect::<Vec<_>>().join(" "));
     // SHMCHAN_REV names the source when it is not a git work tree (an
@@ -795,6 +967,10 @@ fn print_header(args: &Args) {
         args.mode,
         if args.pin { "pinned" } else { "unpinned" }
     );
+    match args.capacity {
+        Some(cap) => println!("- ring bytes: {cap} for every size (--capacity)"),
+        None => println!("- ring bytes: max(1 MiB, next power of two of 2 x (size + 64))"),
+    }
 }
 
 fn human_size(n: usize) -> String {

@@ -4,8 +4,8 @@
 //! (no dynamic dispatch inside a timed loop).
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::io::{BufReader, ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,29 @@ pub enum Kind {
     Iceoryx2,
     /// An anonymous pipe, 4-byte length prefix + payload.
     Pipe,
+    /// A Unix domain socket pair: `SOCK_SEQPACKET`, one record per message,
+    /// up to `SEQPACKET_MAX` (64 KiB); above, `SOCK_STREAM` framed as the
+    /// pipe.
+    Socket,
+    /// A System V message queue: `msgsnd`/`msgrcv`, mtype 1, one queue
+    /// message per message; only up to the kernel's msgmax.
+    Msgq,
+    /// crossbeam-channel 0.5 carrying `Vec<u8>` between two threads of one
+    /// process, a fresh `Vec` per message: the in-process reference. Both
+    /// ends live in the child (see `main.rs`).
+    Crossbeam,
 }
 
-pub const ALL: [Kind; 5] = [Kind::Shm, Kind::ShmZc, Kind::Ipmpsc, Kind::Iceoryx2, Kind::Pipe];
+pub const ALL: [Kind; 8] = [
+    Kind::Shm,
+    Kind::ShmZc,
+    Kind::Ipmpsc,
+    Kind::Iceoryx2,
+    Kind::Pipe,
+    Kind::Socket,
+    Kind::Msgq,
+    Kind::Crossbeam,
+];
 
 impl Kind {
     pub fn name(self) -> &'static str {
@@ -40,11 +60,28 @@ impl Kind {
             Kind::Ipmpsc => "ipmpsc",
             Kind::Iceoryx2 => "iceoryx2",
             Kind::Pipe => "pipe",
+            Kind::Socket => "socket",
+            Kind::Msgq => "msgq",
+            Kind::Crossbeam => "crossbeam",
         }
     }
 
     pub fn parse(name: &str) -> Option<Kind> {
         ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The largest message the transport carries, if it has a limit, and
+    /// where the limit comes from: a round of a larger size is skipped
+    /// ("n/a" in the tables).
+    pub fn max_size(self) -> Option<(usize, &'static str)> {
+        match self {
+            Kind::Msgq => Some((msgmax(), "kernel.msgmax")),
+            _ => None,
+        }
+    }
+
+    pub fn fits(self, size: usize) -> bool {
+        self.max_size().is_none_or(|(max, _)| size <= max)
     }
 }
 
@@ -56,12 +93,22 @@ pub fn capacity_for(size: usize) -> usize {
 }
 
 /// iceoryx2 queues samples, not bytes: a subscriber buffer of as many
-/// samples as the byte ring holds messages, capped (a deeper queue did not
-/// help here, see README), at least 2.
-pub fn iceoryx2_buffer_for(size: usize, cap_override: Option<usize>) -> usize {
+/// samples as the byte ring (`ring` bytes) holds messages, capped (a deeper
+/// queue did not help here, see README), at least 2.
+pub fn iceoryx2_buffer_for(size: usize, ring: usize, cap_override: Option<usize>) -> usize {
     let cap = cap_override.unwrap_or(ICEORYX2_MAX_BUFFER);
-    (capacity_for(size) / size.max(1)).clamp(2, cap)
+    (ring / size.max(1)).clamp(2, cap)
 }
+
+/// crossbeam's bounded channel queues messages too: as many as the byte
+/// ring holds, at least 2 (no cap).
+pub fn crossbeam_bound_for(size: usize, ring: usize) -> usize {
+    (ring / size.max(1)).max(2)
+}
+
+/// Messages up to this size go over a `SOCK_SEQPACKET` socket, one record
+/// each; larger ones over a `SOCK_STREAM` socket, framed as the pipe.
+pub const SEQPACKET_MAX: usize = 64 << 10;
 
 const ICEORYX2_MAX_BUFFER: usize = 16384;
 
@@ -191,6 +238,9 @@ pub struct Link {
     ice: Option<IceService>,
     /// shmchan ids, checked for removal at the end of the run.
     pub shm_ids: Option<(i32, i32)>,
+    /// The message queue's id: removed when the link drops, and checked
+    /// for removal at the end of the run.
+    pub msq_id: Option<i32>,
 }
 
 struct IceService {
@@ -200,24 +250,38 @@ struct IceService {
 }
 
 impl Link {
-    /// Makes the kernel objects of a link named `name` (env prefix).
-    pub fn new(kind: Kind, size: usize, name: &str, dirs: &RunDirs, how: Use, ice_buf: Option<usize>) -> Link {
+    /// Makes the kernel objects of a link named `name` (env prefix), for
+    /// messages of `size` and `cap` ring bytes (`capacity_for(size)` unless
+    /// `--capacity` says otherwise).
+    pub fn new(
+        kind: Kind,
+        size: usize,
+        cap: usize,
+        name: &str,
+        dirs: &RunDirs,
+        how: Use,
+        ice_buf: Option<usize>,
+    ) -> Link {
         let mut link = Link {
             kind,
             size,
-            env: vec![(format!("{name}_KIND"), kind.name().into()), (format!("{name}_SIZE"), size.to_string())],
+            env: vec![
+                (format!("{name}_KIND"), kind.name().into()),
+                (format!("{name}_SIZE"), size.to_string()),
+                (format!("{name}_RING"), cap.to_string()),
+            ],
             shm: None,
             ipmpsc_path: None,
             fds: None,
             ice: None,
             shm_ids: None,
+            msq_id: None,
         };
-        let cap = capacity_for(size);
         match kind {
             Kind::Shm | Kind::ShmZc => {
                 let opts = shmchan::Options::new().capacity(cap);
                 let chan = shmchan::Channel::create(shmchan::Key::PRIVATE, &opts).expect("shmchan create");
-                assert!(chan.max_message_len() >= size);
+                assert!(chan.max_message_len() >= size, "a {size}-byte message does not fit a {cap}-byte ring");
                 link.env.push((format!("{name}_SHMID"), chan.id().to_string()));
                 link.shm_ids = Some((chan.id(), chan.sem_id()));
                 link.shm = Some(chan);
@@ -247,7 +311,7 @@ impl Link {
                     // transports do.
                     Use::Stream => builder
                         .enable_safe_overflow(false)
-                        .subscriber_max_buffer_size(iceoryx2_buffer_for(size, ice_buf)),
+                        .subscriber_max_buffer_size(iceoryx2_buffer_for(size, cap, ice_buf)),
                     // iceoryx2's own latency benchmark setting.
                     Use::PingPong => builder.enable_safe_overflow(true).subscriber_max_buffer_size(1),
                 }
@@ -269,6 +333,32 @@ impl Link {
                 link.env.push((format!("{name}_FD_TX"), fds[1].to_string()));
                 link.fds = Some((fds[0], fds[1]));
             }
+            Kind::Socket => {
+                let ty = if size <= SEQPACKET_MAX { libc::SOCK_SEQPACKET } else { libc::SOCK_STREAM };
+                let mut fds = [0; 2];
+                // SAFETY: fds has room for two descriptors. No SOCK_CLOEXEC:
+                // the child inherits them.
+                let r = unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) };
+                assert_eq!(r, 0, "socketpair: {}", std::io::Error::last_os_error());
+                // One end the parent's, the other the child's, as the pipe.
+                link.env.push((format!("{name}_FD_RX"), fds[0].to_string()));
+                link.env.push((format!("{name}_FD_TX"), fds[1].to_string()));
+                link.fds = Some((fds[0], fds[1]));
+                for fd in fds {
+                    socket_buffers(fd, cap);
+                }
+            }
+            Kind::Msgq => {
+                // SAFETY: no pointers: a new private queue, ours alone.
+                let id = unsafe { libc::msgget(libc::IPC_PRIVATE, libc::IPC_CREAT | 0o600) };
+                assert!(id >= 0, "msgget: {}", std::io::Error::last_os_error());
+                link.msq_id = Some(id);
+                queue_bytes(id, cap.max(2 * size));
+                link.env.push((format!("{name}_MSQID"), id.to_string()));
+            }
+            // Nothing in the kernel: the child makes the channel and both
+            // threads (see `ChildLink::from_env`).
+            Kind::Crossbeam => {}
         }
         link
     }
@@ -289,10 +379,12 @@ impl Link {
             Kind::Shm | Kind::ShmZc => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
-            Kind::Pipe => {
-                let (_, tx) = self.fds.take().expect("pipe");
-                AnyTx::Pipe(pipe_tx(tx))
+            Kind::Pipe | Kind::Socket => {
+                let (_, tx) = self.fds.take().expect("pipe or socket");
+                fd_tx(self.kind, self.size, tx)
             }
+            Kind::Msgq => AnyTx::Msgq(MsgqTx::new(self.msq_id.expect("queue"), self.size)),
+            Kind::Crossbeam => AnyTx::InChild,
         }
     }
 
@@ -301,10 +393,12 @@ impl Link {
             Kind::Shm | Kind::ShmZc => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
-            Kind::Pipe => {
-                let (rx, _) = self.fds.take().expect("pipe");
-                AnyRx::Pipe(pipe_rx(rx))
+            Kind::Pipe | Kind::Socket => {
+                let (rx, _) = self.fds.take().expect("pipe or socket");
+                fd_rx(self.kind, self.size, rx)
             }
+            Kind::Msgq => AnyRx::Msgq(MsgqRx::new(self.msq_id.expect("queue"), self.size)),
+            Kind::Crossbeam => AnyRx::InChild,
         }
     }
 }
@@ -326,6 +420,14 @@ impl Drop for Link {
             drop(ice.factory);
             drop(ice.node);
         }
+        if let Some(id) = self.msq_id {
+            // The parent made the queue and removes it; the child only
+            // sends and receives.
+            // SAFETY: IPC_RMID on our queue; no buffer.
+            if unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) } != 0 {
+                eprintln!("msgctl(IPC_RMID) on queue {id}: {}", std::io::Error::last_os_error());
+            }
+        }
     }
 }
 
@@ -337,6 +439,11 @@ pub struct ChildLink {
     ipmpsc_path: Option<PathBuf>,
     fds: Option<(RawFd, RawFd)>,
     ice: Option<IceService>,
+    msq_id: Option<i32>,
+    /// Both ends of the in-process channel, one for each of the child's
+    /// two threads.
+    crossbeam_tx: Option<crossbeam_channel::Sender<Vec<u8>>>,
+    crossbeam_rx: Option<crossbeam_channel::Receiver<Vec<u8>>>,
 }
 
 impl ChildLink {
@@ -345,6 +452,7 @@ impl ChildLink {
         let num = |k: &str| var(k).map(|v| v.parse::<i32>().expect("number"));
         let kind = Kind::parse(&var("KIND").expect("KIND")).expect("known kind");
         let size = var("SIZE").expect("SIZE").parse().expect("size");
+        let ring: usize = var("RING").expect("RING").parse().expect("ring bytes");
         let ice = var("SERVICE").map(|svc| {
             let node = iceoryx2_node(dirs);
             let factory = node
@@ -354,6 +462,12 @@ impl ChildLink {
                 .expect("iceoryx2 open");
             IceService { factory, node }
         });
+        let (crossbeam_tx, crossbeam_rx) = if kind == Kind::Crossbeam {
+            let (tx, rx) = crossbeam_channel::bounded(crossbeam_bound_for(size, ring));
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         ChildLink {
             kind,
             size,
@@ -361,36 +475,46 @@ impl ChildLink {
             ipmpsc_path: var("PATH").map(PathBuf::from),
             fds: num("FD_RX").zip(num("FD_TX")),
             ice,
+            msq_id: num("MSQID"),
+            crossbeam_tx,
+            crossbeam_rx,
         }
     }
 
-    /// The child's sending end; closes the inherited other end of a pipe.
+    /// The child's sending end; closes the inherited other end of a pipe
+    /// or socket pair. For crossbeam, the sending end of the in-process
+    /// channel (whose receiving end `rx` gives).
     pub fn tx(&mut self) -> AnyTx {
         match self.kind {
             Kind::Shm | Kind::ShmZc => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
-            Kind::Pipe => {
-                let (rx, tx) = self.fds.take().expect("pipe");
-                // SAFETY: the inherited read end, unused here.
+            Kind::Pipe | Kind::Socket => {
+                let (rx, tx) = self.fds.take().expect("pipe or socket");
+                // SAFETY: the inherited other end, unused here.
                 unsafe { libc::close(rx) };
-                AnyTx::Pipe(pipe_tx(tx))
+                fd_tx(self.kind, self.size, tx)
             }
+            Kind::Msgq => AnyTx::Msgq(MsgqTx::new(self.msq_id.expect("queue"), self.size)),
+            Kind::Crossbeam => AnyTx::Crossbeam(self.crossbeam_tx.take().expect("crossbeam sender")),
         }
     }
 
-    /// The child's receiving end; closes the inherited other end of a pipe.
+    /// The child's receiving end; closes the inherited other end of a pipe
+    /// or socket pair.
     pub fn rx(&mut self) -> AnyRx {
         match self.kind {
             Kind::Shm | Kind::ShmZc => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
-            Kind::Pipe => {
-                let (rx, tx) = self.fds.take().expect("pipe");
-                // SAFETY: the inherited write end, unused here.
+            Kind::Pipe | Kind::Socket => {
+                let (rx, tx) = self.fds.take().expect("pipe or socket");
+                // SAFETY: the inherited other end, unused here.
                 unsafe { libc::close(tx) };
-                AnyRx::Pipe(pipe_rx(rx))
+                fd_rx(self.kind, self.size, rx)
             }
+            Kind::Msgq => AnyRx::Msgq(MsgqRx::new(self.msq_id.expect("queue"), self.size)),
+            Kind::Crossbeam => AnyRx::Crossbeam(self.crossbeam_rx.take().expect("crossbeam receiver")),
         }
     }
 
@@ -409,11 +533,81 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// A number from /proc/sys, or `default` if it cannot be read.
+fn sysctl(path: &str, default: usize) -> usize {
+    std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(default)
+}
+
 fn pipe_max() -> usize {
-    std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(1 << 20)
+    sysctl("/proc/sys/fs/pipe-max-size", 1 << 20)
+}
+
+/// The largest System V message (Linux's default: 8192 bytes).
+fn msgmax() -> usize {
+    sysctl("/proc/sys/kernel/msgmax", 8192)
+}
+
+/// A new queue's byte limit, the most an unprivileged process may set.
+fn msgmnb() -> usize {
+    sysctl("/proc/sys/kernel/msgmnb", 16384)
+}
+
+/// Sets a queue's byte limit (`msg_qbytes`, which bounds its messages too)
+/// to `want`: above msgmnb only with CAP_SYS_RESOURCE (root, unless a
+/// container dropped it); without it, to msgmnb, and `queue_capped` says
+/// so.
+fn queue_bytes(id: i32, want: usize) {
+    // SAFETY: msqid_ds is plain data; IPC_STAT fills it from our queue.
+    let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT on our queue into a msqid_ds of ours.
+    let r = unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) };
+    assert_eq!(r, 0, "msgctl(IPC_STAT): {}", std::io::Error::last_os_error());
+    for bytes in [want, want.min(msgmnb())] {
+        ds.msg_qbytes = bytes as libc::msglen_t;
+        // SAFETY: IPC_SET on our queue from the msqid_ds IPC_STAT filled.
+        if unsafe { libc::msgctl(id, libc::IPC_SET, &mut ds) } == 0 {
+            if bytes < want {
+                QUEUE_CAPPED.store(bytes, std::sync::atomic::Ordering::Relaxed);
+            }
+            return;
+        }
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "msgctl(IPC_SET, msg_qbytes = {bytes}): {e}");
+    }
+    panic!("msgctl(IPC_SET): not allowed to set msg_qbytes, even to msgmnb");
+}
+
+/// msgmnb, if a queue of the run could not be raised above it.
+static QUEUE_CAPPED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The byte limit the run's message queues were held to, below the ring
+/// bytes asked for, if they were (no CAP_SYS_RESOURCE).
+pub fn queue_capped() -> Option<usize> {
+    match QUEUE_CAPPED.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        n => Some(n),
+    }
+}
+
+/// Send and receive buffers of `cap` bytes, as the pipe gets
+/// `F_SETPIPE_SZ`: the kernel caps them at net.core.wmem_max / rmem_max
+/// (and doubles them for its bookkeeping). A `SOCK_SEQPACKET` record must
+/// fit the sender's buffer whole; `cap` is at least twice a message.
+fn socket_buffers(fd: RawFd, cap: usize) {
+    let v = cap.min(i32::MAX as usize / 2) as libc::c_int;
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: an int option on our socket, passed with its size.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const v).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "setsockopt(SO_SNDBUF/SO_RCVBUF): {}", std::io::Error::last_os_error());
+    }
 }
 
 fn ipmpsc_tx(path: &Path) -> ipmpsc::Sender {
@@ -436,14 +630,27 @@ fn ice_subscriber(f: &PortFactory<ipc::Service, [u8], ()>, _size: usize) -> Subs
     f.subscriber_builder().create().expect("iceoryx2 subscriber")
 }
 
-fn pipe_tx(fd: RawFd) -> PipeTx {
-    // SAFETY: our open fd; the File owns it from here.
-    PipeTx { file: unsafe { File::from_raw_fd(fd) }, scratch: Vec::new() }
+/// The sending end of a pipe or socket pair (`fd`, open, ours from here).
+fn fd_tx(kind: Kind, size: usize, fd: RawFd) -> AnyTx {
+    if kind == Kind::Socket && size <= SEQPACKET_MAX {
+        // SAFETY: our open fd; the OwnedFd owns it from here.
+        AnyTx::Packet(PacketTx { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    } else {
+        // SAFETY: our open fd; the File owns it from here.
+        AnyTx::Framed(FramedTx { file: unsafe { File::from_raw_fd(fd) }, scratch: Vec::new() })
+    }
 }
 
-fn pipe_rx(fd: RawFd) -> PipeRx {
-    // SAFETY: our open fd; the File owns it from here.
-    PipeRx { reader: BufReader::with_capacity(1 << 16, unsafe { File::from_raw_fd(fd) }), buf: Vec::new() }
+/// The receiving end of a pipe or socket pair (`fd`, open, ours from here).
+fn fd_rx(kind: Kind, size: usize, fd: RawFd) -> AnyRx {
+    if kind == Kind::Socket && size <= SEQPACKET_MAX {
+        // SAFETY: our open fd; the OwnedFd owns it from here.
+        AnyRx::Packet(PacketRx { fd: unsafe { OwnedFd::from_raw_fd(fd) }, buf: vec![0; size + 1] })
+    } else {
+        // SAFETY: our open fd; the File owns it from here.
+        let file = unsafe { File::from_raw_fd(fd) };
+        AnyRx::Framed(FramedRx { reader: BufReader::with_capacity(1 << 16, file), buf: Vec::new() })
+    }
 }
 
 /// A sending end.
@@ -464,14 +671,26 @@ pub enum AnyTx {
     Shm(shmchan::Sender),
     Ipmpsc(ipmpsc::Sender),
     Iceoryx2(Publisher<ipc::Service, [u8], ()>),
-    Pipe(PipeTx),
+    /// A pipe, or a `SOCK_STREAM` socket: length-prefixed.
+    Framed(FramedTx),
+    /// A `SOCK_SEQPACKET` socket.
+    Packet(PacketTx),
+    Msgq(MsgqTx),
+    Crossbeam(crossbeam_channel::Sender<Vec<u8>>),
+    /// The parent's end of an in-process link: none, both ends are the
+    /// child's.
+    InChild,
 }
 
 pub enum AnyRx {
     Shm(shmchan::Receiver),
     Ipmpsc(ipmpsc::Receiver),
     Iceoryx2(Subscriber<ipc::Service, [u8], ()>),
-    Pipe(PipeRx),
+    Framed(FramedRx),
+    Packet(PacketRx),
+    Msgq(MsgqRx),
+    Crossbeam(crossbeam_channel::Receiver<Vec<u8>>),
+    InChild,
 }
 
 /// shmchan, copying: `send`.
@@ -567,36 +786,186 @@ impl Sink for Subscriber<ipc::Service, [u8], ()> {
 /// (shmchan's default spin budget).
 const POLL_SPIN: Duration = Duration::from_micros(50);
 
-pub struct PipeTx {
+/// A byte stream (a pipe or a `SOCK_STREAM` socket), sending.
+pub struct FramedTx {
     file: File,
     scratch: Vec<u8>,
 }
 
-pub struct PipeRx {
+/// A byte stream, receiving through a 64 KiB buffer.
+pub struct FramedRx {
     reader: BufReader<File>,
     buf: Vec<u8>,
 }
 
-impl Source for PipeTx {
+impl Source for FramedTx {
     #[inline]
     fn send(&mut self, msg: &[u8]) {
         // One write of prefix + payload.
         self.scratch.clear();
         self.scratch.extend_from_slice(&(msg.len() as u32).to_le_bytes());
         self.scratch.extend_from_slice(msg);
-        self.file.write_all(&self.scratch).expect("pipe write");
+        self.file.write_all(&self.scratch).expect("pipe/socket write");
     }
 }
 
-impl Sink for PipeRx {
+impl Sink for FramedRx {
     #[inline]
     fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
         let mut len = [0u8; 4];
-        self.reader.read_exact(&mut len).expect("pipe read");
+        self.reader.read_exact(&mut len).expect("pipe/socket read");
         let n = u32::from_le_bytes(len) as usize;
         self.buf.resize(n, 0);
-        self.reader.read_exact(&mut self.buf[..n]).expect("pipe read");
+        self.reader.read_exact(&mut self.buf[..n]).expect("pipe/socket read");
         f(&self.buf[..n])
+    }
+}
+
+/// A `SOCK_SEQPACKET` socket, sending one record per message.
+pub struct PacketTx {
+    fd: OwnedFd,
+}
+
+/// A `SOCK_SEQPACKET` socket, receiving one record per message into a
+/// buffer one byte longer than a message (a longer record would show;
+/// the kernel cuts a record to the buffer silently).
+pub struct PacketRx {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Source for PacketTx {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) {
+        loop {
+            // SAFETY: msg is readable for msg.len() bytes; our socket.
+            let n = unsafe { libc::send(self.fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+            if n >= 0 {
+                assert_eq!(n as usize, msg.len(), "socket: short record");
+                return;
+            }
+            interrupted_or_panic("socket send");
+        }
+    }
+}
+
+impl Sink for PacketRx {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let n = loop {
+            // SAFETY: buf is writable for buf.len() bytes; our socket.
+            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
+            if n >= 0 {
+                break n as usize;
+            }
+            interrupted_or_panic("socket recv");
+        };
+        // An empty record is a marker; so is end of file (the sender gone),
+        // which the round then finds short or out of step.
+        assert!(n < self.buf.len(), "socket: a record longer than a message");
+        f(&self.buf[..n])
+    }
+}
+
+/// After a failed call: returns if it was interrupted (retry), else panics
+/// with the error.
+fn interrupted_or_panic(call: &str) {
+    let e = std::io::Error::last_os_error();
+    if e.kind() != ErrorKind::Interrupted {
+        panic!("{call}: {e}");
+    }
+}
+
+/// A System V message: the type (a long, 1) then the payload, in words so
+/// that the type is aligned.
+fn msgbuf(size: usize) -> Vec<libc::c_long> {
+    let word = std::mem::size_of::<libc::c_long>();
+    let mut buf = vec![0; 1 + size.div_ceil(word)];
+    buf[0] = MTYPE;
+    buf
+}
+
+/// The payload bytes of a `msgbuf`.
+fn mtext(buf: &mut [libc::c_long]) -> &mut [u8] {
+    let text = &mut buf[1..];
+    let len = std::mem::size_of_val(text);
+    // SAFETY: the words after the type, seen as bytes for as long as the
+    // borrow of `buf` lasts: u8 has no alignment and any bytes are valid
+    // longs.
+    unsafe { std::slice::from_raw_parts_mut(text.as_mut_ptr().cast::<u8>(), len) }
+}
+
+const MTYPE: libc::c_long = 1;
+
+/// A System V message queue, sending: `msgsnd` of a message of type 1.
+pub struct MsgqTx {
+    id: i32,
+    buf: Vec<libc::c_long>,
+}
+
+/// A System V message queue, receiving: `msgrcv` of the next message of
+/// type 1 (no `MSG_NOERROR`: a longer message fails with E2BIG).
+pub struct MsgqRx {
+    id: i32,
+    size: usize,
+    buf: Vec<libc::c_long>,
+}
+
+impl MsgqTx {
+    fn new(id: i32, size: usize) -> MsgqTx {
+        MsgqTx { id, buf: msgbuf(size) }
+    }
+}
+
+impl MsgqRx {
+    fn new(id: i32, size: usize) -> MsgqRx {
+        MsgqRx { id, size, buf: msgbuf(size) }
+    }
+}
+
+impl Source for MsgqTx {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) {
+        mtext(&mut self.buf)[..msg.len()].copy_from_slice(msg);
+        // SAFETY: buf holds the type and then at least msg.len() bytes.
+        // Interrupted (resumed after a stop signal: System V calls are not
+        // restarted): send again.
+        while unsafe { libc::msgsnd(self.id, self.buf.as_ptr().cast(), msg.len(), 0) } != 0 {
+            interrupted_or_panic("msgsnd");
+        }
+    }
+}
+
+impl Sink for MsgqRx {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let n = loop {
+            // SAFETY: buf holds the type and then room for size bytes, the
+            // most msgrcv writes.
+            let n = unsafe { libc::msgrcv(self.id, self.buf.as_mut_ptr().cast(), self.size, MTYPE, 0) };
+            if n >= 0 {
+                break n as usize;
+            }
+            interrupted_or_panic("msgrcv");
+        };
+        f(&mtext(&mut self.buf)[..n])
+    }
+}
+
+/// crossbeam: a fresh `Vec` per message, as an in-process channel of
+/// bytes needs (the receiver frees it).
+impl Source for crossbeam_channel::Sender<Vec<u8>> {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) {
+        crossbeam_channel::Sender::send(self, msg.to_vec()).expect("crossbeam send");
+    }
+}
+
+impl Sink for crossbeam_channel::Receiver<Vec<u8>> {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let msg = self.recv().expect("crossbeam recv");
+        f(&msg)
     }
 }
 
