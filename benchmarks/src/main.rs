@@ -78,7 +78,7 @@ fn parse_args() -> Args {
         seconds: 1.0,
         warmup: 0.2,
         pin: false,
-        kinds: transport::ALL.to_vec(),
+        kinds: transport::ALL.into_iter().filter(|&k| k != Kind::ShmFence).collect(),
         iceoryx2_buffer: None,
         capacity: None,
     };
@@ -746,7 +746,13 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
             v.push((a, b));
         }
     }
-    v.extend([(Kind::Shm, Kind::Socket), (Kind::Shm, Kind::Msgq), (Kind::Shm, Kind::Crossbeam), (Kind::ShmZc, Kind::Shm)]);
+    v.extend([
+        (Kind::Shm, Kind::Socket),
+        (Kind::Shm, Kind::Msgq),
+        (Kind::Shm, Kind::Crossbeam),
+        (Kind::ShmZc, Kind::Shm),
+        (Kind::Shm, Kind::ShmFence),
+    ]);
     v.retain(|(a, b)| args.kinds.contains(a) && args.kinds.contains(b));
     v
 }

@@ -21,6 +21,10 @@ pub enum Kind {
     Shm,
     /// shmchan `reserve` + fill in place / `recv_ref` + read in place.
     ShmZc,
+    /// shmchan `send` / `recv_into` on a channel made with
+    /// `Options::membarrier(false)`: a SeqCst fence per message, the
+    /// handshake before membarrier (for A/B runs; not in the default set).
+    ShmFence,
     /// ipmpsc 0.5: `Sender::send(&Bytes)` / `zero_copy_context().recv::<&Bytes>()`.
     Ipmpsc,
     /// iceoryx2 0.10 publish-subscribe of `[u8]`: `loan_slice_uninit` +
@@ -41,9 +45,10 @@ pub enum Kind {
     Crossbeam,
 }
 
-pub const ALL: [Kind; 8] = [
+pub const ALL: [Kind; 9] = [
     Kind::Shm,
     Kind::ShmZc,
+    Kind::ShmFence,
     Kind::Ipmpsc,
     Kind::Iceoryx2,
     Kind::Pipe,
@@ -57,6 +62,7 @@ impl Kind {
         match self {
             Kind::Shm => "shmchan",
             Kind::ShmZc => "shmchan-zc",
+            Kind::ShmFence => "shmchan-fence",
             Kind::Ipmpsc => "ipmpsc",
             Kind::Iceoryx2 => "iceoryx2",
             Kind::Pipe => "pipe",
@@ -278,8 +284,8 @@ impl Link {
             msq_id: None,
         };
         match kind {
-            Kind::Shm | Kind::ShmZc => {
-                let opts = shmchan::Options::new().capacity(cap);
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence => {
+                let opts = shmchan::Options::new().capacity(cap).membarrier(kind != Kind::ShmFence);
                 let chan = shmchan::Channel::create(shmchan::Key::PRIVATE, &opts).expect("shmchan create");
                 assert!(chan.max_message_len() >= size, "a {size}-byte message does not fit a {cap}-byte ring");
                 link.env.push((format!("{name}_SHMID"), chan.id().to_string()));
@@ -376,7 +382,7 @@ impl Link {
 
     pub fn tx(&mut self) -> AnyTx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -390,7 +396,7 @@ impl Link {
 
     pub fn rx(&mut self) -> AnyRx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -486,7 +492,7 @@ impl ChildLink {
     /// channel (whose receiving end `rx` gives).
     pub fn tx(&mut self) -> AnyTx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -504,7 +510,7 @@ impl ChildLink {
     /// or socket pair.
     pub fn rx(&mut self) -> AnyRx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
