@@ -78,7 +78,7 @@ fn parse_args() -> Args {
         seconds: 1.0,
         warmup: 0.2,
         pin: false,
-        kinds: transport::ALL.into_iter().filter(|&k| k != Kind::ShmFence).collect(),
+        kinds: transport::ALL.into_iter().filter(|&k| !matches!(k, Kind::ShmFence | Kind::ShmEager)).collect(),
         iceoryx2_buffer: None,
         capacity: None,
     };
@@ -752,6 +752,7 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         (Kind::Shm, Kind::Crossbeam),
         (Kind::ShmZc, Kind::Shm),
         (Kind::Shm, Kind::ShmFence),
+        (Kind::Shm, Kind::ShmEager),
     ]);
     v.retain(|(a, b)| args.kinds.contains(a) && args.kinds.contains(b));
     v

@@ -25,6 +25,10 @@ pub enum Kind {
     /// `Options::membarrier(false)`: a SeqCst fence per message, the
     /// handshake before membarrier (for A/B runs; not in the default set).
     ShmFence,
+    /// shmchan `send` / `recv_into` with the receiver's catch-up pause off
+    /// (`Receiver::set_catch_up(ZERO)`): the receiver reads each message as
+    /// soon as it is published (for A/B runs; not in the default set).
+    ShmEager,
     /// ipmpsc 0.5: `Sender::send(&Bytes)` / `zero_copy_context().recv::<&Bytes>()`.
     Ipmpsc,
     /// iceoryx2 0.10 publish-subscribe of `[u8]`: `loan_slice_uninit` +
@@ -45,10 +49,11 @@ pub enum Kind {
     Crossbeam,
 }
 
-pub const ALL: [Kind; 9] = [
+pub const ALL: [Kind; 10] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
+    Kind::ShmEager,
     Kind::Ipmpsc,
     Kind::Iceoryx2,
     Kind::Pipe,
@@ -63,6 +68,7 @@ impl Kind {
             Kind::Shm => "shmchan",
             Kind::ShmZc => "shmchan-zc",
             Kind::ShmFence => "shmchan-fence",
+            Kind::ShmEager => "shmchan-eager",
             Kind::Ipmpsc => "ipmpsc",
             Kind::Iceoryx2 => "iceoryx2",
             Kind::Pipe => "pipe",
@@ -284,7 +290,7 @@ impl Link {
             msq_id: None,
         };
         match kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence => {
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => {
                 let opts = shmchan::Options::new().capacity(cap).membarrier(kind != Kind::ShmFence);
                 let chan = shmchan::Channel::create(shmchan::Key::PRIVATE, &opts).expect("shmchan create");
                 assert!(chan.max_message_len() >= size, "a {size}-byte message does not fit a {cap}-byte ring");
@@ -382,7 +388,7 @@ impl Link {
 
     pub fn tx(&mut self) -> AnyTx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -396,7 +402,13 @@ impl Link {
 
     pub fn rx(&mut self) -> AnyRx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => {
+                let mut rx = self.shm.as_ref().expect("channel").receiver().expect("receiver");
+                if self.kind == Kind::ShmEager {
+                    rx.set_catch_up(std::time::Duration::ZERO);
+                }
+                AnyRx::Shm(rx)
+            }
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -492,7 +504,7 @@ impl ChildLink {
     /// channel (whose receiving end `rx` gives).
     pub fn tx(&mut self) -> AnyTx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -510,7 +522,13 @@ impl ChildLink {
     /// or socket pair.
     pub fn rx(&mut self) -> AnyRx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence => AnyRx::Shm(self.shm.as_ref().expect("channel").receiver().expect("receiver")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => {
+                let mut rx = self.shm.as_ref().expect("channel").receiver().expect("receiver");
+                if self.kind == Kind::ShmEager {
+                    rx.set_catch_up(std::time::Duration::ZERO);
+                }
+                AnyRx::Shm(rx)
+            }
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {

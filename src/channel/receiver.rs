@@ -197,6 +197,22 @@ impl Receiver {
         self.spin = budget;
     }
 
+    /// Sets how long this receiver waits when it has caught up with a
+    /// streaming sender (default 2 µs; zero: never).
+    ///
+    /// A receiver that keeps up with a fast sender would read each cache
+    /// line right after it was written, and the line would cross between
+    /// the two cores several times: both sides then run at a fraction of
+    /// their speed. So when a receive finds that the sender has added less
+    /// than 8 KiB (or an eighth of the ring) since the last look, and the
+    /// last look found messages too, it waits this long once and then reads
+    /// the batch that has built up. A receive that ends a wait on an empty
+    /// ring never pauses, so round trips and wake-ups are not delayed; a
+    /// message in the middle of a stream may be, by up to this long.
+    pub fn set_catch_up(&mut self, pause: Duration) {
+        self.ring.set_catch_up(pause);
+    }
+
     #[inline]
     fn recv_into_how(&mut self, buf: &mut Vec<u8>, how: How) -> Result<usize> {
         let frame = self.next_frame(how)?;

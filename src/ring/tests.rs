@@ -221,3 +221,64 @@ fn two_threads_stream_in_order() {
     }
     writer.join().unwrap();
 }
+
+#[test]
+fn a_streaming_consumer_that_caught_up_waits_once() {
+    use std::time::{Duration, Instant};
+    let ring = HeapRing::new(1 << 16);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    // Long enough that no scheduling hiccup passes for it.
+    let pause = Duration::from_millis(300);
+    c.set_catch_up(pause);
+    let timed = |c: &mut Consumer| {
+        let start = Instant::now();
+        let got = recv(c).expect("a message");
+        (got, start.elapsed())
+    };
+
+    // A message that ends a wait on an empty ring is read at once.
+    assert_eq!(recv(&mut c), None);
+    assert!(send(&mut p, b"one"));
+    let (got, took) = timed(&mut c);
+    assert_eq!(got, b"one");
+    assert!(
+        took < pause,
+        "the first message after an empty ring waited {took:?}"
+    );
+
+    // Streaming (the last reload found data): a reload that finds only a
+    // little more waits once.
+    assert!(send(&mut p, b"two"));
+    let (got, took) = timed(&mut c);
+    assert_eq!(got, b"two");
+    assert!(
+        took >= pause,
+        "a caught-up streaming consumer did not wait ({took:?})"
+    );
+
+    // Still streaming, but the reload finds 8 KiB or more: no wait.
+    for _ in 0..3 {
+        assert!(send(&mut p, &[5; 4000]));
+    }
+    let (got, took) = timed(&mut c);
+    assert_eq!(got.len(), 4000);
+    assert!(took < pause, "a reload that found a batch waited {took:?}");
+    recv(&mut c).unwrap();
+    recv(&mut c).unwrap();
+
+    // Found empty: no longer streaming, so the next message is not delayed.
+    assert_eq!(recv(&mut c), None);
+    assert!(send(&mut p, b"three"));
+    let (got, took) = timed(&mut c);
+    assert_eq!(got, b"three");
+    assert!(
+        took < pause,
+        "a message after an empty ring waited {took:?}"
+    );
+
+    // Zero turns the wait off.
+    c.set_catch_up(Duration::ZERO);
+    assert!(send(&mut p, b"four"));
+    let (_, took) = timed(&mut c);
+    assert!(took < pause, "catch-up 0 still waited {took:?}");
+}
