@@ -29,7 +29,11 @@
 //! an eighth of the ring) waits [`DEFAULT_CATCH_UP`] once and reloads: it
 //! then reads a batch of complete lines behind the producer. A consumer
 //! that found the ring empty does not wait (a message that ends a wait is
-//! read at once: round trips are unaffected), nor one that finds more.
+//! read at once: round trips are unaffected), nor one that finds more. A
+//! pause during which nothing arrived (no producer streaming now, or one
+//! thread that sends and then receives) makes the consumer let the next
+//! 16 chances to pause pass, then 32, up to 4096, so that such a pattern
+//! pays about 0.5 ns per message instead of a pause each time.
 //!
 //! In the loom build of the unit tests the data region is a slice of loom's checked cells,
 //! one per 8-byte word, so that the model checker reports any read of a
@@ -333,6 +337,10 @@ pub(crate) struct Consumer {
     streaming: bool,
     catch_up: Duration,
     catch_up_bytes: u64,
+    /// Chances to pause still to let pass, after a pause found that nothing
+    /// arrived meanwhile, and how many the next such pause makes skip.
+    catch_up_skip: u32,
+    catch_up_backoff: u32,
 }
 
 impl Consumer {
@@ -355,6 +363,8 @@ impl Consumer {
             streaming: false,
             catch_up: DEFAULT_CATCH_UP,
             catch_up_bytes: CATCH_UP_BYTES.min(ring.capacity / 8),
+            catch_up_skip: 0,
+            catch_up_backoff: 0,
         })
     }
 
@@ -375,8 +385,7 @@ impl Consumer {
                     return Ok(None);
                 }
                 if self.streaming && self.tail_cache - self.head < self.catch_up_bytes {
-                    catch_up_pause(self.catch_up);
-                    self.reload_tail()?;
+                    self.catch_up()?;
                 }
                 self.streaming = true;
             }
@@ -448,6 +457,30 @@ impl Consumer {
     }
 
     /// Reloads tail; returns whether anything is queued.
+    /// The pause of a streaming consumer that caught up (module comment),
+    /// then a reload. A pause during which nothing arrived did not pay (the
+    /// producer is not streaming right now, or it is this thread): the next
+    /// 16, 32, ... up to 4096 chances to pause are let pass.
+    fn catch_up(&mut self) -> Result<(), Corrupt> {
+        if self.catch_up.is_zero() {
+            return Ok(());
+        }
+        if self.catch_up_skip > 0 {
+            self.catch_up_skip -= 1;
+            return Ok(());
+        }
+        let before = self.tail_cache;
+        catch_up_pause(self.catch_up);
+        self.reload_tail()?;
+        if self.tail_cache == before {
+            self.catch_up_backoff = (self.catch_up_backoff * 2).clamp(16, 4096);
+            self.catch_up_skip = self.catch_up_backoff;
+        } else {
+            self.catch_up_backoff = 0;
+        }
+        Ok(())
+    }
+
     fn reload_tail(&mut self) -> Result<bool, Corrupt> {
         // SYNC: pairs with the Release store of tail in `Producer::advance`.
         let tail = self.ring.tail().load(Ordering::Acquire);
@@ -555,10 +588,9 @@ pub(crate) fn check_span(head: u64, tail: u64, capacity: u64) -> Result<(), Corr
 
 /// Spins for `pause` (module comment, "Catching up"). Not under loom,
 /// where time means nothing and the wait only adds states.
-#[inline]
 fn catch_up_pause(pause: Duration) {
     #[cfg(not(all(test, loom)))]
-    if !pause.is_zero() {
+    {
         let start = std::time::Instant::now();
         while start.elapsed() < pause {
             std::hint::spin_loop();

@@ -276,6 +276,27 @@ fn a_streaming_consumer_that_caught_up_waits_once() {
         "a message after an empty ring waited {took:?}"
     );
 
+    // Streaming again, the same thread sending and receiving: the pause
+    // after "two" found nothing new, so the next 16 chances to pause pass
+    // unused ("five", then 15 more), and the 17th pauses again.
+    assert!(send(&mut p, b"five"));
+    let (_, took) = timed(&mut c);
+    assert!(
+        took < pause,
+        "the first chance after a pause that did not pay waited {took:?}"
+    );
+    for i in 0..15 {
+        assert!(send(&mut p, b"more"));
+        let (_, took) = timed(&mut c);
+        assert!(
+            took < pause,
+            "chance {i} after a pause that did not pay waited {took:?}"
+        );
+    }
+    assert!(send(&mut p, b"again"));
+    let (_, took) = timed(&mut c);
+    assert!(took >= pause, "the 17th chance did not pause ({took:?})");
+
     // Zero turns the wait off.
     c.set_catch_up(Duration::ZERO);
     assert!(send(&mut p, b"four"));
