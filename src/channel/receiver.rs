@@ -208,7 +208,10 @@ impl Receiver {
     /// last look found messages too, it waits this long once and then reads
     /// the batch that has built up. A receive that ends a wait on an empty
     /// ring never pauses, so round trips and wake-ups are not delayed; a
-    /// message in the middle of a stream may be, by up to this long.
+    /// message in the middle of a stream may be, by up to this long. A
+    /// pause during which nothing arrived (one thread sending and then
+    /// receiving, say) makes the receiver skip the next 16 chances to
+    /// pause, then 32, up to 4096.
     pub fn set_catch_up(&mut self, pause: Duration) {
         self.ring.set_catch_up(pause);
     }
