@@ -388,7 +388,7 @@ impl Link {
 
     pub fn tx(&mut self) -> AnyTx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_tx(self.shm.as_ref()),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -402,13 +402,7 @@ impl Link {
 
     pub fn rx(&mut self) -> AnyRx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => {
-                let mut rx = self.shm.as_ref().expect("channel").receiver().expect("receiver");
-                if self.kind == Kind::ShmEager {
-                    rx.set_catch_up(std::time::Duration::ZERO);
-                }
-                AnyRx::Shm(rx)
-            }
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_rx(self.kind, self.shm.as_ref()),
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -504,7 +498,7 @@ impl ChildLink {
     /// channel (whose receiving end `rx` gives).
     pub fn tx(&mut self) -> AnyTx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => AnyTx::Shm(self.shm.as_ref().expect("channel").sender().expect("sender")),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_tx(self.shm.as_ref()),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -522,13 +516,7 @@ impl ChildLink {
     /// or socket pair.
     pub fn rx(&mut self) -> AnyRx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => {
-                let mut rx = self.shm.as_ref().expect("channel").receiver().expect("receiver");
-                if self.kind == Kind::ShmEager {
-                    rx.set_catch_up(std::time::Duration::ZERO);
-                }
-                AnyRx::Shm(rx)
-            }
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_rx(self.kind, self.shm.as_ref()),
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
             Kind::Pipe | Kind::Socket => {
@@ -675,6 +663,21 @@ fn fd_rx(kind: Kind, size: usize, fd: RawFd) -> AnyRx {
         let file = unsafe { File::from_raw_fd(fd) };
         AnyRx::Framed(FramedRx { reader: BufReader::with_capacity(1 << 16, file), buf: Vec::new() })
     }
+}
+
+/// The sending end of a shmchan link (parent or child side).
+fn shm_tx(chan: Option<&shmchan::Channel>) -> AnyTx {
+    AnyTx::Shm(chan.expect("channel").sender().expect("sender"))
+}
+
+/// The receiving end of a shmchan link; `shmchan-eager` turns the
+/// receiver's catch-up pause off.
+fn shm_rx(kind: Kind, chan: Option<&shmchan::Channel>) -> AnyRx {
+    let mut rx = chan.expect("channel").receiver().expect("receiver");
+    if kind == Kind::ShmEager {
+        rx.set_catch_up(std::time::Duration::ZERO);
+    }
+    AnyRx::Shm(rx)
 }
 
 /// A sending end.
