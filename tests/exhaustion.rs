@@ -381,6 +381,22 @@ fn injected_cases(in_ns: bool) {
     say("done");
 }
 
+/// Reports a call on a live channel that must fail with ENOMEM and leave
+/// the party count as it was (`done` names what a success would have done).
+fn report_enomem(case: &str, done: &str, r: shmchan::Result<()>, before: i32, after: i32) {
+    let refused = matches!(&r, Err(e @ Error::Os { .. }) if errno_of(e) == Some(libc::ENOMEM));
+    say(format!(
+        "{} {case}: {}; parties {before} -> {after}",
+        if refused && after == before {
+            "ok"
+        } else {
+            "FAIL"
+        },
+        r.err()
+            .map_or(format!("{done} (no error!)"), |e| e.to_string()),
+    ));
+}
+
 /// A live channel; a second party (another thread, as if another process)
 /// meets ENOMEM for its undo structure when it joins, and then when it
 /// claims a role. The channel must be unharmed: the party count back to
@@ -397,36 +413,20 @@ fn undo_enomem_on_a_live_channel(key: Key, in_ns: bool) {
     let r = on_failing_thread(SEMOP, None, libc::ENOMEM, move || {
         Channel::open_id(id).map(drop)
     });
-    let ok_open = matches!(&r, Err(e @ Error::Os { .. }) if errno_of(e) == Some(libc::ENOMEM));
-    say(format!(
-        "{} SEM_UNDO ENOMEM at an opener's join: {}; parties {before} -> {}",
-        if ok_open && parties() == before {
-            "ok"
-        } else {
-            "FAIL"
-        },
-        r.err()
-            .map_or("opened (no error!)".into(), |e| e.to_string()),
-        parties()
-    ));
+    report_enomem(
+        "SEM_UNDO ENOMEM at an opener's join",
+        "opened",
+        r,
+        before,
+        parties(),
+    );
     // The role claim is the semop with 4 operations (take + arm death
     // wake-up); the join before it (2) goes through.
     let opened = Channel::open_id(id).expect("open again");
     let r = on_failing_thread(SEMOP, Some(4), libc::ENOMEM, move || {
         opened.sender().map(drop)
     });
-    let ok_claim = matches!(&r, Err(e @ Error::Os { .. }) if errno_of(e) == Some(libc::ENOMEM));
-    say(format!(
-        "{} ENOMEM at a role claim: {}; parties {before} -> {}",
-        if ok_claim && parties() == before {
-            "ok"
-        } else {
-            "FAIL"
-        },
-        r.err()
-            .map_or("claimed (no error!)".into(), |e| e.to_string()),
-        parties()
-    ));
+    report_enomem("ENOMEM at a role claim", "claimed", r, before, parties());
     // Both roles are free and the channel works.
     let (mut tx, mut rx) = (
         chan.sender().expect("sender"),
