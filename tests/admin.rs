@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{env, peer_main, spawn_peer};
+use common::{channel_info, env, peer_main, spawn_peer};
 use shmchan::admin::{self, Kind, Presence, State};
 use shmchan::{Channel, Error};
 
@@ -17,13 +17,6 @@ fn peer() {
         common::say("sent");
         std::thread::sleep(std::time::Duration::from_secs(60));
     });
-}
-
-fn channel_info(shmid: i32) -> admin::ChannelInfo {
-    match admin::inspect(shmid).expect("inspect").kind {
-        Kind::Channel(c) => c,
-        other => panic!("not a channel: {other:?}"),
-    }
 }
 
 #[test]

@@ -27,7 +27,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Cleanup, say};
-use shmchan::admin::{self, ChannelInfo, Kind};
 use shmchan::{Channel, Key, Options};
 
 const DATA: &str = "SHMCHAN_TEST_DATA";
@@ -96,11 +95,8 @@ impl Rng {
     }
 }
 
-fn info(chan: &Channel) -> ChannelInfo {
-    match admin::inspect(chan.id()).unwrap().kind {
-        Kind::Channel(c) => c,
-        other => panic!("not a channel: {other:?}"),
-    }
+fn info(chan: &Channel) -> shmchan::admin::ChannelInfo {
+    common::channel_info(chan.id())
 }
 
 fn replies_racing_the_park(membarrier: bool) {

@@ -78,6 +78,15 @@ pub fn private_channel(capacity: usize) -> (Channel, Cleanup) {
     (chan, guard)
 }
 
+/// The channel at segment `shmid`, as `admin::inspect` reads it (panics if
+/// it is not a channel).
+pub fn channel_info(shmid: i32) -> shmchan::admin::ChannelInfo {
+    match shmchan::admin::inspect(shmid).expect("inspect").kind {
+        shmchan::admin::Kind::Channel(c) => c,
+        other => panic!("not a channel: {other:?}"),
+    }
+}
+
 /// Whether a segment id is still listed by the kernel (what `ipcs -m` shows).
 pub fn shm_exists(shmid: i32) -> bool {
     listed("/proc/sysvipc/shm", 1, shmid)
