@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{TempKey, wait_for};
+use common::{Rng, TempKey, wait_for};
 use serde_json::Value;
 use shmchan::admin::{self, Kind};
 
@@ -223,26 +223,6 @@ impl Drop for IdGuard {
 }
 
 // ---- Test data ----
-
-/// A small xorshift generator: reproducible random bytes without a crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// 1.5 MiB of random bytes, with runs of empty lines, ending in a newline.
 fn binary_lines() -> Vec<u8> {

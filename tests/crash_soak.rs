@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Cleanup, Peer, env, peer_main, say, spawn_peer};
+use common::{Cleanup, Peer, Rng, env, peer_main, say, spawn_peer};
 use shmchan::{Channel, Error, Key, Options};
 
 const ID: &str = "SOAK_SHMID";
@@ -172,22 +172,6 @@ fn fnv(bytes: &[u8]) -> u64 {
 fn expected_hash(seq: u64) -> u64 {
     let msg: Vec<u8> = (0..len_of(seq)).map(|i| byte_of(seq, i)).collect();
     fnv(&msg)
-}
-
-/// xorshift64*: the soak's only randomness, seeded and printed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{env, peer_main, spawn_peer};
+use common::{Rng, env, peer_main, spawn_peer};
 use shmchan::{Channel, Error};
 
 const CAPACITY: usize = 64 * 1024;
@@ -18,7 +18,7 @@ const SPECIAL_EVERY: u64 = 250;
 /// 8; a frame that does not fit before the end is preceded by padding) for
 /// the ones aimed at the wrap point.
 struct Sizes {
-    rng: u64,
+    rng: Rng,
     pos: u64,
     count: u64,
     max: u64,
@@ -27,7 +27,7 @@ struct Sizes {
 impl Sizes {
     fn new(max: usize) -> Sizes {
         Sizes {
-            rng: 0x9e37_79b9_7f4a_7c15,
+            rng: Rng(0x9e37_79b9_7f4a_7c15),
             pos: 0,
             count: 0,
             max: max as u64,
@@ -35,11 +35,7 @@ impl Sizes {
     }
 
     fn random(&mut self) -> u64 {
-        // xorshift64*
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % 4097
+        self.rng.below(4097)
     }
 
     fn special(&mut self, kind: u64) -> u64 {

@@ -26,7 +26,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cleanup, say};
+use common::{Cleanup, Rng, say};
 use shmchan::{Channel, Key, Options};
 
 const DATA: &str = "SHMCHAN_TEST_DATA";
@@ -80,18 +80,6 @@ fn busy_wait(d: Duration) {
     let start = Instant::now();
     while start.elapsed() < d {
         std::hint::spin_loop();
-    }
-}
-
-/// xorshift64: enough randomness for gap lengths, replayable by seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
     }
 }
 

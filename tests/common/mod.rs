@@ -87,6 +87,29 @@ pub fn channel_info(shmid: i32) -> shmchan::admin::ChannelInfo {
     }
 }
 
+/// xorshift64*: the tests' randomness, without a crate; reproducible from
+/// its seed (which must not be 0).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
 /// Whether a segment id is still listed by the kernel (what `ipcs -m` shows).
 pub fn shm_exists(shmid: i32) -> bool {
     listed("/proc/sysvipc/shm", 1, shmid)
