@@ -34,11 +34,8 @@ fn membarrier(cmd: libc::c_int) -> io::Result<()> {
             0 as libc::c_int,
         )
     };
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    // These two commands return 0 or -1.
+    super::cvt(ret as libc::c_int).map(drop)
 }
 
 /// Registers this process as a target of global expedited barriers, once
