@@ -17,7 +17,8 @@
 //! from the first message received to the last.
 //!
 //! Options: `--messages N` (default 1000000), `--size BYTES` (every message
-//! that long, at least 16), `--capacity BYTES` (ring size, default 1 MiB).
+//! that long, at least 16), `--capacity BYTES` (ring size, default
+//! [`shmchan::DEFAULT_CAPACITY`], 4 MiB).
 //!
 //! The channel is removed when both processes have dropped their handles;
 //! on any error the demo kills the sender and removes the channel itself.
@@ -56,7 +57,7 @@ impl Config {
         let mut config = Config {
             messages: 1_000_000,
             size: None,
-            capacity: 1 << 20,
+            capacity: shmchan::DEFAULT_CAPACITY,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {

@@ -1044,7 +1044,7 @@ fn bench_with_tiny_settings_prints_its_table() {
         ]
     );
     for name in [
-        "shmchan (1 MiB ring)",
+        "shmchan (4 MiB ring)",
         "pipe (4-byte length prefix)",
         "unix SOCK_SEQPACKET",
     ] {
@@ -1066,5 +1066,5 @@ fn bench_with_tiny_settings_prints_its_table() {
         "10",
     ]));
     assert!(big.contains("unix SOCK_STREAM (prefix)"), "{big}");
-    assert!(big.contains("shmchan (1 MiB ring)"), "{big}");
+    assert!(big.contains("shmchan (4 MiB ring)"), "{big}");
 }

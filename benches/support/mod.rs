@@ -94,9 +94,9 @@ pub fn msgmax() -> usize {
 const SEQPACKET_MAX: usize = 64 * 1024;
 
 /// Ring capacity for messages of `size`: at least four times the message,
-/// at least 1 MiB.
+/// at least the library's default (4 MiB).
 pub fn capacity_for(size: usize) -> usize {
-    (4 * (size + 8)).max(1 << 20)
+    (4 * (size + 8)).max(shmchan::DEFAULT_CAPACITY)
 }
 
 /// One direction of a link.

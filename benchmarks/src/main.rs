@@ -15,6 +15,7 @@
 //!
 //! See README.md for what each mode measures.
 
+mod bare;
 mod transport;
 
 use std::io::{BufRead, BufReader, Write};
@@ -78,7 +79,7 @@ fn parse_args() -> Args {
         seconds: 1.0,
         warmup: 0.2,
         pin: false,
-        kinds: transport::ALL.into_iter().filter(|&k| !matches!(k, Kind::ShmFence | Kind::ShmEager)).collect(),
+        kinds: transport::ALL.into_iter().filter(|&k| !matches!(k, Kind::ShmFence | Kind::ShmEager | Kind::PipeRaw)).collect(),
         iceoryx2_buffer: None,
         capacity: None,
     };
@@ -417,6 +418,7 @@ fn child_main(role: &str) {
                 AnyRx::Framed(mut r) => sink(&mut r, &mut out),
                 AnyRx::Packet(mut r) => sink(&mut r, &mut out),
                 AnyRx::Msgq(mut r) => sink(&mut r, &mut out),
+                AnyRx::Bare(mut r) => sink(&mut r, &mut out),
                 AnyRx::Crossbeam(mut r) => {
                     // In-process: a second thread of this process sends,
                     // as the parent does for the others.
@@ -450,6 +452,7 @@ fn child_main(role: &str) {
                 (AnyRx::Framed(mut r), AnyTx::Framed(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Packet(mut r), AnyTx::Packet(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Msgq(mut r), AnyTx::Msgq(mut t)) => echo(&mut r, &mut t, &mut out),
+                (AnyRx::Bare(mut r), AnyTx::Bare(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Crossbeam(mut r), AnyTx::Crossbeam(mut t)) => {
                     // In-process: a second thread of this process pings, as
                     // the parent does for the others, and this process
@@ -593,6 +596,7 @@ fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Rat
         AnyTx::Framed(mut t) => Some(stream(&mut t, size, warm, measure)),
         AnyTx::Packet(mut t) => Some(stream(&mut t, size, warm, measure)),
         AnyTx::Msgq(mut t) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Bare(mut t) => Some(stream(&mut t, size, warm, measure)),
         // In-process: the child streams to itself and checks the count.
         AnyTx::InChild => None,
         AnyTx::Crossbeam(_) => unreachable!("the child's end"),
@@ -737,8 +741,10 @@ fn index(args: &Args, k: Kind) -> usize {
 
 /// (numerator, denominator) of the ratios printed, each when both ran:
 /// each shmchan flavour against ipmpsc, iceoryx2 and the pipe; shmchan
-/// against the socket, the message queue and crossbeam; and zero-copy
-/// shmchan against copying shmchan.
+/// against the socket, the message queue and crossbeam; zero-copy
+/// shmchan against copying shmchan; each shmchan flavour against the bare
+/// ring (the fraction of the ceiling it reaches), and the bare ring
+/// against the pipe (the ceiling of the pipe ratios).
 fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
     let mut v = Vec::new();
     for a in [Kind::Shm, Kind::ShmZc] {
@@ -753,6 +759,11 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         (Kind::ShmZc, Kind::Shm),
         (Kind::Shm, Kind::ShmFence),
         (Kind::Shm, Kind::ShmEager),
+        (Kind::Shm, Kind::Bare),
+        (Kind::ShmZc, Kind::Bare),
+        (Kind::Bare, Kind::Pipe),
+        (Kind::Shm, Kind::PipeRaw),
+        (Kind::Bare, Kind::PipeRaw),
     ]);
     v.retain(|(a, b)| args.kinds.contains(a) && args.kinds.contains(b));
     v
@@ -842,6 +853,7 @@ fn roundtrip_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Trip
         (AnyTx::Framed(mut t), AnyRx::Framed(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
         (AnyTx::Packet(mut t), AnyRx::Packet(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
         (AnyTx::Msgq(mut t), AnyRx::Msgq(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
+        (AnyTx::Bare(mut t), AnyRx::Bare(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
         // In-process: the child pings itself and reports the round.
         (AnyTx::InChild, AnyRx::InChild) => Trip::parse(&peer.line()),
         _ => unreachable!("links of one kind"),
@@ -976,7 +988,7 @@ fn print_header(args: &Args) {
     );
     match args.capacity {
         Some(cap) => println!("- ring bytes: {cap} for every size (--capacity)"),
-        None => println!("- ring bytes: max(1 MiB, next power of two of 2 x (size + 64))"),
+        None => println!("- ring bytes: max(4 MiB, next power of two of 2 x (size + 64))"),
     }
 }
 

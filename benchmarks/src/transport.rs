@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::bare::{BareRx, BareSeg, BareTx};
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
@@ -34,8 +35,13 @@ pub enum Kind {
     /// iceoryx2 0.10 publish-subscribe of `[u8]`: `loan_slice_uninit` +
     /// `write_from_slice` + `send` / busy-polled `receive`.
     Iceoryx2,
-    /// An anonymous pipe, 4-byte length prefix + payload.
+    /// An anonymous pipe, 4-byte length prefix + payload, read through a
+    /// 64 KiB buffer.
     Pipe,
+    /// The same pipe read without a buffer: one `read` for the prefix and
+    /// one for the payload of each message (for comparison with the
+    /// issue's reference figures; not in the default set).
+    PipeRaw,
     /// A Unix domain socket pair: `SOCK_SEQPACKET`, one record per message,
     /// up to `SEQPACKET_MAX` (64 KiB); above, `SOCK_STREAM` framed as the
     /// pipe.
@@ -47,9 +53,12 @@ pub enum Kind {
     /// process, a fresh `Vec` per message: the in-process reference. Both
     /// ends live in the child (see `main.rs`).
     Crossbeam,
+    /// The ceiling: a bare busy-polling ring over a System V segment with
+    /// none of shmchan's guarantees (`bare.rs`).
+    Bare,
 }
 
-pub const ALL: [Kind; 10] = [
+pub const ALL: [Kind; 12] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
@@ -57,9 +66,11 @@ pub const ALL: [Kind; 10] = [
     Kind::Ipmpsc,
     Kind::Iceoryx2,
     Kind::Pipe,
+    Kind::PipeRaw,
     Kind::Socket,
     Kind::Msgq,
     Kind::Crossbeam,
+    Kind::Bare,
 ];
 
 impl Kind {
@@ -72,9 +83,11 @@ impl Kind {
             Kind::Ipmpsc => "ipmpsc",
             Kind::Iceoryx2 => "iceoryx2",
             Kind::Pipe => "pipe",
+            Kind::PipeRaw => "pipe-raw",
             Kind::Socket => "socket",
             Kind::Msgq => "msgq",
             Kind::Crossbeam => "crossbeam",
+            Kind::Bare => "bare",
         }
     }
 
@@ -98,10 +111,12 @@ impl Kind {
 }
 
 /// Ring bytes for messages of `size`: at least twice the message with its
-/// framing, at least 1 MiB, a power of two (shmchan rounds up to one
-/// anyway; the others get the same bytes).
+/// framing, at least shmchan's default (4 MiB, larger than a core's L2;
+/// see `shmchan::DEFAULT_CAPACITY`), a power of two (shmchan rounds up to
+/// one anyway; the others get the same bytes, the pipe and the socket as
+/// far as the kernel allows).
 pub fn capacity_for(size: usize) -> usize {
-    (2 * (size + 64)).next_power_of_two().max(1 << 20)
+    (2 * (size + 64)).next_power_of_two().max(shmchan::DEFAULT_CAPACITY)
 }
 
 /// iceoryx2 queues samples, not bytes: a subscriber buffer of as many
@@ -253,6 +268,7 @@ pub struct Link {
     /// The message queue's id: removed when the link drops, and checked
     /// for removal at the end of the run.
     pub msq_id: Option<i32>,
+    bare: Option<BareSeg>,
 }
 
 struct IceService {
@@ -288,6 +304,7 @@ impl Link {
             ice: None,
             shm_ids: None,
             msq_id: None,
+            bare: None,
         };
         match kind {
             Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => {
@@ -332,7 +349,7 @@ impl Link {
                 link.env.push((format!("{name}_SERVICE"), svc));
                 link.ice = Some(IceService { factory, node });
             }
-            Kind::Pipe => {
+            Kind::Pipe | Kind::PipeRaw => {
                 let mut fds = [0; 2];
                 // SAFETY: fds has room for two descriptors. No O_CLOEXEC:
                 // the child inherits them.
@@ -371,6 +388,11 @@ impl Link {
             // Nothing in the kernel: the child makes the channel and both
             // threads (see `ChildLink::from_env`).
             Kind::Crossbeam => {}
+            Kind::Bare => {
+                let (seg, id) = BareSeg::create(cap.next_power_of_two());
+                link.env.push((format!("{name}_BAREID"), id.to_string()));
+                link.bare = Some(seg);
+            }
         }
         link
     }
@@ -391,12 +413,13 @@ impl Link {
             Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_tx(self.shm.as_ref()),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
-            Kind::Pipe | Kind::Socket => {
+            Kind::Pipe | Kind::PipeRaw | Kind::Socket => {
                 let (_, tx) = self.fds.take().expect("pipe or socket");
                 fd_tx(self.kind, self.size, tx)
             }
             Kind::Msgq => AnyTx::Msgq(MsgqTx::new(self.msq_id.expect("queue"), self.size)),
             Kind::Crossbeam => AnyTx::InChild,
+            Kind::Bare => AnyTx::Bare(BareTx::new(self.bare.take().expect("bare segment"))),
         }
     }
 
@@ -405,12 +428,13 @@ impl Link {
             Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_rx(self.kind, self.shm.as_ref()),
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
-            Kind::Pipe | Kind::Socket => {
+            Kind::Pipe | Kind::PipeRaw | Kind::Socket => {
                 let (rx, _) = self.fds.take().expect("pipe or socket");
                 fd_rx(self.kind, self.size, rx)
             }
             Kind::Msgq => AnyRx::Msgq(MsgqRx::new(self.msq_id.expect("queue"), self.size)),
             Kind::Crossbeam => AnyRx::InChild,
+            Kind::Bare => AnyRx::Bare(BareRx::new(self.bare.take().expect("bare segment"))),
         }
     }
 }
@@ -456,6 +480,7 @@ pub struct ChildLink {
     /// two threads.
     crossbeam_tx: Option<crossbeam_channel::Sender<Vec<u8>>>,
     crossbeam_rx: Option<crossbeam_channel::Receiver<Vec<u8>>>,
+    bare: Option<BareSeg>,
 }
 
 impl ChildLink {
@@ -490,6 +515,7 @@ impl ChildLink {
             msq_id: num("MSQID"),
             crossbeam_tx,
             crossbeam_rx,
+            bare: num("BAREID").map(|id| BareSeg::attach(id, ring.next_power_of_two())),
         }
     }
 
@@ -501,7 +527,7 @@ impl ChildLink {
             Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_tx(self.shm.as_ref()),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
-            Kind::Pipe | Kind::Socket => {
+            Kind::Pipe | Kind::PipeRaw | Kind::Socket => {
                 let (rx, tx) = self.fds.take().expect("pipe or socket");
                 // SAFETY: the inherited other end, unused here.
                 unsafe { libc::close(rx) };
@@ -509,6 +535,7 @@ impl ChildLink {
             }
             Kind::Msgq => AnyTx::Msgq(MsgqTx::new(self.msq_id.expect("queue"), self.size)),
             Kind::Crossbeam => AnyTx::Crossbeam(self.crossbeam_tx.take().expect("crossbeam sender")),
+            Kind::Bare => AnyTx::Bare(BareTx::new(self.bare.take().expect("bare segment"))),
         }
     }
 
@@ -519,7 +546,7 @@ impl ChildLink {
             Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_rx(self.kind, self.shm.as_ref()),
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
             Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
-            Kind::Pipe | Kind::Socket => {
+            Kind::Pipe | Kind::PipeRaw | Kind::Socket => {
                 let (rx, tx) = self.fds.take().expect("pipe or socket");
                 // SAFETY: the inherited other end, unused here.
                 unsafe { libc::close(tx) };
@@ -527,6 +554,7 @@ impl ChildLink {
             }
             Kind::Msgq => AnyRx::Msgq(MsgqRx::new(self.msq_id.expect("queue"), self.size)),
             Kind::Crossbeam => AnyRx::Crossbeam(self.crossbeam_rx.take().expect("crossbeam receiver")),
+            Kind::Bare => AnyRx::Bare(BareRx::new(self.bare.take().expect("bare segment"))),
         }
     }
 
@@ -661,7 +689,9 @@ fn fd_rx(kind: Kind, size: usize, fd: RawFd) -> AnyRx {
     } else {
         // SAFETY: our open fd; the File owns it from here.
         let file = unsafe { File::from_raw_fd(fd) };
-        AnyRx::Framed(FramedRx { reader: BufReader::with_capacity(1 << 16, file), buf: Vec::new() })
+        // No buffer: every read goes to the pipe.
+        let buffer = if kind == Kind::PipeRaw { 0 } else { 1 << 16 };
+        AnyRx::Framed(FramedRx { reader: BufReader::with_capacity(buffer, file), buf: Vec::new() })
     }
 }
 
@@ -704,6 +734,7 @@ pub enum AnyTx {
     Packet(PacketTx),
     Msgq(MsgqTx),
     Crossbeam(crossbeam_channel::Sender<Vec<u8>>),
+    Bare(BareTx),
     /// The parent's end of an in-process link: none, both ends are the
     /// child's.
     InChild,
@@ -717,6 +748,7 @@ pub enum AnyRx {
     Packet(PacketRx),
     Msgq(MsgqRx),
     Crossbeam(crossbeam_channel::Receiver<Vec<u8>>),
+    Bare(BareRx),
     InChild,
 }
 
@@ -811,7 +843,7 @@ impl Sink for Subscriber<ipc::Service, [u8], ()> {
 
 /// How long a polling receiver spins before it yields between polls
 /// (shmchan's default spin budget).
-const POLL_SPIN: Duration = Duration::from_micros(50);
+pub const POLL_SPIN: Duration = Duration::from_micros(50);
 
 /// A byte stream (a pipe or a `SOCK_STREAM` socket), sending.
 pub struct FramedTx {

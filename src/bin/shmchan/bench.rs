@@ -131,9 +131,10 @@ fn say(text: &str) -> Result<(), Failure> {
         .map_err(Failure::output)
 }
 
-/// 1 MiB, or room for 4 messages when that is more.
+/// The library's default (4 MiB), or room for 4 messages when that is
+/// more.
 fn default_capacity(size: usize) -> usize {
-    (1 << 20).max((size + 8).next_power_of_two() * 4)
+    shmchan::DEFAULT_CAPACITY.max((size + 8).next_power_of_two() * 4)
 }
 
 fn table(runs: &[Run], size: usize) -> String {
