@@ -215,7 +215,6 @@ impl Producer {
     /// [`take_published_padding`]: Self::take_published_padding
     pub(crate) fn try_reserve(&mut self, len: u64) -> Result<Option<u64>, Corrupt> {
         debug_assert!(len <= self.max_message);
-        self.check_own_index()?;
         let frame = frame_size(len);
         loop {
             let off = self.ring.offset(self.tail);
@@ -291,6 +290,8 @@ impl Producer {
         if self.ring.capacity - (self.tail - self.head_cache) >= need {
             return Ok(true);
         }
+        // Here, and not on every reservation: see `check_own_index`.
+        self.check_own_index()?;
         // SYNC: pairs with the Release store of head in `Consumer::release`:
         // the consumer is done reading the bytes it released.
         let head = self.ring.head().load(Ordering::Acquire);
@@ -306,6 +307,15 @@ impl Producer {
     }
 
     /// Only this side writes tail: any other value there is corruption.
+    ///
+    /// Checked whenever the producer reloads head (its cached head says
+    /// the ring is full, at least once per lap), not on every reservation:
+    /// the consumer polls tail's cache line, and a load of it ahead of each
+    /// tail store put a cache miss on every message's path (measured with
+    /// the benchmarks/ crate, paired: round trips 1.2-1.33x shorter without
+    /// it, streaming 1.04-1.09x faster). The producer never uses the shared
+    /// value; a tail changed behind its back is overwritten by its next
+    /// commit, and the consumer validates whatever it saw meanwhile.
     fn check_own_index(&self) -> Result<(), Corrupt> {
         let shared = self.ring.tail().load(Ordering::Relaxed);
         if shared != self.tail {

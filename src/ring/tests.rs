@@ -162,8 +162,31 @@ fn someone_else_writing_our_index_is_corrupt() {
     assert!(send(&mut p, b"x"));
     ring.head.store(8, Ordering::Relaxed);
     assert!(c.peek().is_err());
+
+    // The producer compares when it reloads head, which it does when its
+    // cached head says the ring is full.
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    assert!(send(&mut p, b"x"));
+    assert!(send(&mut p, &[7; 4096 - 24]));
+    assert_eq!(recv(&mut c).as_deref(), Some(&b"x"[..]));
+    assert!(recv(&mut c).is_some());
     ring.tail.store(64, Ordering::Relaxed);
     assert!(p.try_reserve(1).is_err());
+}
+
+#[test]
+fn a_producer_writes_its_own_tail_back_over_a_forged_one() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    assert!(send(&mut p, b"x"));
+    ring.tail.store(64, Ordering::Relaxed);
+    // Room by its cached head: no reload, no look at tail; its commit
+    // publishes its own tail again, and the consumer reads both messages.
+    assert!(send(&mut p, b"y"));
+    assert_eq!(ring.tail.load(Ordering::Relaxed), 32);
+    assert_eq!(recv(&mut c).as_deref(), Some(&b"x"[..]));
+    assert_eq!(recv(&mut c).as_deref(), Some(&b"y"[..]));
 }
 
 #[test]
