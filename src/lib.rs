@@ -76,7 +76,9 @@ mod sys;
 mod wait;
 
 #[cfg(not(all(test, loom)))]
-pub use channel::{Channel, DEFAULT_CAPACITY, Iter, Options, Receiver, RecvGuard, SendGrant, Sender};
+pub use channel::{
+    Channel, DEFAULT_CAPACITY, Iter, Options, Receiver, RecvGuard, SendGrant, Sender,
+};
 pub use error::{Error, Result, Role};
 #[cfg(not(all(test, loom)))]
 pub use sys::Key;

@@ -237,7 +237,7 @@ pub(crate) struct CreateOpts {
     #[arg(long)]
     pub(crate) create: bool,
     /// With --create: data bytes in the ring (like 64K, 1M; rounded up to
-    /// a power of two, at least 4K).
+    /// a power of two, at least 4K) [default: 4M].
     #[arg(long, value_name = "BYTES", value_parser = parse_capacity, requires = "create")]
     pub(crate) capacity: Option<usize>,
     /// With --create: permission bits, in octal.

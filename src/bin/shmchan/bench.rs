@@ -43,7 +43,7 @@ pub(crate) struct Args {
     /// counts the messages received so far.
     #[arg(long, value_name = "S", default_value = "5", value_parser = parse_duration)]
     seconds: Duration,
-    /// Ring size of the shmchan channel [default: 1M, or 4 messages if
+    /// Ring size of the shmchan channel [default: 4M, or 4 messages if
     /// larger].
     #[arg(long, value_name = "BYTES", value_parser = parse_capacity)]
     capacity: Option<usize>,

@@ -17,7 +17,7 @@ pub(crate) struct Args {
     #[arg(value_parser = parse_key, allow_negative_numbers = true)]
     key: KeyArg,
     /// Data bytes in the ring (like 64K, 1M; rounded up to a power of two,
-    /// at least 4K) [default: 1M].
+    /// at least 4K) [default: 4M].
     #[arg(long, value_name = "BYTES", value_parser = parse_capacity)]
     capacity: Option<usize>,
     /// Permission bits of the segment and the semaphore set, in octal
