@@ -196,8 +196,12 @@ impl Backoff {
         }
     }
 
-    /// Waits a little; `false` once the budget is spent.
+    /// Waits a little; `false` once the budget is spent (at once for a
+    /// zero budget: a side told not to spin parks after its first poll).
     fn snooze(&mut self) -> bool {
+        if self.budget.is_zero() {
+            return false;
+        }
         if !self.backing_off {
             self.polls = self.polls.wrapping_add(1);
             if self.polls % POLLS_PER_CLOCK != 0 {
@@ -273,5 +277,32 @@ pub(crate) fn wait<T>(
             Ok(()) | Err(Error::Timeout) => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_budget_parks_after_the_first_poll() {
+        assert!(!Backoff::new(Duration::ZERO).snooze());
+    }
+
+    #[test]
+    fn the_budget_bounds_the_spin_in_time_across_both_phases() {
+        // Longer than the tight phase, so that the backoff phase runs too.
+        let budget = TIGHT_POLL * 3;
+        let start = Instant::now();
+        let mut backoff = Backoff::new(budget);
+        let mut snoozes = 0u64;
+        while backoff.snooze() {
+            snoozes += 1;
+        }
+        // It stops only once its own clock, started after `start`, has
+        // seen the budget pass; and it went through the tight phase.
+        assert!(start.elapsed() >= budget);
+        assert!(backoff.backing_off);
+        assert!(snoozes >= u64::from(POLLS_PER_CLOCK));
     }
 }
