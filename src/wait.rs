@@ -290,8 +290,9 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_bounds_the_spin_in_time_across_both_phases() {
-        // Longer than the tight phase, so that the backoff phase runs too.
+    fn the_budget_bounds_the_spin_in_time() {
+        // Longer than the tight phase, so that the backoff phase usually
+        // runs too (a preempted thread may skip it; nothing here needs it).
         let budget = TIGHT_POLL * 3;
         let start = Instant::now();
         let mut backoff = Backoff::new(budget);
@@ -300,9 +301,8 @@ mod tests {
             snoozes += 1;
         }
         // It stops only once its own clock, started after `start`, has
-        // seen the budget pass; and it went through the tight phase.
+        // seen the budget pass, and not before its first clock read.
         assert!(start.elapsed() >= budget);
-        assert!(backoff.backing_off);
-        assert!(snoozes >= u64::from(POLLS_PER_CLOCK));
+        assert!(snoozes >= u64::from(POLLS_PER_CLOCK - 1));
     }
 }
