@@ -13,7 +13,8 @@
 //! length of `WRAP` sends the reader to the start of the region.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+
+use crate::transport::Idle;
 
 const TAIL: usize = 128;
 const DATA: usize = 256;
@@ -26,9 +27,6 @@ pub struct BareSeg {
     base: *mut u8,
     cap: u64,
 }
-
-// SAFETY: the mapping is process-wide; one end per thread uses it.
-unsafe impl Send for BareSeg {}
 
 impl BareSeg {
     /// A new private segment of `cap` data bytes (a power of two), attached
@@ -163,23 +161,6 @@ impl crate::transport::Sink for BareRx {
             // Pairs with the Acquire load of head in `wait_room`.
             self.seg.index(0).store(self.head, Ordering::Release);
             return r;
-        }
-    }
-}
-
-/// Spins for shmchan's default budget, then yields between polls.
-struct Idle(Option<Instant>);
-
-impl Idle {
-    fn new() -> Idle {
-        Idle(None)
-    }
-
-    fn wait(&mut self) {
-        match self.0 {
-            None => self.0 = Some(Instant::now()),
-            Some(t) if t.elapsed() >= crate::transport::POLL_SPIN => std::thread::yield_now(),
-            Some(_) => std::hint::spin_loop(),
         }
     }
 }

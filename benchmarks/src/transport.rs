@@ -827,23 +827,38 @@ impl Sink for Subscriber<ipc::Service, [u8], ()> {
         // benchmarks do, spinning for the budget shmchan spins by default,
         // then yielding between polls, so that a subscriber sharing a core
         // with its publisher does not starve it for a whole time slice.
-        let mut idle_since: Option<Instant> = None;
+        let mut idle = Idle::new();
         loop {
             if let Some(sample) = self.receive().expect("iceoryx2 receive") {
                 return f(sample.payload());
             }
-            match idle_since {
-                None => idle_since = Some(Instant::now()),
-                Some(t) if t.elapsed() >= POLL_SPIN => std::thread::yield_now(),
-                Some(_) => std::hint::spin_loop(),
-            }
+            idle.wait();
         }
     }
 }
 
 /// How long a polling receiver spins before it yields between polls
 /// (shmchan's default spin budget).
-pub const POLL_SPIN: Duration = Duration::from_micros(50);
+const POLL_SPIN: Duration = Duration::from_micros(50);
+
+/// The wait between two polls of a side that cannot block (iceoryx2's
+/// subscriber, the bare ring): spin for [`POLL_SPIN`], then yield.
+pub struct Idle(Option<Instant>);
+
+impl Idle {
+    pub fn new() -> Idle {
+        Idle(None)
+    }
+
+    /// Call after each poll that found nothing.
+    pub fn wait(&mut self) {
+        match self.0 {
+            None => self.0 = Some(Instant::now()),
+            Some(t) if t.elapsed() >= POLL_SPIN => std::thread::yield_now(),
+            Some(_) => std::hint::spin_loop(),
+        }
+    }
+}
 
 /// A byte stream (a pipe or a `SOCK_STREAM` socket), sending.
 pub struct FramedTx {
