@@ -1,7 +1,7 @@
 //! shmchan against its peers, interleaved: for each message size, rounds of
 //! shmchan, shmchan zero-copy, ipmpsc, iceoryx2, a pipe, a Unix socket, a
-//! System V message queue and crossbeam-channel, one after the other (A, B,
-//! C, ..., A, B, C, ...), each round a fresh link to a fresh receiver
+//! System V message queue, crossbeam-channel and a bare ring (the ceiling),
+//! one after the other (A, B, C, ..., A, B, C, ...), each round a fresh link to a fresh receiver
 //! process; medians over rounds, and ratios paired by round. crossbeam, the
 //! in-process reference, runs both its threads in that child.
 //!
@@ -9,7 +9,7 @@
 //! cargo run --release --manifest-path benchmarks/Cargo.toml -- \
 //!     [--mode throughput|roundtrip|all] [--sizes 8,64,1024,65536,1048576] \
 //!     [--rounds 5] [--seconds 1] [--warmup 0.2] [--pin] [--capacity BYTES] \
-//!     [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam] \
+//!     [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam,bare] \
 //!     [--rt-sizes 8,64]
 //! ```
 //!
@@ -67,7 +67,7 @@ impl Args {
 
 const USAGE: &str = "usage: shmchan-peer-benchmarks [--mode throughput|roundtrip|all] \
 [--sizes 8,64,1024,65536,1048576] [--rt-sizes 8,64] [--rounds 5] [--seconds 1] \
-[--warmup 0.2] [--pin] [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam] \
+[--warmup 0.2] [--pin] [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam,bare] \
 [--iceoryx2-buffer N] [--capacity BYTES]";
 
 fn parse_args() -> Args {
