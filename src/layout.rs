@@ -17,7 +17,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::ring::RingPtrs;
+use crate::ring::{RingPtrs, max_message_for};
 use crate::sys::Mapping;
 
 /// `b"SHMCHAN\0"` read as a little-endian u64.
@@ -28,8 +28,6 @@ pub(crate) const VERSION: u32 = 1;
 pub(crate) const BLOCK: usize = 128;
 /// Size of the header; the data region starts here.
 pub(crate) const HEADER_SIZE: usize = 6 * BLOCK;
-/// Size of a frame header: u32 length, u32 kind.
-pub(crate) const FRAME_HEADER: u64 = 8;
 /// Smallest data capacity.
 pub(crate) const MIN_CAPACITY: u64 = 4096;
 /// Largest data capacity: frame lengths are u32.
@@ -194,11 +192,6 @@ pub(crate) enum Invalid {
     Version(u32),
     /// A shmchan header whose values cannot be right.
     Corrupt(String),
-}
-
-/// The largest payload a ring of `capacity` bytes carries.
-pub(crate) const fn max_message_for(capacity: u64) -> u64 {
-    capacity - FRAME_HEADER
 }
 
 /// Rounds a requested capacity up to a valid one (power of two, at least

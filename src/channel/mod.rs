@@ -7,7 +7,7 @@ mod receiver;
 mod sender;
 mod shared;
 
-pub use options::{DEFAULT_CAPACITY, Options};
+pub use options::{DEFAULT_CAPACITY, FRAME_OVERHEAD, MIN_CAPACITY, Options};
 pub use receiver::{Iter, Receiver, RecvGuard};
 pub use sender::{SendGrant, Sender};
 

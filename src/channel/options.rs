@@ -43,6 +43,16 @@ pub struct Options {
 /// that carries little uses little memory.
 pub const DEFAULT_CAPACITY: usize = 4 << 20;
 
+/// The smallest ring capacity, in bytes: [`Options::capacity`] rounds a
+/// smaller request up to it (and any request up to a power of two).
+pub const MIN_CAPACITY: usize = crate::layout::MIN_CAPACITY as usize;
+
+/// Ring bytes a message takes beyond its payload: an 8-byte frame header
+/// (the payload is then padded to a multiple of 8). A message of
+/// `len` bytes needs a ring of at least `len + FRAME_OVERHEAD` bytes, and
+/// `max_message_len()` is the capacity minus this.
+pub const FRAME_OVERHEAD: usize = crate::ring::FRAME_HEADER as usize;
+
 impl Default for Options {
     fn default() -> Options {
         Options {

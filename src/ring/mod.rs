@@ -49,13 +49,10 @@ mod tests;
 use std::ptr::NonNull;
 use std::time::Duration;
 
-#[cfg(not(all(test, loom)))]
-use crate::layout::FRAME_HEADER;
 use crate::sync::{AtomicU64, Ordering, ordering};
 
-/// `layout::FRAME_HEADER` (the layout module is not built under loom).
-#[cfg(all(test, loom))]
-const FRAME_HEADER: u64 = 8;
+/// Size of a frame header: u32 length, u32 kind.
+pub(crate) const FRAME_HEADER: u64 = 8;
 
 /// The data region: raw bytes, or under loom one checked cell per word.
 #[cfg(not(all(test, loom)))]
@@ -78,6 +75,11 @@ pub(crate) const KIND_PADDING: u32 = 2;
 /// The shared ring was found in a state no honest peer produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Corrupt(pub(crate) String);
+
+/// The largest payload a ring of `capacity` bytes carries.
+pub(crate) const fn max_message_for(capacity: u64) -> u64 {
+    capacity - FRAME_HEADER
+}
 
 /// Bytes a frame of `len` payload bytes occupies.
 pub(crate) const fn frame_size(len: u64) -> u64 {

@@ -5,7 +5,6 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::*;
-use crate::layout::max_message_for;
 
 /// A ring on the heap: indices plus data, 8-aligned.
 struct HeapRing {
