@@ -72,6 +72,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::ring::Pace;
 use crate::sync::{AtomicU32, Ordering, seqcst_fence};
 
 /// Which form of the handshake a channel uses (see the module comment).
@@ -278,6 +279,108 @@ pub(crate) fn wait<T>(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Default pause of a streaming receiver that caught up ([`CatchUp`]).
+pub(crate) const DEFAULT_CATCH_UP: Duration = Duration::from_micros(2);
+/// A streaming receiver that finds fewer new bytes than this (or than an
+/// eighth of the ring) pauses before reading them.
+pub(crate) const CATCH_UP_BYTES: u64 = 8192;
+/// Chances to pause let pass after a pause that found nothing new: the
+/// first such pause makes skip this many, each further one twice as many.
+const CATCH_UP_SKIP_MIN: u32 = 16;
+/// The most chances to pause let pass in a row.
+const CATCH_UP_SKIP_MAX: u32 = 4096;
+
+/// The receiver's catch-up pause, as a [`Pace`] for its ring's consumer.
+///
+/// A receiver that keeps up with a fast sender reads each cache line right
+/// after it was written, and its prefetcher pulls in the lines the sender
+/// is about to write: each line then crosses between the cores several
+/// times and both sides slow down. So a receiver that reloads `tail` while
+/// streaming (its last reload found data too) and finds less than
+/// [`CATCH_UP_BYTES`] (at most an eighth of the ring) pauses once and
+/// reloads, then reads a batch of finished lines. A reload that found the
+/// ring empty ends streaming, so a message that ends a wait is read at
+/// once. A pause during which nothing arrived did not pay (no sender is
+/// streaming now, or it is this thread): the next 16 chances to pause are
+/// let pass, then 32, up to 4096. Figures: benchmarks/README.md.
+#[derive(Debug)]
+pub(crate) struct CatchUp {
+    pause: Duration,
+    /// Fewest new bytes a streaming reload may find without a pause.
+    bytes: u64,
+    /// The last reload found data.
+    streaming: bool,
+    /// Chances to pause still to let pass, and how many the next pause
+    /// that does not pay makes skip.
+    skip: u32,
+    backoff: u32,
+}
+
+impl CatchUp {
+    /// The default pause, for a ring of `capacity` bytes.
+    pub(crate) fn new(capacity: u64) -> CatchUp {
+        CatchUp {
+            pause: DEFAULT_CATCH_UP,
+            bytes: CATCH_UP_BYTES.min(capacity / 8),
+            streaming: false,
+            skip: 0,
+            backoff: 0,
+        }
+    }
+
+    /// Sets the pause (zero: never pause).
+    pub(crate) fn set_pause(&mut self, pause: Duration) {
+        self.pause = pause;
+    }
+
+    /// Whether a reload that found `queued` bytes calls for a pause now.
+    fn due(&mut self, queued: u64) -> bool {
+        let streaming = std::mem::replace(&mut self.streaming, queued > 0);
+        if !streaming || queued == 0 || queued >= self.bytes || self.pause.is_zero() {
+            return false;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+}
+
+impl Pace for CatchUp {
+    #[inline]
+    fn reloaded(&mut self, queued: u64) -> bool {
+        if !self.due(queued) {
+            return false;
+        }
+        spin_for(self.pause);
+        true
+    }
+
+    fn waited(&mut self, grew: bool) {
+        if grew {
+            self.backoff = 0;
+        } else {
+            self.backoff = (self.backoff * 2).clamp(CATCH_UP_SKIP_MIN, CATCH_UP_SKIP_MAX);
+            self.skip = self.backoff;
+        }
+    }
+}
+
+/// Spins for `pause`. Not under loom, where time means nothing and the
+/// wait only adds states.
+fn spin_for(pause: Duration) {
+    #[cfg(not(all(test, loom)))]
+    {
+        let start = Instant::now();
+        while start.elapsed() < pause {
+            std::hint::spin_loop();
+        }
+    }
+    #[cfg(all(test, loom))]
+    let _ = pause;
 }
 
 #[cfg(all(test, not(loom)))]

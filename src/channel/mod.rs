@@ -187,10 +187,10 @@ enum How {
     Block(Option<Instant>),
 }
 
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 100))
+/// The deadline `timeout` from now; `None` (wait without one) when it lies
+/// beyond what an `Instant` can hold, as crossbeam-channel does.
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// A handle's poisoned state: once it met corruption, every call says so.

@@ -25,7 +25,7 @@ use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::layout::sem;
 use crate::ring::{Consumer, Frame};
-use crate::wait::{self, Phase};
+use crate::wait::{self, CatchUp, Phase};
 
 /// The receiving side of a channel. One per channel at a time.
 ///
@@ -67,6 +67,7 @@ use crate::wait::{self, Phase};
 pub struct Receiver {
     hold: RoleHold,
     ring: Consumer,
+    pace: CatchUp,
     peer: PeerWatch,
     poison: Poison,
     spin: Duration,
@@ -95,9 +96,11 @@ impl Receiver {
         let counters = &s.header().rx.counters;
         let received = counters.messages.load(Ordering::Relaxed);
         let bytes = counters.bytes.load(Ordering::Relaxed);
+        let pace = CatchUp::new(s.geometry.capacity);
         Ok(Receiver {
             hold,
             ring,
+            pace,
             peer,
             poison: Poison::default(),
             spin,
@@ -149,7 +152,7 @@ impl Receiver {
     /// [`Error::Timeout`], and as [`recv`](Self::recv).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        self.recv_into_how(&mut buf, How::Block(Some(deadline_after(timeout))))?;
+        self.recv_into_how(&mut buf, How::Block(deadline_after(timeout)))?;
         Ok(buf)
     }
 
@@ -178,13 +181,16 @@ impl Receiver {
     ///
     /// [`Error::Timeout`], and as [`recv`](Self::recv).
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvGuard<'_>> {
-        self.guard_how(How::Block(Some(deadline_after(timeout))))
+        self.guard_how(How::Block(deadline_after(timeout)))
     }
 
-    /// Iterates over messages until the sender disconnects (or any other
-    /// error, which the next `recv` call reports again if it persists).
+    /// Iterates over messages until the sender disconnects. Any other error
+    /// ends the iteration too, and [`Iter::take_error`] returns it.
     pub fn iter(&mut self) -> Iter<'_> {
-        Iter { rx: self }
+        Iter {
+            rx: self,
+            error: None,
+        }
     }
 
     /// The largest message this channel carries (capacity minus 8).
@@ -213,7 +219,7 @@ impl Receiver {
     /// receiving, say) makes the receiver skip the next 16 chances to
     /// pause, then 32, up to 4096.
     pub fn set_catch_up(&mut self, pause: Duration) {
-        self.ring.set_catch_up(pause);
+        self.pace.set_pause(pause);
     }
 
     #[inline]
@@ -262,7 +268,7 @@ impl Receiver {
         if self.poison.is_set() || self.hold.shared().is_closed() {
             return None;
         }
-        match self.ring.peek() {
+        match self.ring.peek_paced(&mut self.pace) {
             Ok(Some(frame)) if !self.ring.padding_pending() => Some(frame),
             _ => None,
         }
@@ -274,14 +280,14 @@ impl Receiver {
         self.poison.check()?;
         let s = self.hold.shared();
         s.check_open()?;
-        if let Some(frame) = peek(&mut self.ring, s)? {
+        if let Some(frame) = peek(&mut self.ring, &mut self.pace, s)? {
             return Ok(frame);
         }
         bump(&s.header().rx.counters.stalls);
         match how {
             How::Try => match self.peer.gone(s)? {
                 // The sender may have committed and exited after our peek.
-                true => peek(&mut self.ring, s)?.ok_or(Error::Disconnected),
+                true => peek(&mut self.ring, &mut self.pace, s)?.ok_or(Error::Disconnected),
                 false => Err(Error::Empty),
             },
             How::Block(deadline) => self.wait_frame(deadline),
@@ -290,7 +296,7 @@ impl Receiver {
 
     fn wait_frame(&mut self, deadline: Option<Instant>) -> Result<Frame> {
         let s = self.hold.shared();
-        let (ring, peer) = (&mut self.ring, &mut self.peer);
+        let (ring, pace, peer) = (&mut self.ring, &mut self.pace, &mut self.peer);
         let h = s.header();
         let mut parker = SemParker {
             shared: s,
@@ -304,13 +310,13 @@ impl Receiver {
             deadline,
             &mut parker,
             |phase| {
-                if let Some(frame) = peek(ring, s)? {
+                if let Some(frame) = peek(ring, pace, s)? {
                     return Ok(Some(frame));
                 }
                 s.check_open()?;
                 if phase == Phase::BeforePark && peer.gone(s)? {
                     // The sender may have committed and exited after our peek.
-                    return peek(ring, s)?.map(Some).ok_or(Error::Disconnected);
+                    return peek(ring, pace, s)?.map(Some).ok_or(Error::Disconnected);
                 }
                 Ok(None)
             },
@@ -333,8 +339,8 @@ impl Receiver {
 
 /// One look at the ring; wakes the sender when padding was released on
 /// the way (it may be waiting for exactly that room).
-fn peek(ring: &mut Consumer, s: &Shared) -> Result<Option<Frame>> {
-    let r = ring.peek();
+fn peek(ring: &mut Consumer, pace: &mut CatchUp, s: &Shared) -> Result<Option<Frame>> {
+    let r = ring.peek_paced(pace);
     // Padding released before a corrupt frame was met is released all
     // the same: wake a sender waiting for that room first.
     if ring.take_released_padding() {
@@ -385,18 +391,58 @@ impl Drop for RecvGuard<'_> {
     }
 }
 
-/// Iterator over received messages; ends when the sender disconnects.
-/// Made by [`Receiver::iter`].
+/// Iterator over received messages, made by [`Receiver::iter`]: each
+/// `next` is a blocking [`recv`](Receiver::recv).
+///
+/// It ends (`None`) when `recv` fails. At [`Error::Disconnected`] that is
+/// the normal end, as in `std::sync::mpsc`. Any other error (the channel
+/// was [`Removed`](Error::Removed) or [`Corrupted`](Error::Corrupted), the
+/// kernel refused a call) ends it too, and the iterator keeps that error
+/// for the caller: [`take_error`](Iter::take_error) says why it stopped.
+/// Iterating again calls `recv` again (a new sender may have attached).
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Key, Options};
+///
+/// let chan = Channel::create(Key::PRIVATE, &Options::new())?;
+/// let mut rx = chan.receiver()?;
+/// let mut tx = chan.sender()?;
+/// tx.send(b"one")?;
+/// drop(tx); // the sender is gone: the iterator ends after "one"
+/// let mut iter = rx.iter();
+/// assert_eq!(iter.by_ref().count(), 1);
+/// assert!(iter.take_error().is_none()); // it ended at Disconnected
+/// # Ok::<(), shmchan::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a> {
     rx: &'a mut Receiver,
+    error: Option<Error>,
+}
+
+impl Iter<'_> {
+    /// The error that ended the iteration, unless it was
+    /// [`Error::Disconnected`] (the normal end); `None` while it has not
+    /// ended. Takes it: a second call returns `None`.
+    pub fn take_error(&mut self) -> Option<Error> {
+        self.error.take()
+    }
 }
 
 impl Iterator for Iter<'_> {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
-        self.rx.recv().ok()
+        match self.rx.recv() {
+            Ok(msg) => Some(msg),
+            Err(Error::Disconnected) => None,
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        }
     }
 }
 

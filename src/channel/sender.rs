@@ -122,7 +122,7 @@ impl Sender {
     ///
     /// [`Error::Timeout`], and as [`send`](Self::send).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_how(msg, How::Block(Some(deadline_after(timeout))))
+        self.send_how(msg, How::Block(deadline_after(timeout)))
     }
 
     /// Reserves room for a message of exactly `len` bytes, waiting while the
@@ -165,7 +165,7 @@ impl Sender {
     ///
     /// [`Error::Timeout`], and as [`send`](Self::send).
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendGrant<'_>> {
-        self.reserve_how(len, How::Block(Some(deadline_after(timeout))))
+        self.reserve_how(len, How::Block(deadline_after(timeout)))
     }
 
     /// The largest message this channel carries (capacity minus 8).

@@ -16,24 +16,9 @@
 //! the end of the region, the producer first publishes a padding frame that
 //! runs exactly to the end.
 //!
-//! # Catching up with a streaming producer
-//!
-//! A consumer that keeps up with a fast producer reads each cache line right
-//! after it was written, and its hardware prefetcher pulls in the lines just
-//! ahead, which the producer is about to write: each line then crosses
-//! between the cores several times, and both sides slow down to a fraction
-//! of what they reach when the consumer runs a little behind (measured
-//! here: the same channel flips between the two regimes, 4 and 40 M msg/s
-//! at 64 B). So a consumer that reloads `tail` while streaming (its last
-//! reload found data too) and finds less than [`CATCH_UP_BYTES`] (at most
-//! an eighth of the ring) waits [`DEFAULT_CATCH_UP`] once and reloads: it
-//! then reads a batch of complete lines behind the producer. A consumer
-//! that found the ring empty does not wait (a message that ends a wait is
-//! read at once: round trips are unaffected), nor one that finds more. A
-//! pause during which nothing arrived (no producer streaming now, or one
-//! thread that sends and then receives) makes the consumer let the next
-//! 16 chances to pause pass, then 32, up to 4096, so that such a pattern
-//! pays about 0.5 ns per message instead of a pause each time.
+//! How long a consumer waits before it reloads `tail` is not the ring's
+//! business: [`Consumer::peek_paced`] reports each reload to a [`Pace`]
+//! that the caller owns (the receiver's catch-up pause, `wait::CatchUp`).
 //!
 //! In the loom build of the unit tests the data region is a slice of loom's checked cells,
 //! one per 8-byte word, so that the model checker reports any read of a
@@ -47,7 +32,6 @@ mod proptests;
 mod tests;
 
 use std::ptr::NonNull;
-use std::time::Duration;
 
 use crate::sync::{AtomicU64, Ordering, ordering};
 
@@ -60,12 +44,6 @@ pub(crate) type Data = NonNull<u8>;
 /// The data region: raw bytes, or under loom one checked cell per word.
 #[cfg(all(test, loom))]
 pub(crate) type Data = NonNull<loom::cell::UnsafeCell<u64>>;
-
-/// Default wait of a streaming consumer that caught up (module comment).
-pub(crate) const DEFAULT_CATCH_UP: Duration = Duration::from_micros(2);
-/// A streaming consumer that finds fewer new bytes than this (or than an
-/// eighth of the ring) waits before reading them.
-pub(crate) const CATCH_UP_BYTES: u64 = 8192;
 
 /// Frame kind of a message.
 pub(crate) const KIND_MESSAGE: u32 = 1;
@@ -345,14 +323,28 @@ pub(crate) struct Consumer {
     head: u64,
     tail_cache: u64,
     released_padding: bool,
-    /// The last reload of `tail` found data (see the module comment).
-    streaming: bool,
-    catch_up: Duration,
-    catch_up_bytes: u64,
-    /// Chances to pause still to let pass, after a pause found that nothing
-    /// arrived meanwhile, and how many the next such pause makes skip.
-    catch_up_skip: u32,
-    catch_up_backoff: u32,
+}
+
+/// The caller's say in when a consumer reloads `tail`: told of every
+/// reload, it may wait and ask for one more.
+pub(crate) trait Pace {
+    /// A reload of `tail` found `queued` bytes (0: the ring is empty).
+    /// Returning `true` means the pacer has waited and wants `tail`
+    /// reloaded once more before the consumer reads on.
+    fn reloaded(&mut self, queued: u64) -> bool;
+    /// After the extra reload asked for: whether it found more than before.
+    fn waited(&mut self, grew: bool);
+}
+
+/// No pacing: read whatever a reload finds at once.
+impl Pace for () {
+    #[inline]
+    fn reloaded(&mut self, _queued: u64) -> bool {
+        false
+    }
+
+    #[inline]
+    fn waited(&mut self, _grew: bool) {}
 }
 
 impl Consumer {
@@ -372,34 +364,22 @@ impl Consumer {
             head,
             tail_cache: tail,
             released_padding: false,
-            streaming: false,
-            catch_up: DEFAULT_CATCH_UP,
-            catch_up_bytes: CATCH_UP_BYTES.min(ring.capacity / 8),
-            catch_up_skip: 0,
-            catch_up_backoff: 0,
         })
-    }
-
-    /// Sets how long a streaming consumer that caught up waits before it
-    /// reads on (zero: never).
-    pub(crate) fn set_catch_up(&mut self, pause: Duration) {
-        self.catch_up = pause;
     }
 
     /// The next message frame, validated, or `None` when the ring is empty.
     /// Padding frames are released on the way.
+    #[cfg(test)]
     pub(crate) fn peek(&mut self) -> Result<Option<Frame>, Corrupt> {
+        self.peek_paced(&mut ())
+    }
+
+    /// [`peek`](Self::peek), telling `pace` of each reload of `tail`.
+    pub(crate) fn peek_paced(&mut self, pace: &mut impl Pace) -> Result<Option<Frame>, Corrupt> {
         self.check_own_index()?;
         loop {
-            if self.head == self.tail_cache {
-                if !self.reload_tail()? {
-                    self.streaming = false;
-                    return Ok(None);
-                }
-                if self.streaming && self.tail_cache - self.head < self.catch_up_bytes {
-                    self.catch_up()?;
-                }
-                self.streaming = true;
+            if self.head == self.tail_cache && !self.reload_paced(pace)? {
+                return Ok(None);
             }
             let off = self.ring.offset(self.head);
             let avail = self.tail_cache - self.head;
@@ -468,31 +448,19 @@ impl Consumer {
             .store(self.head, ordering!(HeadRelease, Release));
     }
 
-    /// Reloads tail; returns whether anything is queued.
-    /// The pause of a streaming consumer that caught up (module comment),
-    /// then a reload. A pause during which nothing arrived did not pay (the
-    /// producer is not streaming right now, or it is this thread): the next
-    /// 16, 32, ... up to 4096 chances to pause are let pass.
-    fn catch_up(&mut self) -> Result<(), Corrupt> {
-        if self.catch_up.is_zero() {
-            return Ok(());
+    /// Reloads tail, and once more if `pace` waited; returns whether
+    /// anything is queued.
+    fn reload_paced(&mut self, pace: &mut impl Pace) -> Result<bool, Corrupt> {
+        let queued = self.reload_tail()?;
+        if pace.reloaded(self.tail_cache - self.head) {
+            let before = self.tail_cache;
+            self.reload_tail()?;
+            pace.waited(self.tail_cache != before);
         }
-        if self.catch_up_skip > 0 {
-            self.catch_up_skip -= 1;
-            return Ok(());
-        }
-        let before = self.tail_cache;
-        catch_up_pause(self.catch_up);
-        self.reload_tail()?;
-        if self.tail_cache == before {
-            self.catch_up_backoff = (self.catch_up_backoff * 2).clamp(16, 4096);
-            self.catch_up_skip = self.catch_up_backoff;
-        } else {
-            self.catch_up_backoff = 0;
-        }
-        Ok(())
+        Ok(queued)
     }
 
+    /// Reloads tail; returns whether anything is queued.
     fn reload_tail(&mut self) -> Result<bool, Corrupt> {
         // SYNC: pairs with the Release store of tail in `Producer::advance`.
         let tail = self.ring.tail().load(Ordering::Acquire);
@@ -596,18 +564,4 @@ pub(crate) fn check_span(head: u64, tail: u64, capacity: u64) -> Result<(), Corr
         )));
     }
     Ok(())
-}
-
-/// Spins for `pause` (module comment, "Catching up"). Not under loom,
-/// where time means nothing and the wait only adds states.
-fn catch_up_pause(pause: Duration) {
-    #[cfg(not(all(test, loom)))]
-    {
-        let start = std::time::Instant::now();
-        while start.elapsed() < pause {
-            std::hint::spin_loop();
-        }
-    }
-    #[cfg(all(test, loom))]
-    let _ = pause;
 }

@@ -66,7 +66,11 @@ fn send(p: &mut Producer, msg: &[u8]) -> bool {
 }
 
 fn recv(c: &mut Consumer) -> Option<Vec<u8>> {
-    let frame = c.peek().unwrap()?;
+    recv_paced(c, &mut ())
+}
+
+fn recv_paced(c: &mut Consumer, pace: &mut impl Pace) -> Option<Vec<u8>> {
+    let frame = c.peek_paced(pace).unwrap()?;
     // SAFETY: peek validated the frame.
     let v = unsafe { std::slice::from_raw_parts(c.payload(frame), frame.len as usize) }.to_vec();
     c.release(frame);
@@ -246,22 +250,24 @@ fn two_threads_stream_in_order() {
 
 #[test]
 fn a_streaming_consumer_that_caught_up_waits_once() {
+    use crate::wait::CatchUp;
     use std::time::{Duration, Instant};
     let ring = HeapRing::new(1 << 16);
     let (mut p, mut c) = (ring.producer(), ring.consumer());
+    let mut pace = CatchUp::new(1 << 16);
     // Long enough that no scheduling hiccup passes for it.
     let pause = Duration::from_millis(300);
-    c.set_catch_up(pause);
-    let timed = |c: &mut Consumer| {
+    pace.set_pause(pause);
+    let timed = |c: &mut Consumer, pace: &mut CatchUp| {
         let start = Instant::now();
-        let got = recv(c).expect("a message");
+        let got = recv_paced(c, pace).expect("a message");
         (got, start.elapsed())
     };
 
     // A message that ends a wait on an empty ring is read at once.
-    assert_eq!(recv(&mut c), None);
+    assert_eq!(recv_paced(&mut c, &mut pace), None);
     assert!(send(&mut p, b"one"));
-    let (got, took) = timed(&mut c);
+    let (got, took) = timed(&mut c, &mut pace);
     assert_eq!(got, b"one");
     assert!(
         took < pause,
@@ -271,7 +277,7 @@ fn a_streaming_consumer_that_caught_up_waits_once() {
     // Streaming (the last reload found data): a reload that finds only a
     // little more waits once.
     assert!(send(&mut p, b"two"));
-    let (got, took) = timed(&mut c);
+    let (got, took) = timed(&mut c, &mut pace);
     assert_eq!(got, b"two");
     assert!(
         took >= pause,
@@ -282,16 +288,16 @@ fn a_streaming_consumer_that_caught_up_waits_once() {
     for _ in 0..3 {
         assert!(send(&mut p, &[5; 4000]));
     }
-    let (got, took) = timed(&mut c);
+    let (got, took) = timed(&mut c, &mut pace);
     assert_eq!(got.len(), 4000);
     assert!(took < pause, "a reload that found a batch waited {took:?}");
-    recv(&mut c).unwrap();
-    recv(&mut c).unwrap();
+    recv_paced(&mut c, &mut pace).unwrap();
+    recv_paced(&mut c, &mut pace).unwrap();
 
     // Found empty: no longer streaming, so the next message is not delayed.
-    assert_eq!(recv(&mut c), None);
+    assert_eq!(recv_paced(&mut c, &mut pace), None);
     assert!(send(&mut p, b"three"));
-    let (got, took) = timed(&mut c);
+    let (got, took) = timed(&mut c, &mut pace);
     assert_eq!(got, b"three");
     assert!(
         took < pause,
@@ -302,26 +308,26 @@ fn a_streaming_consumer_that_caught_up_waits_once() {
     // after "two" found nothing new, so the next 16 chances to pause pass
     // unused ("five", then 15 more), and the 17th pauses again.
     assert!(send(&mut p, b"five"));
-    let (_, took) = timed(&mut c);
+    let (_, took) = timed(&mut c, &mut pace);
     assert!(
         took < pause,
         "the first chance after a pause that did not pay waited {took:?}"
     );
     for i in 0..15 {
         assert!(send(&mut p, b"more"));
-        let (_, took) = timed(&mut c);
+        let (_, took) = timed(&mut c, &mut pace);
         assert!(
             took < pause,
             "chance {i} after a pause that did not pay waited {took:?}"
         );
     }
     assert!(send(&mut p, b"again"));
-    let (_, took) = timed(&mut c);
+    let (_, took) = timed(&mut c, &mut pace);
     assert!(took >= pause, "the 17th chance did not pause ({took:?})");
 
     // Zero turns the wait off.
-    c.set_catch_up(Duration::ZERO);
+    pace.set_pause(Duration::ZERO);
     assert!(send(&mut p, b"four"));
-    let (_, took) = timed(&mut c);
+    let (_, took) = timed(&mut c, &mut pace);
     assert!(took < pause, "catch-up 0 still waited {took:?}");
 }
