@@ -203,21 +203,30 @@ impl Receiver {
         self.spin = budget;
     }
 
-    /// Sets how long this receiver waits when it has caught up with a
-    /// streaming sender (default 2 µs; zero: never).
+    /// Sets how long this receiver pauses once when it has caught up with
+    /// a streaming sender (default 2 µs; zero: never), so that it reads a
+    /// batch of finished cache lines instead of pulling each line across
+    /// as it is written.
     ///
-    /// A receiver that keeps up with a fast sender would read each cache
-    /// line right after it was written, and the line would cross between
-    /// the two cores several times: both sides then run at a fraction of
-    /// their speed. So when a receive finds that the sender has added less
-    /// than 8 KiB (or an eighth of the ring) since the last look, and the
-    /// last look found messages too, it waits this long once and then reads
-    /// the batch that has built up. A receive that ends a wait on an empty
-    /// ring never pauses, so round trips and wake-ups are not delayed; a
-    /// message in the middle of a stream may be, by up to this long. A
-    /// pause during which nothing arrived (one thread sending and then
-    /// receiving, say) makes the receiver skip the next 16 chances to
-    /// pause, then 32, up to 4096.
+    /// The trade-off: a message in the middle of a stream may wait up to
+    /// this long; one that ends a wait on an empty ring never does, so
+    /// round trips are not delayed. When and why it pauses: the README's
+    /// "Blocking"; the figures: benchmarks/README.md.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new())?;
+    /// let mut rx = chan.receiver()?;
+    /// rx.set_catch_up(Duration::ZERO); // read every message as it comes
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"now")?;
+    /// assert_eq!(rx.recv()?, b"now");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn set_catch_up(&mut self, pause: Duration) {
         self.pace.set_pause(pause);
     }
@@ -446,6 +455,10 @@ impl Iterator for Iter<'_> {
     }
 }
 
+/// `for msg in &mut rx` is `rx.iter()`; the iterator is dropped with the
+/// loop, so to learn why it ended keep `rx.iter()` in a variable and call
+/// [`Iter::take_error`] (or call `recv` once more: `Removed` and
+/// `Corrupted` persist).
 impl<'a> IntoIterator for &'a mut Receiver {
     type Item = Vec<u8>;
     type IntoIter = Iter<'a>;
