@@ -6,7 +6,9 @@
 pub mod seccomp;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -26,8 +28,14 @@ pub struct TempKey {
 
 impl TempKey {
     pub fn new() -> TempKey {
+        TempKey::in_dir(&std::env::temp_dir())
+    }
+
+    /// A key file in `dir` (e.g. [`AsNobody::dir`], for a child run as
+    /// another user to find).
+    pub fn in_dir(dir: &Path) -> TempKey {
         static N: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
+        let path = dir.join(format!(
             "shmchan-test-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
@@ -130,21 +138,16 @@ fn listed(file: &str, column: usize, id: i32) -> bool {
 /// Runs `role` in a new process: this test binary again, running only the
 /// test named `entry` (which must call [`peer_main`]), with `env` set.
 pub fn spawn_peer(entry: &str, role: &str, env: &[(&str, String)]) -> Peer {
-    spawn_peer_with(entry, role, env, |_| {})
+    let exe = std::env::current_exe().expect("current test binary");
+    spawn_peer_by(Command::new(exe), entry, role, env)
 }
 
-/// [`spawn_peer`], with `setup` applied to the command first (e.g. to start
-/// the peer as another user with `Command::uid`: a peer must not switch
-/// users itself, since libtest runs it on a second thread and glibc's
-/// set*id broadcast can race the runtime's exit).
-pub fn spawn_peer_with(
-    entry: &str,
-    role: &str,
-    env: &[(&str, String)],
-    setup: impl FnOnce(&mut Command),
-) -> Peer {
-    let exe = std::env::current_exe().expect("current test binary");
-    let mut cmd = Command::new(exe);
+/// [`spawn_peer`], run by `cmd`: a command for this test binary or a copy
+/// of it, set up beforehand (e.g. [`AsNobody::command`], to start the peer
+/// as another user: a peer must not switch users itself, since libtest runs
+/// it on a second thread and glibc's set*id broadcast can race the
+/// runtime's exit).
+pub fn spawn_peer_by(mut cmd: Command, entry: &str, role: &str, env: &[(&str, String)]) -> Peer {
     cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(PEER_ENV, role)
         .stdin(Stdio::null())
@@ -153,10 +156,111 @@ pub fn spawn_peer_with(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    setup(&mut cmd);
     let mut child = cmd.spawn().expect("spawn peer");
     let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     Peer { child, stdout }
+}
+
+// ---- Running a child as another user ----
+
+/// The uid and gid a root test runs a child as (nobody / nogroup).
+pub const NOBODY: u32 = 65534;
+
+/// Whether this process runs as root (and so may start a child as another
+/// user).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A copy of an executable that user nobody can run, in a fresh directory
+/// that nobody can enter; removed on drop, with all that is in it. The
+/// checkout, and the build in it, may lie where nobody cannot reach (a
+/// `mktemp -d` clone, root's 0700 home). A file the child must find (a key
+/// file for ftok) goes in [`AsNobody::dir`] too.
+pub struct AsNobody {
+    dir: PathBuf,
+    exe: PathBuf,
+}
+
+impl AsNobody {
+    /// Copies `exe` (mode 0755) into a new directory (mode 0755) under a
+    /// temporary directory that every user can reach.
+    pub fn copy(exe: impl AsRef<Path>) -> AsNobody {
+        let exe = exe.as_ref();
+        let dir = shared_dir();
+        let copy = dir.join(exe.file_name().expect("the executable's file name"));
+        let made = AsNobody { dir, exe: copy };
+        // cp, not std::fs::copy: this process never holds the copy open for
+        // writing, so no child that another test thread forks meanwhile can
+        // inherit that descriptor and make the exec fail with ETXTBSY.
+        let status = Command::new("cp")
+            .arg(exe)
+            .arg(&made.exe)
+            .status()
+            .expect("run cp");
+        assert!(status.success(), "cp {}: {status}", exe.display());
+        set_mode(&made.exe, 0o755);
+        made
+    }
+
+    /// The directory: every user may enter it and read what is in it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A command that runs the copy as uid and gid [`NOBODY`] (std drops
+    /// the supplementary groups too), in [`AsNobody::dir`].
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.uid(NOBODY).gid(NOBODY).current_dir(&self.dir);
+        cmd
+    }
+}
+
+impl Drop for AsNobody {
+    fn drop(&mut self) {
+        // A temporary directory left behind harms no test; nothing to do.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new directory, mode 0755, under the first temporary directory that
+/// every user may reach.
+fn shared_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let base = [std::env::temp_dir(), "/tmp".into(), "/var/tmp".into()]
+        .into_iter()
+        .find(|d| searchable_by_all(d))
+        .expect("a temporary directory that every user can reach");
+    loop {
+        let dir = base.join(format!(
+            "shmchan-nobody-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
+            Ok(()) => {
+                set_mode(&dir, 0o755); // whatever the umask
+                return dir;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("mkdir {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// Whether any user may search `dir` and every directory above it.
+fn searchable_by_all(dir: &Path) -> bool {
+    dir.is_absolute()
+        && dir.ancestors().all(|d| {
+            std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 != 0)
+        })
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
 }
 
 /// A peer process; killed on drop if still running.
