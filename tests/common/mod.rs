@@ -33,16 +33,26 @@ impl TempKey {
 
     /// A key file in `dir` (e.g. [`AsNobody::dir`], for a child run as
     /// another user to find).
+    ///
+    /// ftok keeps only the low 16 bits of the inode, so a fresh file's key
+    /// may already hold another program's segment or set. Such files are
+    /// kept (so that the next one gets another inode) until one with a key
+    /// nothing uses is made, then removed.
     pub fn in_dir(dir: &Path) -> TempKey {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let path = dir.join(format!(
-            "shmchan-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, b"").expect("create temp key file");
-        let key = Key::ftok(&path, b'T').expect("ftok on a fresh file");
-        TempKey { key, path }
+        let mut taken = Vec::new();
+        let found = loop {
+            let path = fresh_file(dir);
+            let key = Key::ftok(&path, b'T').expect("ftok on a fresh file");
+            if key_unused(key) {
+                break TempKey { key, path };
+            }
+            assert!(taken.len() < 1000, "no free ftok key in {}", dir.display());
+            taken.push(path);
+        };
+        for path in taken {
+            let _ = std::fs::remove_file(path); // ours, in a temporary dir
+        }
+        found
     }
 }
 
@@ -50,6 +60,32 @@ impl Drop for TempKey {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// A new empty file in `dir`.
+fn fresh_file(dir: &Path) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = dir.join(format!(
+        "shmchan-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, b"").expect("create temp key file");
+    path
+}
+
+/// Whether no segment and no semaphore set has `key` (one this process may
+/// not read counts as used).
+fn key_unused(key: Key) -> bool {
+    let absent =
+        |rc: i32| rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT);
+    // SAFETY: lookups only: size 0, no flags.
+    let shm = unsafe { libc::shmget(key.raw(), 0, 0) };
+    if !absent(shm) {
+        return false;
+    }
+    // SAFETY: a lookup only: no semaphores, no flags.
+    absent(unsafe { libc::semget(key.raw(), 0, 0) })
 }
 
 /// Removes a channel's segment and semaphore set when dropped, whatever
