@@ -5,7 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{AsNobody, Cleanup, Gate, GateReader, NOBODY, Peer, TempKey, numbered_message as msg};
+use common::{
+    AsNobody, Cleanup, Gate, GateReader, NOBODY, Peer, TempKey, monotonic_ns,
+    numbered_message as msg,
+};
 use shmchan::{Channel, Error, Key, Options, Role};
 
 const ID: &str = "SHMCHAN_LIFE_ID";
@@ -73,18 +76,6 @@ fn hold() {
             std::hint::spin_loop();
         }
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the host.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0);
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Creates a channel at KEY_PATH, sends COUNT messages with no receiver,

@@ -24,9 +24,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 fn peer() {
     peer_main(|role| {
         // A peer never outlives a stuck test by more than this.
-        // SAFETY: alarm(2) takes a plain integer; its default action ends
-        // this peer process.
-        unsafe { libc::alarm(60) };
+        common::peer_watchdog(60);
         let chan = Channel::open_id(env("SHMID").parse().expect("SHMID")).expect("open by id");
         let mut tx = chan.sender().expect("take the sender role");
         let sent = match role {

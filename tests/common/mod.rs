@@ -400,7 +400,7 @@ pub fn proc_state(pid: i32) -> Option<char> {
     after.trim_start().chars().next()
 }
 
-// ---- Helpers for tests/death.rs and tests/lifecycle.rs ----
+// ---- In a peer, and watching one ----
 
 /// In a peer: ends the process with SIGALRM after `secs` seconds, whatever
 /// it is doing, so that a peer stuck on a library bug ends its output (the
@@ -409,6 +409,24 @@ pub fn proc_state(pid: i32) -> Option<char> {
 pub fn peer_watchdog(secs: u32) {
     // SAFETY: alarm(2) takes a plain integer and cannot fail.
     unsafe { libc::alarm(secs) };
+}
+
+/// The calling thread's id, as /proc/PID/task/TID names it.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid(2) has no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the host.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// In a peer: blocks for ever (until the parent kills it, or the watchdog).
