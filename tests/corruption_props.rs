@@ -24,6 +24,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::numbered_message_of_len;
 use proptest::prelude::*;
 use shmchan::{Channel, Error, Key, Options, Receiver, Sender};
 
@@ -187,15 +188,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Message number `seq` of `len` (at least 12) bytes: its number, its
-/// length, then filler derived from both.
-fn message(seq: u64, len: usize) -> Vec<u8> {
-    let mut m = seq.to_le_bytes().to_vec();
-    m.extend_from_slice(&(len as u32).to_le_bytes());
-    m.extend((12..len).map(|i| (seq as u8).wrapping_mul(7).wrapping_add(i as u8)));
-    m
-}
-
 /// One channel, its two handles, the third party, and what is known.
 struct World {
     tx: Sender,
@@ -241,12 +233,12 @@ impl World {
     fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match *op {
             Op::TrySend(len) => {
-                let msg = message(self.sent.len() as u64, len);
+                let msg = numbered_message_of_len(self.sent.len() as u64, len);
                 let r = self.tx.try_send(&msg);
                 self.after_send(r, msg)
             }
             Op::SendTimeout(len) => {
-                let msg = message(self.sent.len() as u64, len);
+                let msg = numbered_message_of_len(self.sent.len() as u64, len);
                 let r = self.tx.send_timeout(&msg, Duration::from_millis(2));
                 self.after_send(r, msg)
             }
@@ -291,7 +283,7 @@ impl World {
     }
 
     fn reserve(&mut self, len: usize, commit: bool) -> Result<(), TestCaseError> {
-        let msg = message(self.sent.len() as u64, len);
+        let msg = numbered_message_of_len(self.sent.len() as u64, len);
         let r = match self.tx.try_reserve(len) {
             Ok(mut grant) => {
                 grant.copy_from_slice(&msg);

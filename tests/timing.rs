@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{Peer, gettid, monotonic_ns, say, wait_for};
+use common::{Peer, gettid, monotonic_ns, numbered_message_of_len, say, wait_for};
 use shmchan::{Channel, Error};
 
 /// Env var that tells the peer which channel to open.
@@ -148,7 +148,11 @@ fn idle_receiver(chan: &Channel) {
         if msg == b"after" {
             break;
         }
-        assert_eq!(msg, numbered(count), "message {count} out of order");
+        assert_eq!(
+            msg,
+            numbered_message_of_len(count, MSG_LEN),
+            "message {count} out of order"
+        );
         count += 1;
     }
     say(format!("received={count}"));
@@ -190,13 +194,6 @@ fn await_go(set: &libc::sigset_t) {
     // SAFETY: set is initialised and sig is a valid place for the result.
     let rc = unsafe { libc::sigwait(set, &mut sig) };
     assert_eq!((rc, sig), (0, GO), "sigwait");
-}
-
-/// The `n`th message that fills the ring: its number, then dots.
-fn numbered(n: usize) -> Vec<u8> {
-    let mut msg = vec![b'.'; MSG_LEN];
-    msg[..8].copy_from_slice(&(n as u64).to_le_bytes());
-    msg
 }
 
 /// An error as one whitespace-free word for a report line.
@@ -292,7 +289,7 @@ fn try_send_is_full_and_send_timeout_keeps_time_with_an_idle_receiver() {
     let fits = chan.capacity() / (FRAME_HEADER + MSG_LEN);
     let mut sent = 0;
     let full = loop {
-        match tx.try_send(&numbered(sent)) {
+        match tx.try_send(&numbered_message_of_len(sent as u64, MSG_LEN)) {
             Ok(()) => sent += 1,
             Err(e) => break e,
         }
@@ -305,7 +302,7 @@ fn try_send_is_full_and_send_timeout_keeps_time_with_an_idle_receiver() {
     assert_eq!(sent, fits, "try_send said Full before the ring was full");
     for timeout in TIMEOUTS {
         assert_times_out("send_timeout", timeout, || {
-            tx.send_timeout(&numbered(sent), timeout)
+            tx.send_timeout(&numbered_message_of_len(sent as u64, MSG_LEN), timeout)
         });
     }
 

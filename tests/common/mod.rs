@@ -553,8 +553,14 @@ impl GateReader {
 /// Message number `seq`: its 8 bytes little-endian, then `seq % 37` bytes
 /// of filler derived from it (lengths vary, so frames wrap and pad).
 pub fn numbered_message(seq: u64) -> Vec<u8> {
+    numbered_message_of_len(seq, 8 + (seq % 37) as usize)
+}
+
+/// Message number `seq`, `len` (at least 8) bytes long: its number, 8 bytes
+/// little-endian, then filler derived from it.
+pub fn numbered_message_of_len(seq: u64, len: usize) -> Vec<u8> {
     let mut msg = seq.to_le_bytes().to_vec();
-    msg.extend((0..seq % 37).map(|i| (seq as u8).wrapping_add(i as u8)));
+    msg.extend((0..len - 8).map(|i| (seq as u8).wrapping_add(i as u8)));
     msg
 }
 
