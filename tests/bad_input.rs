@@ -9,19 +9,13 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::layout::{DATA_AT, HEAD_AT, RX_WAITING_AT, TAIL_AT, TX_WAITING_AT, VERSION_AT};
 use common::{
     Cleanup, Peer, TempKey, env, gettid, hang, peer_main, private_channel, say, spawn_peer,
     wait_for,
 };
 use shmchan::{Channel, Error, Key, Options, Receiver, Result, Sender};
 
-/// Byte offsets in the segment, version 1 (src/layout.rs).
-const VERSION_AT: usize = 8;
-const TAIL_AT: usize = 128;
-const HEAD_AT: usize = 256;
-const RX_WAITING_AT: usize = 384;
-const TX_WAITING_AT: usize = 512;
-const DATA_AT: usize = 768;
 /// Ring size of the channels made here, and its largest message.
 const RING: usize = 4096;
 const MAX: usize = RING - 8;

@@ -3,6 +3,7 @@
 //! the role).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod layout;
 pub mod seccomp;
 
 use std::io::{BufRead, BufReader};
