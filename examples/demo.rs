@@ -23,11 +23,15 @@
 //! The channel is removed when both processes have dropped their handles;
 //! on any error the demo kills the sender and removes the channel itself.
 
+#[path = "common/failure.rs"]
+mod failure;
+
 use std::error::Error;
 use std::fmt;
 use std::process::{Child, Command};
 use std::time::Instant;
 
+use failure::fail;
 use shmchan::{Channel, Key, Options, Receiver};
 
 /// Set (to the shmid) in the sender process.
@@ -306,27 +310,6 @@ fn read_u64(msg: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&msg[at..at + 8]);
     u64::from_le_bytes(word)
-}
-
-/// An error as `main` should print it (`main` prints errors with `{:?}`).
-struct Failure(String);
-
-impl fmt::Debug for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Error for Failure {}
-
-fn fail(msg: String) -> Box<dyn Error> {
-    Box::new(Failure(msg))
 }
 
 /// A library error, printed with its `Display` message.

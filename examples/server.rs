@@ -20,23 +20,25 @@
 //! or on Ctrl-C; either way the channel's segment and semaphore set are
 //! removed (`ipcs -m -s` shows nothing left).
 
+#[path = "common/failure.rs"]
+mod failure;
+#[path = "common/key_args.rs"]
+mod key_args;
+
 use std::error::Error;
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use failure::fail;
 use shmchan::{Channel, Key, Options};
 
-const DEFAULT_PATH: &str = "/tmp/shmchan-example";
-const DEFAULT_PROJ: u8 = b'A';
 /// How often the server looks at the Ctrl-C flag while no message arrives.
 const TICK: Duration = Duration::from_millis(200);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let (path, proj) = parse_args()?;
+    let (path, proj) = key_args::parse_args("usage: server [PATH [PROJ]]")?;
     ensure_file(&path)?;
     let key = Key::ftok(&path, proj).map_err(explain)?;
     // replace_stale: a server killed by SIGKILL leaves a channel with no
@@ -82,37 +84,6 @@ fn receive(rx: &mut shmchan::Receiver) -> Result<(), Box<dyn Error>> {
     }
 }
 
-/// `[PATH [PROJ]]`, with the defaults.
-fn parse_args() -> Result<(PathBuf, u8), Box<dyn Error>> {
-    let mut args = std::env::args_os().skip(1);
-    let path = args
-        .next()
-        .map_or_else(|| DEFAULT_PATH.into(), PathBuf::from);
-    let proj = match args.next() {
-        None => DEFAULT_PROJ,
-        Some(p) => parse_proj(&p.to_string_lossy())?,
-    };
-    if args.next().is_some() {
-        return Err(Failure("usage: server [PATH [PROJ]]".into()).into());
-    }
-    Ok((path, proj))
-}
-
-/// One character (`A`) or a number from 1 to 255.
-fn parse_proj(s: &str) -> Result<u8, Box<dyn Error>> {
-    let proj = match s.as_bytes() {
-        [c] if !c.is_ascii_digit() => Some(*c),
-        _ => s.parse::<u8>().ok(),
-    };
-    match proj {
-        Some(p) if p != 0 => Ok(p),
-        _ => Err(Failure(format!(
-            "PROJ must be one character or a number from 1 to 255, not {s:?}"
-        ))
-        .into()),
-    }
-}
-
 /// `'A'` for a printable project id, else its number.
 fn show_proj(proj: u8) -> String {
     if proj.is_ascii_graphic() {
@@ -131,7 +102,7 @@ fn ensure_file(path: &std::path::Path) -> Result<(), Box<dyn Error>> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))?;
+        .map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
     Ok(())
 }
 
@@ -149,32 +120,13 @@ fn catch_ctrl_c() -> Result<(), Box<dyn Error>> {
     // SAFETY: the handler only stores to an atomic, which is allowed in a
     // signal handler; no other code in this program handles SIGINT.
     if unsafe { libc::signal(libc::SIGINT, handler) } == libc::SIG_ERR {
-        return Err(Failure(format!(
+        return Err(fail(format!(
             "cannot handle SIGINT: {}",
             std::io::Error::last_os_error()
-        ))
-        .into());
+        )));
     }
     Ok(())
 }
-
-/// An error as `main` should print it. Returning `Err` from `main` prints
-/// it with `{:?}`, so `Debug` here shows the readable message.
-struct Failure(String);
-
-impl fmt::Debug for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Error for Failure {}
 
 /// A library error, with a hint where the user can do something about it.
 fn explain(e: shmchan::Error) -> Box<dyn Error> {
@@ -185,7 +137,7 @@ fn explain(e: shmchan::Error) -> Box<dyn Error> {
         E::PermissionDenied { .. } => "the key is taken by another user's channel",
         E::Os { call: "ftok", .. } => "PATH must be a file or directory you can read",
         E::Removed { .. } => "someone removed the channel (ipcrm or Channel::remove)",
-        _ => return Box::new(Failure(e.to_string())),
+        _ => return fail(e.to_string()),
     };
-    Box::new(Failure(format!("{e}\n  hint: {hint}")))
+    fail(format!("{e}\n  hint: {hint}"))
 }

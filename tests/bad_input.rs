@@ -9,16 +9,13 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Cleanup, Peer, TempKey, env, peer_main, private_channel, say, spawn_peer, wait_for};
+use common::layout::{DATA_AT, HEAD_AT, RX_WAITING_AT, TAIL_AT, TX_WAITING_AT, VERSION_AT};
+use common::{
+    Cleanup, Peer, TempKey, env, gettid, hang, peer_main, private_channel, say, spawn_peer,
+    wait_for,
+};
 use shmchan::{Channel, Error, Key, Options, Receiver, Result, Sender};
 
-/// Byte offsets in the segment, version 1 (src/layout.rs).
-const VERSION_AT: usize = 8;
-const TAIL_AT: usize = 128;
-const HEAD_AT: usize = 256;
-const RX_WAITING_AT: usize = 384;
-const TX_WAITING_AT: usize = 512;
-const DATA_AT: usize = 768;
 /// Ring size of the channels made here, and its largest message.
 const RING: usize = 4096;
 const MAX: usize = RING - 8;
@@ -37,9 +34,7 @@ const BOUND: Duration = Duration::from_secs(20);
 fn peer() {
     peer_main(|role| {
         // A peer never outlives a stuck test by more than this.
-        // SAFETY: alarm(2) takes a plain integer; its default action ends
-        // this peer process.
-        unsafe { libc::alarm(60) };
+        common::peer_watchdog(60);
         match role {
             "tutorial" => tutorial_writer(),
             "holder" => blank_holder(),
@@ -75,7 +70,7 @@ fn blank_holder() {
     let shmid = raw_create(key, DATA_AT + RING);
     let _map = RawMap::attach(shmid, false);
     say(format!("holding {shmid}"));
-    idle();
+    hang();
 }
 
 /// The third party: writes VALUE (WIDTH bytes) at AT in segment SHMID with
@@ -143,7 +138,7 @@ fn send_idle() {
         tx.send(b"hello world").expect("send");
     }
     say(format!("sent {count}"));
-    idle();
+    hang();
 }
 
 /// A receiver that attaches, reads nothing, and stays attached.
@@ -151,7 +146,7 @@ fn recv_idle() {
     let chan = open_env();
     let _rx = chan.receiver().expect("receiver");
     say("attached");
-    idle();
+    hang();
 }
 
 /// A receiver that parks in `recv` on an empty ring and reports how it
@@ -159,7 +154,7 @@ fn recv_idle() {
 fn park_recv() {
     let chan = open_env();
     let mut rx = chan.receiver().expect("receiver");
-    say(format!("parking {}", tid()));
+    say(format!("parking {}", gettid()));
     say(variant(&rx.recv()));
 }
 
@@ -171,19 +166,8 @@ fn park_send() {
     while tx.try_send(b"hello world").is_ok() {
         sent += 1;
     }
-    say(format!("parking {} {sent}", tid()));
+    say(format!("parking {} {sent}", gettid()));
     say(variant(&tx.send(b"hello world")));
-}
-
-fn idle() -> ! {
-    loop {
-        std::thread::park();
-    }
-}
-
-fn tid() -> i32 {
-    // SAFETY: gettid(2) has no preconditions.
-    unsafe { libc::gettid() }
 }
 
 // -------------------------------------------------------------- helpers

@@ -863,7 +863,8 @@ fn ls_lists_an_unreadable_segment_with_the_reason_and_does_not_fail() {
     let id = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, 0) };
     assert!(id >= 0);
     let _guard = IdGuard(Some(id), None);
-    let table = ok(&unprivileged(&["ls"]));
+    let unprivileged = Unprivileged::new();
+    let table = ok(&unprivileged.run(&["ls"]));
     let line = table
         .lines()
         .find(|l| l.split_whitespace().nth(1) == Some(&id.to_string()))
@@ -873,20 +874,28 @@ fn ls_lists_an_unreadable_segment_with_the_reason_and_does_not_fail() {
         "{line}"
     );
     let by_id = format!("id:{id}");
-    fails(&unprivileged(&["rm", &by_id]), 1, "cannot be read");
+    fails(&unprivileged.run(&["rm", &by_id]), 1, "cannot be read");
     assert!(common::shm_exists(id));
 }
 
-/// Runs `shmchan ARGS` as this user, or as nobody when this user is root.
-fn unprivileged(args: &[&str]) -> Output {
-    let mut cmd = Command::new(bin());
-    cmd.args(args).stdin(Stdio::null());
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(65534).gid(65534);
+/// `shmchan` as this user, or as nobody when this user is root: then a
+/// copy of it that nobody can reach, wherever the build lies.
+struct Unprivileged(Option<common::AsNobody>);
+
+impl Unprivileged {
+    fn new() -> Unprivileged {
+        Unprivileged(common::is_root().then(|| common::AsNobody::copy(bin())))
     }
-    cmd.output().expect("run shmchan")
+
+    /// Runs `shmchan ARGS` to the end, stdin empty.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = match &self.0 {
+            Some(nobody) => nobody.command(),
+            None => Command::new(bin()),
+        };
+        cmd.args(args).stdin(Stdio::null());
+        cmd.output().expect("run shmchan")
+    }
 }
 
 fn write_segment(id: i32, bytes: &[u8]) {

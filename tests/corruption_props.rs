@@ -24,23 +24,22 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::layout::{
+    CLOSED_AT, DATA_AT, HEAD_AT, MAGIC_AT, RX_WAITING_AT, SEMID_AT, TAIL_AT, TX_WAITING_AT,
+    VERSION_AT,
+};
+use common::numbered_message_of_len;
 use proptest::prelude::*;
 use shmchan::{Channel, Error, Key, Options, Receiver, Sender};
 
 /// Ring size of the channels made here, and its largest message.
 const RING: usize = 4096;
 const MAX: usize = RING - 8;
-/// Where the data region starts (docs/layout.md).
-const DATA_AT: usize = 768;
-/// Offsets of the ring's indices and of `closed` (docs/layout.md).
-const TAIL_AT: usize = 128;
-const HEAD_AT: usize = 256;
-const CLOSED_AT: usize = 664;
 
-/// Header fields a third party may write: offset, width in bytes, and
-/// whether it belongs to the ring (its indices).
+/// Header fields a third party may write: offset (docs/layout.md), width in
+/// bytes, and name.
 const FIELDS: &[(usize, usize, &str)] = &[
-    (8, 4, "version"),
+    (VERSION_AT, 4, "version"),
     (12, 4, "header_size"),
     (16, 8, "capacity"),
     (24, 8, "max_message"),
@@ -64,8 +63,8 @@ const FIELDS: &[(usize, usize, &str)] = &[
     (280, 8, "rx stalls"),
     (288, 8, "rx parks"),
     (296, 8, "rx wakes"),
-    (384, 4, "rx_waiting"),
-    (512, 4, "tx_waiting"),
+    (RX_WAITING_AT, 4, "rx_waiting"),
+    (TX_WAITING_AT, 4, "tx_waiting"),
     (640, 8, "tx_connects"),
     (648, 8, "rx_connects"),
     (656, 4, "tx_attached"),
@@ -187,15 +186,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Message number `seq` of `len` (at least 12) bytes: its number, its
-/// length, then filler derived from both.
-fn message(seq: u64, len: usize) -> Vec<u8> {
-    let mut m = seq.to_le_bytes().to_vec();
-    m.extend_from_slice(&(len as u32).to_le_bytes());
-    m.extend((12..len).map(|i| (seq as u8).wrapping_mul(7).wrapping_add(i as u8)));
-    m
-}
-
 /// One channel, its two handles, the third party, and what is known.
 struct World {
     tx: Sender,
@@ -241,12 +231,12 @@ impl World {
     fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match *op {
             Op::TrySend(len) => {
-                let msg = message(self.sent.len() as u64, len);
+                let msg = numbered_message_of_len(self.sent.len() as u64, len);
                 let r = self.tx.try_send(&msg);
                 self.after_send(r, msg)
             }
             Op::SendTimeout(len) => {
-                let msg = message(self.sent.len() as u64, len);
+                let msg = numbered_message_of_len(self.sent.len() as u64, len);
                 let r = self.tx.send_timeout(&msg, Duration::from_millis(2));
                 self.after_send(r, msg)
             }
@@ -270,7 +260,7 @@ impl World {
                 Ok(())
             }
             Op::SemId(v) => {
-                self.scribbler.write(32, 4, u64::from(v));
+                self.scribbler.write(SEMID_AT, 4, u64::from(v));
                 Ok(())
             }
             Op::Data(off, v) => {
@@ -279,7 +269,7 @@ impl World {
                 Ok(())
             }
             Op::Magic(v) => {
-                self.scribbler.write(0, 8, v);
+                self.scribbler.write(MAGIC_AT, 8, v);
                 Ok(())
             }
             Op::Unclose => {
@@ -291,7 +281,7 @@ impl World {
     }
 
     fn reserve(&mut self, len: usize, commit: bool) -> Result<(), TestCaseError> {
-        let msg = message(self.sent.len() as u64, len);
+        let msg = numbered_message_of_len(self.sent.len() as u64, len);
         let r = match self.tx.try_reserve(len) {
             Ok(mut grant) => {
                 grant.copy_from_slice(&msg);

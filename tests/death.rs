@@ -77,11 +77,6 @@ fn spawn(role: &str, chan: &Channel, count: u64) -> Peer {
     )
 }
 
-fn gettid() -> i32 {
-    // SAFETY: gettid(2) has no arguments and cannot fail.
-    unsafe { libc::gettid() }
-}
-
 /// Waits until thread `tid` of this process is parked on a semaphore.
 fn wait_parked_thread(tid: i32, what: &str) {
     let pid = std::process::id() as i32;
@@ -105,7 +100,7 @@ fn parked_receiver_drains_then_disconnects_when_sender_is_killed() {
         let seqs: Vec<u64> = (0..N)
             .map(|_| common::message_number(&rx.recv().expect("receive a committed message")))
             .collect();
-        about_to_park.send((gettid(), seqs)).unwrap();
+        about_to_park.send((common::gettid(), seqs)).unwrap();
         let end = rx.recv();
         let _ = done_tx.send((end, Instant::now()));
     });
@@ -201,7 +196,7 @@ fn killed_receiver_disconnects_parked_sender_and_next_receiver_gets_the_rest() {
     let (about_to_park, parking) = mpsc::channel();
     let (done_tx, done) = mpsc::channel();
     thread::spawn(move || {
-        about_to_park.send(gettid()).unwrap();
+        about_to_park.send(common::gettid()).unwrap();
         let end = tx.send(&msg(committed));
         let _ = done_tx.send((end, Instant::now()));
         // tx drops here: the sender leaves the channel.

@@ -3,10 +3,12 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use common::{Cleanup, Gate, GateReader, Peer, TempKey, numbered_message as msg};
+use common::{
+    AsNobody, Cleanup, Gate, GateReader, NOBODY, Peer, TempKey, monotonic_ns,
+    numbered_message as msg,
+};
 use shmchan::{Channel, Error, Key, Options, Role};
 
 const ID: &str = "SHMCHAN_LIFE_ID";
@@ -22,9 +24,6 @@ const SETTLE: Duration = Duration::from_secs(20);
 /// `SHM_DEST` from <linux/shm.h> (not in the libc crate): the segment is
 /// marked for removal at its last detach.
 const SHM_DEST: u16 = 0o1000;
-
-/// The uid and gid a root test drops to (nobody / nogroup).
-const NOBODY: u32 = 65534;
 
 #[test]
 fn peer() {
@@ -77,18 +76,6 @@ fn hold() {
             std::hint::spin_loop();
         }
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the host.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0);
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Creates a channel at KEY_PATH, sends COUNT messages with no receiver,
@@ -167,12 +154,10 @@ fn spawn_keyed(role: &str, key: &TempKey, extra: &[(&str, String)]) -> Peer {
     common::spawn_peer("peer", role, &env)
 }
 
-/// The `open_as_nobody` peer, started as uid and gid 65534 (std drops the
-/// supplementary groups too).
-fn spawn_as_nobody(env: &[(&str, String)]) -> Peer {
-    common::spawn_peer_with("peer", "open_as_nobody", env, |cmd| {
-        cmd.uid(NOBODY).gid(NOBODY);
-    })
+/// The `open_as_nobody` peer, started as uid and gid 65534 from `nobody`,
+/// a copy of this test binary.
+fn spawn_as_nobody(nobody: &AsNobody, env: &[(&str, String)]) -> Peer {
+    common::spawn_peer_by(nobody.command(), "peer", "open_as_nobody", env)
 }
 
 /// Reads the peer's "ids SHMID SEMID" line into a cleanup guard.
@@ -541,31 +526,31 @@ fn channel_is_created_with_mode_0600_by_default() {
 
 #[test]
 fn another_user_gets_permission_denied() {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !common::is_root() {
         eprintln!("another_user_gets_permission_denied: skipped, not root (cannot switch uid)");
         return;
     }
-    let key = TempKey::new();
+    let nobody = AsNobody::copy(std::env::current_exe().expect("current test binary"));
+    let key = TempKey::in_dir(nobody.dir()); // where nobody can find it
     let keyed = Channel::create(key.key, &Options::new().capacity(4096)).unwrap();
     let _keyed_guard = Cleanup::of(&keyed);
     let (private, _guard) = common::private_channel(4096);
     let env = [(ID, private.id().to_string())];
     let mut env = env.to_vec();
     env.push((KEY_PATH, key.path.to_str().unwrap().to_owned()));
-    let mut nobody = spawn_as_nobody(&env);
-    nobody.expect_line(&format!("euid {NOBODY}"));
-    nobody.expect_line("open_id PermissionDenied");
-    nobody.expect_line("open PermissionDenied");
-    nobody.join();
+    let mut peer = spawn_as_nobody(&nobody, &env);
+    peer.expect_line(&format!("euid {NOBODY}"));
+    peer.expect_line("open_id PermissionDenied");
+    peer.expect_line("open PermissionDenied");
+    peer.join();
 
     // The same user can open a channel made readable and writable for all:
     // the refusal above comes from the mode, not from the switch of uid.
     let open = Options::new().capacity(4096).mode(0o666);
     let shared = Channel::create(Key::PRIVATE, &open).unwrap();
     let _shared_guard = Cleanup::of(&shared);
-    let mut nobody = spawn_as_nobody(&[(ID, shared.id().to_string())]);
-    nobody.expect_line(&format!("euid {NOBODY}"));
-    nobody.expect_line("open_id ok");
-    nobody.join();
+    let mut peer = spawn_as_nobody(&nobody, &[(ID, shared.id().to_string())]);
+    peer.expect_line(&format!("euid {NOBODY}"));
+    peer.expect_line("open_id ok");
+    peer.join();
 }

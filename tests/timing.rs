@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{Peer, say, wait_for};
+use common::{Peer, gettid, monotonic_ns, numbered_message_of_len, say, wait_for};
 use shmchan::{Channel, Error};
 
 /// Env var that tells the peer which channel to open.
@@ -65,9 +65,7 @@ fn serial() -> MutexGuard<'static, ()> {
 #[test]
 fn peer() {
     common::peer_main(|role| {
-        // SAFETY: alarm(2) takes a plain integer; its default action ends
-        // this process if it is still running then.
-        unsafe { libc::alarm(PEER_ALARM_SECS) };
+        common::peer_watchdog(PEER_ALARM_SECS);
         let shmid = common::env(SHMID_ENV).parse().expect("shmid in the env");
         let chan = Channel::open_id(shmid).expect("peer opens the channel");
         match role {
@@ -92,7 +90,7 @@ fn blocked_receiver(chan: &Channel) {
     say("recv");
     let (cpu0, start) = (cpu_time(libc::RUSAGE_SELF), Instant::now());
     let got = rx.recv();
-    let woke = mono_ns();
+    let woke = monotonic_ns();
     let (wall, cpu) = (start.elapsed(), cpu_time(libc::RUSAGE_SELF) - cpu0);
     match got {
         Ok(msg) => say(format!(
@@ -150,7 +148,11 @@ fn idle_receiver(chan: &Channel) {
         if msg == b"after" {
             break;
         }
-        assert_eq!(msg, numbered(count), "message {count} out of order");
+        assert_eq!(
+            msg,
+            numbered_message_of_len(count, MSG_LEN),
+            "message {count} out of order"
+        );
         count += 1;
     }
     say(format!("received={count}"));
@@ -194,13 +196,6 @@ fn await_go(set: &libc::sigset_t) {
     assert_eq!((rc, sig), (0, GO), "sigwait");
 }
 
-/// The `n`th message that fills the ring: its number, then dots.
-fn numbered(n: usize) -> Vec<u8> {
-    let mut msg = vec![b'.'; MSG_LEN];
-    msg[..8].copy_from_slice(&(n as u64).to_le_bytes());
-    msg
-}
-
 /// An error as one whitespace-free word for a report line.
 fn token(e: &Error) -> String {
     format!("{e:?}").replace(char::is_whitespace, "_")
@@ -229,7 +224,7 @@ fn parked_receiver_costs_no_cpu_and_wakes_on_a_message() {
     let still_waiting = peer.child.try_wait().expect("peer status").is_none();
     assert!(still_waiting, "peer left recv on an empty channel");
 
-    let sent_ns = mono_ns();
+    let sent_ns = monotonic_ns();
     tx.send(b"wake-up").expect("send");
     let line = peer.next_line().expect("peer reports what it got");
     assert_eq!(field(&line, "got"), "wake-up", "peer said {line:?}");
@@ -294,7 +289,7 @@ fn try_send_is_full_and_send_timeout_keeps_time_with_an_idle_receiver() {
     let fits = chan.capacity() / (FRAME_HEADER + MSG_LEN);
     let mut sent = 0;
     let full = loop {
-        match tx.try_send(&numbered(sent)) {
+        match tx.try_send(&numbered_message_of_len(sent as u64, MSG_LEN)) {
             Ok(()) => sent += 1,
             Err(e) => break e,
         }
@@ -307,7 +302,7 @@ fn try_send_is_full_and_send_timeout_keeps_time_with_an_idle_receiver() {
     assert_eq!(sent, fits, "try_send said Full before the ring was full");
     for timeout in TIMEOUTS {
         assert_times_out("send_timeout", timeout, || {
-            tx.send_timeout(&numbered(sent), timeout)
+            tx.send_timeout(&numbered_message_of_len(sent as u64, MSG_LEN), timeout)
         });
     }
 
@@ -534,23 +529,6 @@ fn cpu_time(who: libc::c_int) -> Duration {
     assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
     let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     time(ru.ru_utime) + time(ru.ru_stime)
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for both processes.
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn gettid() -> i32 {
-    // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
 /// Sends `sig` to one thread of a process (our own child).

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Cleanup, Peer, env, peer_main, private_channel, say, spawn_peer};
+use common::{Cleanup, Peer, env, numbered_message, peer_main, private_channel, say, spawn_peer};
 use shmchan::{Channel, Error, Receiver};
 
 /// How long a sender floods the channel.
@@ -24,9 +24,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 fn peer() {
     peer_main(|role| {
         // A peer never outlives a stuck test by more than this.
-        // SAFETY: alarm(2) takes a plain integer; its default action ends
-        // this peer process.
-        unsafe { libc::alarm(60) };
+        common::peer_watchdog(60);
         let chan = Channel::open_id(env("SHMID").parse().expect("SHMID")).expect("open by id");
         let mut tx = chan.sender().expect("take the sender role");
         let sent = match role {
@@ -52,18 +50,12 @@ fn flood(mut send: impl FnMut(u64) -> shmchan::Result<()>) -> u64 {
     n
 }
 
-/// Message `n` of the numbered stream: the tutorial's "hello world", its
-/// number, and `n % 37` bangs, so that lengths (and with them every frame
-/// boundary and padding position in the ring) vary.
-fn numbered(n: u64) -> Vec<u8> {
-    let mut msg = format!("hello world {n}").into_bytes();
-    msg.resize(msg.len() + (n % 37) as usize, b'!');
-    msg
-}
-
-/// Even messages go through `send`, odd ones through `reserve`/`commit`.
+/// Sends message `n` of the numbered stream (`numbered_message`: its
+/// length varies, and with it every frame boundary and padding position in
+/// the ring). Even messages go through `send`, odd ones through
+/// `reserve`/`commit`.
 fn send_numbered(tx: &mut shmchan::Sender, n: u64) -> shmchan::Result<()> {
-    let msg = numbered(n);
+    let msg = numbered_message(n);
     if n % 2 == 0 {
         return tx.send(&msg);
     }
@@ -145,7 +137,7 @@ fn numbered_messages_arrive_whole_in_order_and_once() {
             Err(e) => panic!("recv failed after {received} messages: {e}"),
         };
         assert!(
-            msg == numbered(received),
+            msg == numbered_message(received),
             "message {received} is wrong: {:?}",
             String::from_utf8_lossy(&msg)
         );

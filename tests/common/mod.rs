@@ -3,10 +3,13 @@
 //! the role).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod layout;
 pub mod seccomp;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -26,15 +29,31 @@ pub struct TempKey {
 
 impl TempKey {
     pub fn new() -> TempKey {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "shmchan-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, b"").expect("create temp key file");
-        let key = Key::ftok(&path, b'T').expect("ftok on a fresh file");
-        TempKey { key, path }
+        TempKey::in_dir(&std::env::temp_dir())
+    }
+
+    /// A key file in `dir` (e.g. [`AsNobody::dir`], for a child run as
+    /// another user to find).
+    ///
+    /// ftok keeps only the low 16 bits of the inode, so a fresh file's key
+    /// may already hold another program's segment or set. Such files are
+    /// kept (so that the next one gets another inode) until one with a key
+    /// nothing uses is made, then removed.
+    pub fn in_dir(dir: &Path) -> TempKey {
+        let mut taken = Vec::new();
+        let found = loop {
+            let path = fresh_file(dir);
+            let key = Key::ftok(&path, b'T').expect("ftok on a fresh file");
+            if key_unused(key) {
+                break TempKey { key, path };
+            }
+            assert!(taken.len() < 1000, "no free ftok key in {}", dir.display());
+            taken.push(path);
+        };
+        for path in taken {
+            let _ = std::fs::remove_file(path); // ours, in a temporary dir
+        }
+        found
     }
 }
 
@@ -42,6 +61,32 @@ impl Drop for TempKey {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// A new empty file in `dir`.
+fn fresh_file(dir: &Path) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = dir.join(format!(
+        "shmchan-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, b"").expect("create temp key file");
+    path
+}
+
+/// Whether no segment and no semaphore set has `key` (one this process may
+/// not read counts as used).
+fn key_unused(key: Key) -> bool {
+    let absent =
+        |rc: i32| rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOENT);
+    // SAFETY: lookups only: size 0, no flags.
+    let shm = unsafe { libc::shmget(key.raw(), 0, 0) };
+    if !absent(shm) {
+        return false;
+    }
+    // SAFETY: a lookup only: no semaphores, no flags.
+    absent(unsafe { libc::semget(key.raw(), 0, 0) })
 }
 
 /// Removes a channel's segment and semaphore set when dropped, whatever
@@ -130,21 +175,16 @@ fn listed(file: &str, column: usize, id: i32) -> bool {
 /// Runs `role` in a new process: this test binary again, running only the
 /// test named `entry` (which must call [`peer_main`]), with `env` set.
 pub fn spawn_peer(entry: &str, role: &str, env: &[(&str, String)]) -> Peer {
-    spawn_peer_with(entry, role, env, |_| {})
+    let exe = std::env::current_exe().expect("current test binary");
+    spawn_peer_by(Command::new(exe), entry, role, env)
 }
 
-/// [`spawn_peer`], with `setup` applied to the command first (e.g. to start
-/// the peer as another user with `Command::uid`: a peer must not switch
-/// users itself, since libtest runs it on a second thread and glibc's
-/// set*id broadcast can race the runtime's exit).
-pub fn spawn_peer_with(
-    entry: &str,
-    role: &str,
-    env: &[(&str, String)],
-    setup: impl FnOnce(&mut Command),
-) -> Peer {
-    let exe = std::env::current_exe().expect("current test binary");
-    let mut cmd = Command::new(exe);
+/// [`spawn_peer`], run by `cmd`: a command for this test binary or a copy
+/// of it, set up beforehand (e.g. [`AsNobody::command`], to start the peer
+/// as another user: a peer must not switch users itself, since libtest runs
+/// it on a second thread and glibc's set*id broadcast can race the
+/// runtime's exit).
+pub fn spawn_peer_by(mut cmd: Command, entry: &str, role: &str, env: &[(&str, String)]) -> Peer {
     cmd.args([entry, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(PEER_ENV, role)
         .stdin(Stdio::null())
@@ -153,10 +193,111 @@ pub fn spawn_peer_with(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    setup(&mut cmd);
     let mut child = cmd.spawn().expect("spawn peer");
     let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     Peer { child, stdout }
+}
+
+// ---- Running a child as another user ----
+
+/// The uid and gid a root test runs a child as (nobody / nogroup).
+pub const NOBODY: u32 = 65534;
+
+/// Whether this process runs as root (and so may start a child as another
+/// user).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A copy of an executable that user nobody can run, in a fresh directory
+/// that nobody can enter; removed on drop, with all that is in it. The
+/// checkout, and the build in it, may lie where nobody cannot reach (a
+/// `mktemp -d` clone, root's 0700 home). A file the child must find (a key
+/// file for ftok) goes in [`AsNobody::dir`] too.
+pub struct AsNobody {
+    dir: PathBuf,
+    exe: PathBuf,
+}
+
+impl AsNobody {
+    /// Copies `exe` (mode 0755) into a new directory (mode 0755) under a
+    /// temporary directory that every user can reach.
+    pub fn copy(exe: impl AsRef<Path>) -> AsNobody {
+        let exe = exe.as_ref();
+        let dir = shared_dir();
+        let copy = dir.join(exe.file_name().expect("the executable's file name"));
+        let made = AsNobody { dir, exe: copy };
+        // cp, not std::fs::copy: this process never holds the copy open for
+        // writing, so no child that another test thread forks meanwhile can
+        // inherit that descriptor and make the exec fail with ETXTBSY.
+        let status = Command::new("cp")
+            .arg(exe)
+            .arg(&made.exe)
+            .status()
+            .expect("run cp");
+        assert!(status.success(), "cp {}: {status}", exe.display());
+        set_mode(&made.exe, 0o755);
+        made
+    }
+
+    /// The directory: every user may enter it and read what is in it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A command that runs the copy as uid and gid [`NOBODY`] (std drops
+    /// the supplementary groups too), in [`AsNobody::dir`].
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.uid(NOBODY).gid(NOBODY).current_dir(&self.dir);
+        cmd
+    }
+}
+
+impl Drop for AsNobody {
+    fn drop(&mut self) {
+        // A temporary directory left behind harms no test; nothing to do.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new directory, mode 0755, under the first temporary directory that
+/// every user may reach.
+fn shared_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let base = [std::env::temp_dir(), "/tmp".into(), "/var/tmp".into()]
+        .into_iter()
+        .find(|d| searchable_by_all(d))
+        .expect("a temporary directory that every user can reach");
+    loop {
+        let dir = base.join(format!(
+            "shmchan-nobody-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        match std::fs::DirBuilder::new().mode(0o755).create(&dir) {
+            Ok(()) => {
+                set_mode(&dir, 0o755); // whatever the umask
+                return dir;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("mkdir {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// Whether any user may search `dir` and every directory above it.
+fn searchable_by_all(dir: &Path) -> bool {
+    dir.is_absolute()
+        && dir.ancestors().all(|d| {
+            std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o001 != 0)
+        })
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
 }
 
 /// A peer process; killed on drop if still running.
@@ -260,7 +401,7 @@ pub fn proc_state(pid: i32) -> Option<char> {
     after.trim_start().chars().next()
 }
 
-// ---- Helpers for tests/death.rs and tests/lifecycle.rs ----
+// ---- In a peer, and watching one ----
 
 /// In a peer: ends the process with SIGALRM after `secs` seconds, whatever
 /// it is doing, so that a peer stuck on a library bug ends its output (the
@@ -269,6 +410,24 @@ pub fn proc_state(pid: i32) -> Option<char> {
 pub fn peer_watchdog(secs: u32) {
     // SAFETY: alarm(2) takes a plain integer and cannot fail.
     unsafe { libc::alarm(secs) };
+}
+
+/// The calling thread's id, as /proc/PID/task/TID names it.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid(2) has no arguments and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the host.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// In a peer: blocks for ever (until the parent kills it, or the watchdog).
@@ -395,8 +554,14 @@ impl GateReader {
 /// Message number `seq`: its 8 bytes little-endian, then `seq % 37` bytes
 /// of filler derived from it (lengths vary, so frames wrap and pad).
 pub fn numbered_message(seq: u64) -> Vec<u8> {
+    numbered_message_of_len(seq, 8 + (seq % 37) as usize)
+}
+
+/// Message number `seq`, `len` (at least 8) bytes long: its number, 8 bytes
+/// little-endian, then filler derived from it.
+pub fn numbered_message_of_len(seq: u64, len: usize) -> Vec<u8> {
     let mut msg = seq.to_le_bytes().to_vec();
-    msg.extend((0..seq % 37).map(|i| (seq as u8).wrapping_add(i as u8)));
+    msg.extend((0..len - 8).map(|i| (seq as u8).wrapping_add(i as u8)));
     msg
 }
 
