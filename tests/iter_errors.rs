@@ -11,9 +11,6 @@ use shmchan::{Channel, Error};
 
 const ENTRY: &str = "peer_entry";
 
-/// Offset of the sender block's `tail` in the header (docs/layout.md).
-const TAIL_OFFSET: usize = 128;
-
 #[test]
 fn peer_entry() {
     peer_main(|role| {
@@ -53,9 +50,10 @@ fn scribble_tail(shmid: i32) {
     let base = unsafe { libc::shmat(shmid, std::ptr::null(), 0) };
     assert_ne!(base as isize, -1, "shmat");
     // SAFETY: the segment is larger than a header, and the tail field is an
-    // 8-aligned u64 at TAIL_OFFSET; written atomically as the sender would.
+    // 8-aligned u64 at common::layout::TAIL_AT; written atomically as the sender would.
     unsafe {
-        let tail = &*(base.cast::<u8>().add(TAIL_OFFSET) as *const std::sync::atomic::AtomicU64);
+        let tail = &*(base.cast::<u8>().add(common::layout::TAIL_AT)
+            as *const std::sync::atomic::AtomicU64);
         tail.store(1 << 40, std::sync::atomic::Ordering::Release);
         libc::shmdt(base);
     }
