@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Compare shmchan's hot paths between two commits in one run, interleaved.
+#
+#   benchmarks/ab-commits.sh OLD NEW [ROUNDS] [-- extra args for the benchmark binary]
+#
+# Builds the peer-benchmark binary (benchmarks/, release profile) at each
+# commit, each in its own git worktree with its own CARGO_TARGET_DIR, then
+# runs ROUNDS [9] rounds of one shmchan run per commit, in ABBA order (OLD
+# first in odd rounds, NEW first in even ones) so that the machine's drift
+# cancels. Each run is
+#
+#   shmchan-peer-benchmarks --transports shmchan --rounds 1 \
+#       --mode throughput --sizes 8,64,65536 --seconds 0.5 [extra args]
+#
+# (later options override earlier ones, so the extra args can change the
+# mode, sizes, seconds, warmup, --pin, --capacity, --rt-sizes, transports;
+# not --rounds, which is ROUNDS). The figures are read from the binary's
+# per-round progress lines on stderr (full-precision msg/s; round-trip
+# medians in µs with two decimals), which every commit of benchmarks/
+# prints in the same format. Prints, per size: the median over rounds of
+# OLD's and of NEW's figure and the median, min and max of the ratio paired
+# by round: NEW/OLD for throughput (msg/s), OLD/NEW for round trips
+# (latency); either way above 1 means NEW is faster.
+#
+# Environment:
+#   AB_CACHE    build cache [/tmp/shmchan-ab]: <commit hash>/target is that
+#               commit's CARGO_TARGET_DIR, <hash>/shmchan-peer-benchmarks its
+#               binary, reused by later runs (with the same rustc); runs/
+#               keeps each comparison's raw figures, logs and table.
+#   AB_REBUILD  set to 1 to build even when a cached binary exists.
+#
+# The worktrees (under a temp dir) are removed at exit; the cache is kept.
+set -euo pipefail
+
+die() {
+    printf 'ab-commits: %s\n' "$*" >&2
+    exit 2
+}
+
+usage() {
+    die "usage: $0 OLD NEW [ROUNDS] [-- extra args for the benchmark binary] (see the comment at its top)"
+}
+
+# The command line as typed: a word quoted only when it needs it.
+cmdline=
+for w in "$0" "$@"; do
+    if [[ $w =~ ^[][A-Za-z0-9_./,:=+@%^~-]+$ ]]; then cmdline+=" $w"; else cmdline+=" ${w@Q}"; fi
+done
+cmdline=${cmdline# }
+
+[[ $# -ge 2 ]] || usage
+old_ref=$1
+new_ref=$2
+shift 2
+rounds=9
+if [[ $# -gt 0 && $1 != -- ]]; then
+    rounds=$1
+    shift
+fi
+if [[ $# -gt 0 ]]; then
+    [[ $1 == -- ]] || usage
+    shift
+fi
+extra=("$@")
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$rounds'"
+for a in "${extra[@]}"; do
+    [[ $a != --rounds* ]] || die "--rounds is set by the script (one per run); give ROUNDS instead"
+done
+
+repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+old=$(git -C "$repo" rev-parse --verify --quiet "$old_ref^{commit}") || die "not a commit: $old_ref"
+new=$(git -C "$repo" rev-parse --verify --quiet "$new_ref^{commit}") || die "not a commit: $new_ref"
+for c in "$old" "$new"; do
+    git -C "$repo" cat-file -e "$c:benchmarks/Cargo.toml" 2>/dev/null ||
+        die "commit ${c:0:10} has no benchmarks/Cargo.toml"
+done
+
+cache=${AB_CACHE:-/tmp/shmchan-ab}
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
+rustc_id=$(cd "$repo" && rustc -vV)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/shmchan-ab.XXXXXX")
+worktrees=()
+
+cleanup() {
+    local wt
+    for wt in "${worktrees[@]}"; do
+        git -C "$repo" worktree remove --force "$wt" >/dev/null 2>&1 || true
+    done
+    rm -rf "$tmp"
+    git -C "$repo" worktree prune >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# build LABEL HASH: make sure $cache/HASH/shmchan-peer-benchmarks exists.
+build() {
+    local label=$1 hash=$2
+    local dir=$cache/$hash
+    local bin=$dir/shmchan-peer-benchmarks wt=$tmp/$label
+    if [[ ${AB_REBUILD:-0} != 1 && -x $bin && -f $dir/rustc ]] &&
+        [[ $(<"$dir/rustc") == "$rustc_id" ]]; then
+        printf '%s %s: cached build %s\n' "$label" "${hash:0:10}" "$bin" >&2
+        return
+    fi
+    git -C "$repo" worktree add --detach --quiet "$wt" "$hash"
+    worktrees+=("$wt")
+    mkdir -p "$dir"
+    printf '%s %s: building in %s (target %s)\n' "$label" "${hash:0:10}" "$wt" "$dir/target" >&2
+    local start=$SECONDS
+    # From the worktree, so that a .cargo/config.toml of that commit applies.
+    (cd "$wt" && CARGO_TARGET_DIR=$dir/target cargo build --release --manifest-path "$wt/benchmarks/Cargo.toml")
+    cp "$dir/target/release/shmchan-peer-benchmarks" "$bin.tmp.$$"
+    mv -f "$bin.tmp.$$" "$bin"
+    printf '%s\n' "$rustc_id" >"$dir/rustc"
+    printf '%s %s: built in %d s\n' "$label" "${hash:0:10}" $((SECONDS - start)) >&2
+    git -C "$repo" worktree remove --force "$wt" >/dev/null 2>&1 || true
+}
+
+build OLD "$old"
+[[ $new == "$old" ]] || build NEW "$new"
+
+args=(--transports shmchan --rounds 1 --mode throughput --sizes "8,64,65536" --seconds 0.5 "${extra[@]}")
+runs=$cache/runs/$(date +%Y%m%d-%H%M%S)-${old:0:7}-${new:0:7}
+mkdir -p "$runs"
+raw=$runs/raw.tsv
+printf 'side\tround\tmode\tsize\ttransport\tvalue\n' >"$raw"
+load_start=$(uptime)
+
+# Picks the figures out of the binary's progress lines:
+#   throughput <size> B  round 1/1  <transport> <msg/s> msg/s <MB/s> MB/s
+#   round trip <size> B  round 1/1  <transport> median <us> us  p99 <us> us  (<n> samples)
+# and prints "side round mode size transport value" (value: msg/s, or ns).
+# shellcheck disable=SC2016 # an awk program
+parse='
+$1 == "throughput" && $3 == "B" && $4 == "round" && $8 == "msg/s" {
+    print side "\t" round "\tthroughput\t" $2 "\t" $6 "\t" $7
+}
+$1 == "round" && $2 == "trip" && $4 == "B" && $5 == "round" && $8 == "median" && $10 == "us" {
+    print side "\t" round "\troundtrip\t" $3 "\t" $7 "\t" sprintf("%.0f", $9 * 1000)
+}'
+
+# run SIDE ROUND: one run of SIDE's binary, its figures appended to $raw.
+run() {
+    local side=$1 round=$2 hash
+    if [[ $side == old ]]; then hash=$old; else hash=$new; fi
+    local log=$runs/r$round-$side
+    if ! SHMCHAN_REV=$hash "$cache/$hash/shmchan-peer-benchmarks" "${args[@]}" >"$log.out" 2>"$log.err"; then
+        tail -n 20 "$log.err" >&2
+        die "round $round, ${side^^} (${hash:0:10}) failed; log in $log.err"
+    fi
+    local got
+    got=$(awk -v side="$side" -v round="$round" "$parse" "$log.err")
+    [[ -n $got ]] || die "no figures in the output of round $round, ${side^^}: $log.err (format changed?)"
+    printf '%s\n' "$got" >>"$raw"
+    printf '%s\n' "$got" | awk -F'\t' -v n="$rounds" '{
+        v = $3 == "throughput" ? sprintf("%.0f msg/s", $6) : sprintf("%.2f us", $6 / 1000)
+        printf "round %d/%d  %-3s  %-10s %8s B  %-10s %s\n", $2, n, toupper($1), $3, $4, $5, v
+    }' >&2
+}
+
+for ((r = 1; r <= rounds; r++)); do
+    if ((r % 2)); then order=(old new); else order=(new old); fi
+    for side in "${order[@]}"; do
+        run "$side" "$r"
+    done
+done
+load_end=$(uptime)
+
+describe() {
+    local s
+    s=$(git -C "$repo" log -1 --format=%s "$1")
+    ((${#s} <= 90)) || s="${s:0:89}…"
+    printf '%s %s\n' "$(git -C "$repo" rev-parse --short "$1")" "$s"
+}
+
+{
+    echo "## shmchan A/B: OLD vs NEW, $rounds interleaved rounds (ABBA: OLD first in odd rounds)"
+    echo
+    echo "- OLD: $(describe "$old")"
+    echo "- NEW: $(describe "$new")"
+    echo "- command: \`$cmdline\`"
+    echo "- each run: \`shmchan-peer-benchmarks ${args[*]}\` (binaries in $cache/<hash>/)"
+    echo "- load at start: ${load_start#*load average: }; at end: ${load_end#*load average: }"
+    echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc --all) CPUs"
+    awk -F'\t' '
+    function median(a, n,    i, j, t) {
+        for (i = 2; i <= n; i++) {
+            t = a[i]
+            for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
+            a[j + 1] = t
+        }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function human(n) {
+        if (n >= 1048576 && n % 1048576 == 0) return (n / 1048576) " MiB"
+        if (n >= 1024 && n % 1024 == 0) return (n / 1024) " KiB"
+        return n " B"
+    }
+    function rate(x) {
+        if (x >= 1e6) return sprintf("%.2f M", x / 1e6)
+        if (x >= 1e3) return sprintf("%.1f k", x / 1e3)
+        return sprintf("%.0f", x)
+    }
+    function lat(ns) { return sprintf("%.2f µs", ns / 1000) }
+    NR == 1 { next }
+    {
+        key = $3 SUBSEP $4 SUBSEP $5
+        if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
+        v[$1, key, $2] = $6
+        if ($2 + 0 > maxr) maxr = $2 + 0
+    }
+    END {
+        split("throughput roundtrip", modes, " ")
+        for (m = 1; m <= 2; m++) {
+            mode = modes[m]
+            shown = 0
+            for (i = 1; i <= nk; i++) {
+                split(keys[i], p, SUBSEP)
+                if (p[1] != mode) continue
+                if (!shown) {
+                    shown = 1
+                    print ""
+                    if (mode == "throughput") {
+                        print "### Throughput: msg/s, median over rounds; NEW/OLD = median of the per-round ratio (above 1: NEW is faster)"
+                        print ""
+                        print "| size | transport | OLD msg/s | NEW msg/s | NEW/OLD | min | max | pairs |"
+                    } else {
+                        print "### Round trip: median round-trip latency (median over rounds of each run'"'"'s median, which the binary prints to 10 ns); OLD/NEW = median of the per-round ratio (above 1: NEW is faster)"
+                        print ""
+                        print "| size | transport | OLD | NEW | OLD/NEW | min | max | pairs |"
+                    }
+                    print "|---:|:---|---:|---:|---:|---:|---:|---:|"
+                }
+                no = nn = nr = 0
+                for (r = 1; r <= maxr; r++) {
+                    ho = ("old", keys[i], r) in v
+                    hn = ("new", keys[i], r) in v
+                    if (ho) o[++no] = v["old", keys[i], r]
+                    if (hn) w[++nn] = v["new", keys[i], r]
+                    if (ho && hn && v["old", keys[i], r] > 0 && v["new", keys[i], r] > 0) {
+                        x = mode == "throughput" ? v["new", keys[i], r] / v["old", keys[i], r] : v["old", keys[i], r] / v["new", keys[i], r]
+                        q[++nr] = x
+                        if (nr == 1 || x < lo) lo = x
+                        if (nr == 1 || x > hi) hi = x
+                    }
+                }
+                mo = no ? median(o, no) : -1
+                mn = nn ? median(w, nn) : -1
+                f_o = no ? (mode == "throughput" ? rate(mo) : lat(mo)) : "n/a"
+                f_n = nn ? (mode == "throughput" ? rate(mn) : lat(mn)) : "n/a"
+                if (nr) printf "| %s | %s | %s | %s | %.3fx | %.3fx | %.3fx | %d |\n", human(p[2]), p[3], f_o, f_n, median(q, nr), lo, hi, nr
+                else printf "| %s | %s | %s | %s | n/a | n/a | n/a | 0 |\n", human(p[2]), p[3], f_o, f_n
+            }
+        }
+    }' "$raw"
+    echo
+    echo "Raw figures (per side and round) and each run's output: $runs"
+} | tee "$runs/summary.md"
