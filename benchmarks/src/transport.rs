@@ -116,7 +116,9 @@ impl Kind {
 /// one anyway; the others get the same bytes, the pipe and the socket as
 /// far as the kernel allows).
 pub fn capacity_for(size: usize) -> usize {
-    (2 * (size + 64)).next_power_of_two().max(shmchan::DEFAULT_CAPACITY)
+    (2 * (size + 64))
+        .next_power_of_two()
+        .max(shmchan::DEFAULT_CAPACITY)
 }
 
 /// iceoryx2 queues samples, not bytes: a subscriber buffer of as many
@@ -164,7 +166,10 @@ impl RunDirs {
     pub fn to_env(&self) -> Vec<(String, String)> {
         vec![
             ("BENCH_IPMPSC_DIR".into(), self.ipmpsc.display().to_string()),
-            ("BENCH_ICEORYX2_ROOT".into(), self.iceoryx2_root.display().to_string()),
+            (
+                "BENCH_ICEORYX2_ROOT".into(),
+                self.iceoryx2_root.display().to_string(),
+            ),
             ("BENCH_ICEORYX2_PREFIX".into(), self.iceoryx2_prefix.clone()),
         ]
     }
@@ -308,10 +313,17 @@ impl Link {
         };
         match kind {
             Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => {
-                let opts = shmchan::Options::new().capacity(cap).membarrier(kind != Kind::ShmFence);
-                let chan = shmchan::Channel::create(shmchan::Key::PRIVATE, &opts).expect("shmchan create");
-                assert!(chan.max_message_len() >= size, "a {size}-byte message does not fit a {cap}-byte ring");
-                link.env.push((format!("{name}_SHMID"), chan.id().to_string()));
+                let opts = shmchan::Options::new()
+                    .capacity(cap)
+                    .membarrier(kind != Kind::ShmFence);
+                let chan =
+                    shmchan::Channel::create(shmchan::Key::PRIVATE, &opts).expect("shmchan create");
+                assert!(
+                    chan.max_message_len() >= size,
+                    "a {size}-byte message does not fit a {cap}-byte ring"
+                );
+                link.env
+                    .push((format!("{name}_SHMID"), chan.id().to_string()));
                 link.shm_ids = Some((chan.id(), chan.sem_id()));
                 link.shm = Some(chan);
             }
@@ -342,7 +354,9 @@ impl Link {
                         .enable_safe_overflow(false)
                         .subscriber_max_buffer_size(iceoryx2_buffer_for(size, cap, ice_buf)),
                     // iceoryx2's own latency benchmark setting.
-                    Use::PingPong => builder.enable_safe_overflow(true).subscriber_max_buffer_size(1),
+                    Use::PingPong => builder
+                        .enable_safe_overflow(true)
+                        .subscriber_max_buffer_size(1),
                 }
                 .create()
                 .expect("iceoryx2 service");
@@ -357,13 +371,23 @@ impl Link {
                 // As large as the kernel allows unprivileged (1 MiB here),
                 // so that big messages are not all context switches.
                 // SAFETY: F_SETPIPE_SZ on our pipe.
-                unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, cap.min(pipe_max()) as libc::c_int) };
+                unsafe {
+                    libc::fcntl(
+                        fds[1],
+                        libc::F_SETPIPE_SZ,
+                        cap.min(pipe_max()) as libc::c_int,
+                    )
+                };
                 link.env.push((format!("{name}_FD_RX"), fds[0].to_string()));
                 link.env.push((format!("{name}_FD_TX"), fds[1].to_string()));
                 link.fds = Some((fds[0], fds[1]));
             }
             Kind::Socket => {
-                let ty = if size <= SEQPACKET_MAX { libc::SOCK_SEQPACKET } else { libc::SOCK_STREAM };
+                let ty = if size <= SEQPACKET_MAX {
+                    libc::SOCK_SEQPACKET
+                } else {
+                    libc::SOCK_STREAM
+                };
                 let mut fds = [0; 2];
                 // SAFETY: fds has room for two descriptors. No SOCK_CLOEXEC:
                 // the child inherits them.
@@ -412,7 +436,10 @@ impl Link {
         match self.kind {
             Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_tx(self.shm.as_ref()),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
-            Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
+            Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(
+                &self.ice.as_ref().expect("service").factory,
+                self.size,
+            )),
             Kind::Pipe | Kind::PipeRaw | Kind::Socket => {
                 let (_, tx) = self.fds.take().expect("pipe or socket");
                 fd_tx(self.kind, self.size, tx)
@@ -425,9 +452,14 @@ impl Link {
 
     pub fn rx(&mut self) -> AnyRx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_rx(self.kind, self.shm.as_ref()),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => {
+                shm_rx(self.kind, self.shm.as_ref())
+            }
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
-            Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
+            Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(
+                &self.ice.as_ref().expect("service").factory,
+                self.size,
+            )),
             Kind::Pipe | Kind::PipeRaw | Kind::Socket => {
                 let (rx, _) = self.fds.take().expect("pipe or socket");
                 fd_rx(self.kind, self.size, rx)
@@ -461,7 +493,10 @@ impl Drop for Link {
             // sends and receives.
             // SAFETY: IPC_RMID on our queue; no buffer.
             if unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) } != 0 {
-                eprintln!("msgctl(IPC_RMID) on queue {id}: {}", std::io::Error::last_os_error());
+                eprintln!(
+                    "msgctl(IPC_RMID) on queue {id}: {}",
+                    std::io::Error::last_os_error()
+                );
             }
         }
     }
@@ -526,7 +561,10 @@ impl ChildLink {
         match self.kind {
             Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_tx(self.shm.as_ref()),
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc_tx(self.ipmpsc_path.as_ref().expect("path"))),
-            Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(&self.ice.as_ref().expect("service").factory, self.size)),
+            Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(
+                &self.ice.as_ref().expect("service").factory,
+                self.size,
+            )),
             Kind::Pipe | Kind::PipeRaw | Kind::Socket => {
                 let (rx, tx) = self.fds.take().expect("pipe or socket");
                 // SAFETY: the inherited other end, unused here.
@@ -534,7 +572,9 @@ impl ChildLink {
                 fd_tx(self.kind, self.size, tx)
             }
             Kind::Msgq => AnyTx::Msgq(MsgqTx::new(self.msq_id.expect("queue"), self.size)),
-            Kind::Crossbeam => AnyTx::Crossbeam(self.crossbeam_tx.take().expect("crossbeam sender")),
+            Kind::Crossbeam => {
+                AnyTx::Crossbeam(self.crossbeam_tx.take().expect("crossbeam sender"))
+            }
             Kind::Bare => AnyTx::Bare(BareTx::new(self.bare.take().expect("bare segment"))),
         }
     }
@@ -543,9 +583,14 @@ impl ChildLink {
     /// or socket pair.
     pub fn rx(&mut self) -> AnyRx {
         match self.kind {
-            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => shm_rx(self.kind, self.shm.as_ref()),
+            Kind::Shm | Kind::ShmZc | Kind::ShmFence | Kind::ShmEager => {
+                shm_rx(self.kind, self.shm.as_ref())
+            }
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc_rx(self.ipmpsc_path.as_ref().expect("path"))),
-            Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(&self.ice.as_ref().expect("service").factory, self.size)),
+            Kind::Iceoryx2 => AnyRx::Iceoryx2(ice_subscriber(
+                &self.ice.as_ref().expect("service").factory,
+                self.size,
+            )),
             Kind::Pipe | Kind::PipeRaw | Kind::Socket => {
                 let (rx, tx) = self.fds.take().expect("pipe or socket");
                 // SAFETY: the inherited other end, unused here.
@@ -553,7 +598,9 @@ impl ChildLink {
                 fd_rx(self.kind, self.size, rx)
             }
             Kind::Msgq => AnyRx::Msgq(MsgqRx::new(self.msq_id.expect("queue"), self.size)),
-            Kind::Crossbeam => AnyRx::Crossbeam(self.crossbeam_rx.take().expect("crossbeam receiver")),
+            Kind::Crossbeam => {
+                AnyRx::Crossbeam(self.crossbeam_rx.take().expect("crossbeam receiver"))
+            }
             Kind::Bare => AnyRx::Bare(BareRx::new(self.bare.take().expect("bare segment"))),
         }
     }
@@ -575,7 +622,10 @@ fn unique() -> u64 {
 
 /// A number from /proc/sys, or `default` if it cannot be read.
 fn sysctl(path: &str, default: usize) -> usize {
-    std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(default)
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 fn pipe_max() -> usize {
@@ -601,7 +651,12 @@ fn queue_bytes(id: i32, want: usize) {
     let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: IPC_STAT on our queue into a msqid_ds of ours.
     let r = unsafe { libc::msgctl(id, libc::IPC_STAT, &mut ds) };
-    assert_eq!(r, 0, "msgctl(IPC_STAT): {}", std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "msgctl(IPC_STAT): {}",
+        std::io::Error::last_os_error()
+    );
     for bytes in [want, want.min(msgmnb())] {
         ds.msg_qbytes = bytes as libc::msglen_t;
         // SAFETY: IPC_SET on our queue from the msqid_ds IPC_STAT filled.
@@ -612,7 +667,11 @@ fn queue_bytes(id: i32, want: usize) {
             return;
         }
         let e = std::io::Error::last_os_error();
-        assert_eq!(e.raw_os_error(), Some(libc::EPERM), "msgctl(IPC_SET, msg_qbytes = {bytes}): {e}");
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EPERM),
+            "msgctl(IPC_SET, msg_qbytes = {bytes}): {e}"
+        );
     }
     panic!("msgctl(IPC_SET): not allowed to set msg_qbytes, even to msgmnb");
 }
@@ -646,19 +705,31 @@ fn socket_buffers(fd: RawFd, cap: usize) {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
-        assert_eq!(r, 0, "setsockopt(SO_SNDBUF/SO_RCVBUF): {}", std::io::Error::last_os_error());
+        assert_eq!(
+            r,
+            0,
+            "setsockopt(SO_SNDBUF/SO_RCVBUF): {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
 fn ipmpsc_tx(path: &Path) -> ipmpsc::Sender {
-    ipmpsc::Sender::new(ipmpsc::SharedRingBuffer::open(path.to_str().expect("utf-8")).expect("ipmpsc open"))
+    ipmpsc::Sender::new(
+        ipmpsc::SharedRingBuffer::open(path.to_str().expect("utf-8")).expect("ipmpsc open"),
+    )
 }
 
 fn ipmpsc_rx(path: &Path) -> ipmpsc::Receiver {
-    ipmpsc::Receiver::new(ipmpsc::SharedRingBuffer::open(path.to_str().expect("utf-8")).expect("ipmpsc open"))
+    ipmpsc::Receiver::new(
+        ipmpsc::SharedRingBuffer::open(path.to_str().expect("utf-8")).expect("ipmpsc open"),
+    )
 }
 
-fn ice_publisher(f: &PortFactory<ipc::Service, [u8], ()>, size: usize) -> Publisher<ipc::Service, [u8], ()> {
+fn ice_publisher(
+    f: &PortFactory<ipc::Service, [u8], ()>,
+    size: usize,
+) -> Publisher<ipc::Service, [u8], ()> {
     f.publisher_builder()
         .initial_max_slice_len(size)
         .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
@@ -666,18 +737,28 @@ fn ice_publisher(f: &PortFactory<ipc::Service, [u8], ()>, size: usize) -> Publis
         .expect("iceoryx2 publisher")
 }
 
-fn ice_subscriber(f: &PortFactory<ipc::Service, [u8], ()>, _size: usize) -> Subscriber<ipc::Service, [u8], ()> {
-    f.subscriber_builder().create().expect("iceoryx2 subscriber")
+fn ice_subscriber(
+    f: &PortFactory<ipc::Service, [u8], ()>,
+    _size: usize,
+) -> Subscriber<ipc::Service, [u8], ()> {
+    f.subscriber_builder()
+        .create()
+        .expect("iceoryx2 subscriber")
 }
 
 /// The sending end of a pipe or socket pair (`fd`, open, ours from here).
 fn fd_tx(kind: Kind, size: usize, fd: RawFd) -> AnyTx {
     if kind == Kind::Socket && size <= SEQPACKET_MAX {
         // SAFETY: our open fd; the OwnedFd owns it from here.
-        AnyTx::Packet(PacketTx { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        AnyTx::Packet(PacketTx {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     } else {
         // SAFETY: our open fd; the File owns it from here.
-        AnyTx::Framed(FramedTx { file: unsafe { File::from_raw_fd(fd) }, scratch: Vec::new() })
+        AnyTx::Framed(FramedTx {
+            file: unsafe { File::from_raw_fd(fd) },
+            scratch: Vec::new(),
+        })
     }
 }
 
@@ -685,13 +766,19 @@ fn fd_tx(kind: Kind, size: usize, fd: RawFd) -> AnyTx {
 fn fd_rx(kind: Kind, size: usize, fd: RawFd) -> AnyRx {
     if kind == Kind::Socket && size <= SEQPACKET_MAX {
         // SAFETY: our open fd; the OwnedFd owns it from here.
-        AnyRx::Packet(PacketRx { fd: unsafe { OwnedFd::from_raw_fd(fd) }, buf: vec![0; size + 1] })
+        AnyRx::Packet(PacketRx {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            buf: vec![0; size + 1],
+        })
     } else {
         // SAFETY: our open fd; the File owns it from here.
         let file = unsafe { File::from_raw_fd(fd) };
         // No buffer: every read goes to the pipe.
         let buffer = if kind == Kind::PipeRaw { 0 } else { 1 << 16 };
-        AnyRx::Framed(FramedRx { reader: BufReader::with_capacity(buffer, file), buf: Vec::new() })
+        AnyRx::Framed(FramedRx {
+            reader: BufReader::with_capacity(buffer, file),
+            buf: Vec::new(),
+        })
     }
 }
 
@@ -877,9 +964,12 @@ impl Source for FramedTx {
     fn send(&mut self, msg: &[u8]) {
         // One write of prefix + payload.
         self.scratch.clear();
-        self.scratch.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+        self.scratch
+            .extend_from_slice(&(msg.len() as u32).to_le_bytes());
         self.scratch.extend_from_slice(msg);
-        self.file.write_all(&self.scratch).expect("pipe/socket write");
+        self.file
+            .write_all(&self.scratch)
+            .expect("pipe/socket write");
     }
 }
 
@@ -890,7 +980,9 @@ impl Sink for FramedRx {
         self.reader.read_exact(&mut len).expect("pipe/socket read");
         let n = u32::from_le_bytes(len) as usize;
         self.buf.resize(n, 0);
-        self.reader.read_exact(&mut self.buf[..n]).expect("pipe/socket read");
+        self.reader
+            .read_exact(&mut self.buf[..n])
+            .expect("pipe/socket read");
         f(&self.buf[..n])
     }
 }
@@ -928,7 +1020,14 @@ impl Sink for PacketRx {
     fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
         let n = loop {
             // SAFETY: buf is writable for buf.len() bytes; our socket.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr().cast(), self.buf.len(), 0) };
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    0,
+                )
+            };
             if n >= 0 {
                 break n as usize;
             }
@@ -987,13 +1086,20 @@ pub struct MsgqRx {
 
 impl MsgqTx {
     fn new(id: i32, size: usize) -> MsgqTx {
-        MsgqTx { id, buf: msgbuf(size) }
+        MsgqTx {
+            id,
+            buf: msgbuf(size),
+        }
     }
 }
 
 impl MsgqRx {
     fn new(id: i32, size: usize) -> MsgqRx {
-        MsgqRx { id, size, buf: msgbuf(size) }
+        MsgqRx {
+            id,
+            size,
+            buf: msgbuf(size),
+        }
     }
 }
 
@@ -1016,7 +1122,8 @@ impl Sink for MsgqRx {
         let n = loop {
             // SAFETY: buf holds the type and then room for size bytes, the
             // most msgrcv writes.
-            let n = unsafe { libc::msgrcv(self.id, self.buf.as_mut_ptr().cast(), self.size, MTYPE, 0) };
+            let n =
+                unsafe { libc::msgrcv(self.id, self.buf.as_mut_ptr().cast(), self.size, MTYPE, 0) };
             if n >= 0 {
                 break n as usize;
             }
