@@ -134,7 +134,7 @@ impl BareRx {
     }
 }
 
-impl crate::transport::Source for BareTx {
+impl crate::shared::Source for BareTx {
     #[inline]
     fn send(&mut self, msg: &[u8]) {
         let frame = 8 + (msg.len() as u64).next_multiple_of(8);
@@ -160,7 +160,7 @@ impl crate::transport::Source for BareTx {
     }
 }
 
-impl crate::transport::Sink for BareRx {
+impl crate::shared::Sink for BareRx {
     #[inline]
     fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
         loop {

@@ -16,6 +16,10 @@
 //! See README.md for what each mode measures.
 
 mod bare;
+/// The transports the criterion benches run too: one file, so that a
+/// transport is the same work in both harnesses.
+#[path = "../../benches/support/transport.rs"]
+mod shared;
 mod transport;
 
 use std::io::{BufRead, BufReader, Write};
@@ -26,7 +30,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use transport::{AnyRx, AnyTx, ChildLink, Kind, Link, RunDirs, Sink, Source, Use, touch};
+use shared::{Rx, Sink, Source, Tx, touch};
+use transport::{AnyRx, AnyTx, Kind, Link, RunDirs, Use};
 
 /// Env var naming a child's job (`sink`, `echo`).
 const ROLE_ENV: &str = "SHMCHAN_PEER_BENCH_ROLE";
@@ -61,8 +66,7 @@ struct Args {
 impl Args {
     /// The ring bytes of a link for messages of `size`.
     fn ring(&self, size: usize) -> usize {
-        self.capacity
-            .unwrap_or_else(|| transport::capacity_for(size))
+        self.capacity.unwrap_or_else(|| shared::capacity_for(size))
     }
 }
 
@@ -151,8 +155,8 @@ fn parse_args() -> Args {
             .max()
             .copied()
             .unwrap_or(0);
-        if cap < largest + 64 {
-            let need = largest + 64;
+        if cap < largest + shared::FRAMING {
+            let need = largest + shared::FRAMING;
             die(&format!(
                 "--capacity {cap} cannot hold a {largest}-byte message and its framing \
                  ({need} bytes)"
@@ -293,10 +297,10 @@ static SYSV_IDS: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
 static MSQ_IDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 fn remember(link: &Link) {
-    if let Some(ids) = link.shm_ids {
+    if let Some(ids) = link.shm_ids() {
         SYSV_IDS.lock().unwrap().push(ids);
     }
-    if let Some(id) = link.msq_id {
+    if let Some(id) = link.msq_id() {
         MSQ_IDS.lock().unwrap().push(id);
     }
 }
@@ -355,6 +359,22 @@ fn pin_to(cpu: usize) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `$body` with `$r` and `$t` bound to the ends inside a shared
+/// transport's `Rx` and `Tx` of one kind: one monomorphised loop per end
+/// type, as the other transports get.
+macro_rules! shared_pair {
+    ($rx:expr, $tx:expr, |$r:ident, $t:ident| $body:expr) => {
+        match ($rx, $tx) {
+            (Rx::ShmCopy(mut $r), Tx::ShmCopy(mut $t)) => $body,
+            (Rx::ShmZc(mut $r), Tx::ShmZc(mut $t)) => $body,
+            (Rx::Framed(mut $r), Tx::Framed(mut $t)) => $body,
+            (Rx::Packet(mut $r), Tx::Packet(mut $t)) => $body,
+            (Rx::Msgq(mut $r), Tx::Msgq(mut $t)) => $body,
+            _ => unreachable!("links of one kind"),
+        }
+    };
 }
 
 // ---------------------------------------------------------------------------
@@ -458,19 +478,16 @@ fn child_main(role: &str) {
     let mut out = std::io::stdout().lock();
     match role {
         "sink" => {
-            let mut a = ChildLink::from_env("A", &dirs);
-            let kind = a.kind;
+            let mut a = Link::from_env("A", &dirs);
             let rx = a.rx();
             let (n, bytes, ns, sum) = match rx {
-                AnyRx::Shm(mut r) if kind == Kind::ShmZc => {
-                    sink(&mut transport::ShmZcRx(&mut r), &mut out)
-                }
-                AnyRx::Shm(mut r) => sink(&mut transport::ShmCopyRx(&mut r, Vec::new()), &mut out),
+                AnyRx::Shared(Rx::ShmCopy(mut r)) => sink(&mut r, &mut out),
+                AnyRx::Shared(Rx::ShmZc(mut r)) => sink(&mut r, &mut out),
+                AnyRx::Shared(Rx::Framed(mut r)) => sink(&mut r, &mut out),
+                AnyRx::Shared(Rx::Packet(mut r)) => sink(&mut r, &mut out),
+                AnyRx::Shared(Rx::Msgq(mut r)) => sink(&mut r, &mut out),
                 AnyRx::Ipmpsc(mut r) => sink(&mut r, &mut out),
                 AnyRx::Iceoryx2(mut r) => sink(&mut r, &mut out),
-                AnyRx::Framed(mut r) => sink(&mut r, &mut out),
-                AnyRx::Packet(mut r) => sink(&mut r, &mut out),
-                AnyRx::Msgq(mut r) => sink(&mut r, &mut out),
                 AnyRx::Bare(mut r) => sink(&mut r, &mut out),
                 AnyRx::Crossbeam(mut r) => {
                     // In-process: a second thread of this process sends,
@@ -495,29 +512,17 @@ fn child_main(role: &str) {
             writeln!(out, "{n} {bytes} {ns} {sum}")
                 .and_then(|()| out.flush())
                 .expect("answer");
-            a.close();
         }
         "echo" => {
-            let mut a = ChildLink::from_env("A", &dirs);
-            let mut b = ChildLink::from_env("B", &dirs);
-            let kind = a.kind;
+            let mut a = Link::from_env("A", &dirs);
+            let mut b = Link::from_env("B", &dirs);
             let (rx, tx) = (a.rx(), b.tx());
             match (rx, tx) {
-                (AnyRx::Shm(mut r), AnyTx::Shm(mut t)) if kind == Kind::ShmZc => echo(
-                    &mut transport::ShmZcRx(&mut r),
-                    &mut transport::ShmZcTx(&mut t),
-                    &mut out,
-                ),
-                (AnyRx::Shm(mut r), AnyTx::Shm(mut t)) => echo(
-                    &mut transport::ShmCopyRx(&mut r, Vec::new()),
-                    &mut transport::ShmCopyTx(&mut t),
-                    &mut out,
-                ),
+                (AnyRx::Shared(rx), AnyTx::Shared(tx)) => {
+                    shared_pair!(rx, tx, |r, t| echo(&mut r, &mut t, &mut out))
+                }
                 (AnyRx::Ipmpsc(mut r), AnyTx::Ipmpsc(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Iceoryx2(mut r), AnyTx::Iceoryx2(mut t)) => echo(&mut r, &mut t, &mut out),
-                (AnyRx::Framed(mut r), AnyTx::Framed(mut t)) => echo(&mut r, &mut t, &mut out),
-                (AnyRx::Packet(mut r), AnyTx::Packet(mut t)) => echo(&mut r, &mut t, &mut out),
-                (AnyRx::Msgq(mut r), AnyTx::Msgq(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Bare(mut r), AnyTx::Bare(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Crossbeam(mut r), AnyTx::Crossbeam(mut t)) => {
                     // In-process: a second thread of this process pings, as
@@ -539,8 +544,6 @@ fn child_main(role: &str) {
                 }
                 _ => unreachable!("links of one kind"),
             }
-            a.close();
-            b.close();
         }
         other => die(&format!("unknown role {other}")),
     }
@@ -686,20 +689,13 @@ fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Rat
         Duration::from_secs_f64(args.seconds),
     );
     let sent = match tx {
-        AnyTx::Shm(mut t) if kind == Kind::ShmZc => {
-            Some(stream(&mut transport::ShmZcTx(&mut t), size, warm, measure))
-        }
-        AnyTx::Shm(mut t) => Some(stream(
-            &mut transport::ShmCopyTx(&mut t),
-            size,
-            warm,
-            measure,
-        )),
+        AnyTx::Shared(Tx::ShmCopy(mut t)) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Shared(Tx::ShmZc(mut t)) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Shared(Tx::Framed(mut t)) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Shared(Tx::Packet(mut t)) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Shared(Tx::Msgq(mut t)) => Some(stream(&mut t, size, warm, measure)),
         AnyTx::Ipmpsc(mut t) => Some(stream(&mut t, size, warm, measure)),
         AnyTx::Iceoryx2(mut t) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Framed(mut t) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Packet(mut t) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Msgq(mut t) => Some(stream(&mut t, size, warm, measure)),
         AnyTx::Bare(mut t) => Some(stream(&mut t, size, warm, measure)),
         // In-process: the child streams to itself and checks the count.
         AnyTx::InChild => None,
@@ -872,7 +868,7 @@ fn print_limits(args: &Args, sizes: &[usize]) {
             );
         }
     }
-    if let Some(bytes) = transport::queue_capped() {
+    if let Some(bytes) = shared::queue_capped() {
         println!();
         println!(
             "msgq: queues held at most kernel.msgmnb = {bytes} B, not the ring bytes: raising \
@@ -1004,33 +1000,13 @@ fn roundtrip_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Trip
         Duration::from_secs_f64(args.seconds),
     );
     let trip = match (tx, rx) {
-        (AnyTx::Shm(mut t), AnyRx::Shm(mut r)) if kind == Kind::ShmZc => Trip::of(ping(
-            &mut transport::ShmZcTx(&mut t),
-            &mut transport::ShmZcRx(&mut r),
-            size,
-            warm,
-            measure,
-        )),
-        (AnyTx::Shm(mut t), AnyRx::Shm(mut r)) => Trip::of(ping(
-            &mut transport::ShmCopyTx(&mut t),
-            &mut transport::ShmCopyRx(&mut r, Vec::new()),
-            size,
-            warm,
-            measure,
-        )),
+        (AnyTx::Shared(tx), AnyRx::Shared(rx)) => Trip::of(shared_pair!(rx, tx, |r, t| ping(
+            &mut t, &mut r, size, warm, measure
+        ))),
         (AnyTx::Ipmpsc(mut t), AnyRx::Ipmpsc(mut r)) => {
             Trip::of(ping(&mut t, &mut r, size, warm, measure))
         }
         (AnyTx::Iceoryx2(mut t), AnyRx::Iceoryx2(mut r)) => {
-            Trip::of(ping(&mut t, &mut r, size, warm, measure))
-        }
-        (AnyTx::Framed(mut t), AnyRx::Framed(mut r)) => {
-            Trip::of(ping(&mut t, &mut r, size, warm, measure))
-        }
-        (AnyTx::Packet(mut t), AnyRx::Packet(mut r)) => {
-            Trip::of(ping(&mut t, &mut r, size, warm, measure))
-        }
-        (AnyTx::Msgq(mut t), AnyRx::Msgq(mut r)) => {
             Trip::of(ping(&mut t, &mut r, size, warm, measure))
         }
         (AnyTx::Bare(mut t), AnyRx::Bare(mut r)) => {
@@ -1211,7 +1187,10 @@ fn print_header(args: &Args) {
     );
     match args.capacity {
         Some(cap) => println!("- ring bytes: {cap} for every size (--capacity)"),
-        None => println!("- ring bytes: max(4 MiB, next power of two of 2 x (size + 64))"),
+        None => println!(
+            "- ring bytes: max(4 MiB, next power of two of 2 x (size + {}))",
+            shared::FRAMING
+        ),
     }
 }
 
