@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, measurement::WallTime};
-use support::{Kind, Link, Peer, monotonic_ns, percentiles, spin_until};
+use support::{Kind, Link, Peer, Source, monotonic_ns, percentiles, spin_until};
 
 const INTERVAL: Duration = Duration::from_micros(100);
 

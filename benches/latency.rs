@@ -5,10 +5,11 @@
 
 mod support;
 
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkGroup, measurement::WallTime};
-use support::{Kind, Link, Peer, percentiles};
+use support::{Kind, Link, Peer, Sink, Source, percentiles, touch};
 
 const KINDS: [Kind; 5] = [
     Kind::Shm,
@@ -49,7 +50,6 @@ fn bench_round_trip(
     back.close_peer_end(false);
     let (mut tx, mut rx) = (there.tx(), back.rx());
     let msg = vec![0x5au8; size];
-    let mut buf = Vec::with_capacity(size);
     let mut samples = Vec::new();
     group.bench_function(kind.name(), |b| {
         b.iter_custom(|iters| {
@@ -58,7 +58,7 @@ fn bench_round_trip(
             for _ in 0..iters {
                 let start = Instant::now();
                 tx.send(&msg);
-                rx.recv(&mut buf);
+                rx.recv_with(|m| black_box(touch(m)));
                 let rtt = start.elapsed();
                 samples.push(rtt);
                 total += rtt;

@@ -11,7 +11,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{BenchmarkGroup, Throughput, measurement::WallTime};
-use support::{Kind, Link, Peer};
+use support::transport::{capacity_for, crossbeam_bound_for};
+use support::{Kind, Link, Peer, Sink, Source, touch};
 
 const SIZES: [(usize, &str); 5] = [
     (8, "8B"),
@@ -68,15 +69,16 @@ fn bench_process(group: &mut BenchmarkGroup<'_, WallTime>, kind: Kind, size: usi
 }
 
 /// The in-process reference: `Vec<u8>` messages (allocation included)
-/// between two threads.
+/// between two threads, bounded as `benchmarks/` bounds it.
 fn bench_crossbeam(group: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(1024);
+    let bound = crossbeam_bound_for(size, capacity_for(size));
+    let (mut tx, mut rx) = crossbeam_channel::bounded::<Vec<u8>>(bound);
     let (ctl, ctl_rx) = crossbeam_channel::bounded::<u64>(1);
     let (ack_tx, ack) = crossbeam_channel::bounded::<()>(1);
     let sink = std::thread::spawn(move || {
         for n in ctl_rx {
             for _ in 0..n {
-                black_box(rx.recv().expect("message"));
+                black_box(rx.recv_with(touch));
             }
             ack_tx.send(()).expect("ack");
         }
@@ -87,7 +89,7 @@ fn bench_crossbeam(group: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
             ctl.send(iters).expect("control");
             let start = Instant::now();
             for _ in 0..iters {
-                tx.send(msg.to_vec()).expect("send");
+                Source::send(&mut tx, &msg);
             }
             ack.recv().expect("ack");
             start.elapsed()

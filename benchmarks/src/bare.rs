@@ -32,14 +32,26 @@ impl BareSeg {
     /// A new private segment of `cap` data bytes (a power of two), attached
     /// and already marked for removal; returns it and its id for the child.
     pub fn create(cap: usize) -> (BareSeg, i32) {
-        assert!(cap.is_power_of_two() && cap >= 64, "bare ring: {cap} is not a power of two");
+        assert!(
+            cap.is_power_of_two() && cap >= 64,
+            "bare ring: {cap} is not a power of two"
+        );
         // SAFETY: no pointers: a new private segment, ours alone.
         let id = unsafe { libc::shmget(libc::IPC_PRIVATE, DATA + cap, libc::IPC_CREAT | 0o600) };
-        assert!(id >= 0, "bare ring: shmget: {}", std::io::Error::last_os_error());
+        assert!(
+            id >= 0,
+            "bare ring: shmget: {}",
+            std::io::Error::last_os_error()
+        );
         let seg = BareSeg::attach(id, cap);
         // SAFETY: IPC_RMID on our own segment; no buffer.
         let r = unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
-        assert_eq!(r, 0, "bare ring: shmctl(IPC_RMID): {}", std::io::Error::last_os_error());
+        assert_eq!(
+            r,
+            0,
+            "bare ring: shmctl(IPC_RMID): {}",
+            std::io::Error::last_os_error()
+        );
         (seg, id)
     }
 
@@ -47,8 +59,15 @@ impl BareSeg {
     pub fn attach(id: i32, cap: usize) -> BareSeg {
         // SAFETY: the kernel picks the address; a failure is (void*)-1.
         let p = unsafe { libc::shmat(id, std::ptr::null(), 0) };
-        assert!(p as isize != -1, "bare ring: shmat({id}): {}", std::io::Error::last_os_error());
-        BareSeg { base: p.cast(), cap: cap as u64 }
+        assert!(
+            p as isize != -1,
+            "bare ring: shmat({id}): {}",
+            std::io::Error::last_os_error()
+        );
+        BareSeg {
+            base: p.cast(),
+            cap: cap as u64,
+        }
     }
 
     fn index(&self, at: usize) -> &AtomicU64 {
@@ -88,7 +107,11 @@ pub struct BareRx {
 
 impl BareTx {
     pub fn new(seg: BareSeg) -> BareTx {
-        BareTx { seg, tail: 0, head_cache: 0 }
+        BareTx {
+            seg,
+            tail: 0,
+            head_cache: 0,
+        }
     }
 
     fn wait_room(&mut self, need: u64) {
@@ -103,11 +126,15 @@ impl BareTx {
 
 impl BareRx {
     pub fn new(seg: BareSeg) -> BareRx {
-        BareRx { seg, head: 0, tail_cache: 0 }
+        BareRx {
+            seg,
+            head: 0,
+            tail_cache: 0,
+        }
     }
 }
 
-impl crate::transport::Source for BareTx {
+impl crate::shared::Source for BareTx {
     #[inline]
     fn send(&mut self, msg: &[u8]) {
         let frame = 8 + (msg.len() as u64).next_multiple_of(8);
@@ -133,7 +160,7 @@ impl crate::transport::Source for BareTx {
     }
 }
 
-impl crate::transport::Sink for BareRx {
+impl crate::shared::Sink for BareRx {
     #[inline]
     fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
         loop {

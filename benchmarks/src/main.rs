@@ -16,6 +16,10 @@
 //! See README.md for what each mode measures.
 
 mod bare;
+/// The transports the criterion benches run too: one file, so that a
+/// transport is the same work in both harnesses.
+#[path = "../../benches/support/transport.rs"]
+mod shared;
 mod transport;
 
 use std::io::{BufRead, BufReader, Write};
@@ -26,7 +30,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use transport::{AnyRx, AnyTx, ChildLink, Kind, Link, RunDirs, Sink, Source, Use, touch};
+use shared::{Rx, Sink, Source, Tx, touch};
+use transport::{AnyRx, AnyTx, Kind, Link, RunDirs, Use};
 
 /// Env var naming a child's job (`sink`, `echo`).
 const ROLE_ENV: &str = "SHMCHAN_PEER_BENCH_ROLE";
@@ -61,13 +66,14 @@ struct Args {
 impl Args {
     /// The ring bytes of a link for messages of `size`.
     fn ring(&self, size: usize) -> usize {
-        self.capacity.unwrap_or_else(|| transport::capacity_for(size))
+        self.capacity.unwrap_or_else(|| shared::capacity_for(size))
     }
 }
 
 const USAGE: &str = "usage: shmchan-peer-benchmarks [--mode throughput|roundtrip|all] \
 [--sizes 8,64,1024,65536,1048576] [--rt-sizes 8,64] [--rounds 5] [--seconds 1] \
-[--warmup 0.2] [--pin] [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam,bare] \
+[--warmup 0.2] [--pin] \
+[--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam,bare] \
 [--iceoryx2-buffer N] [--capacity BYTES]";
 
 fn parse_args() -> Args {
@@ -79,7 +85,10 @@ fn parse_args() -> Args {
         seconds: 1.0,
         warmup: 0.2,
         pin: false,
-        kinds: transport::ALL.into_iter().filter(|&k| !matches!(k, Kind::ShmFence | Kind::ShmEager | Kind::PipeRaw)).collect(),
+        kinds: transport::ALL
+            .into_iter()
+            .filter(|&k| !matches!(k, Kind::ShmFence | Kind::ShmEager | Kind::PipeRaw))
+            .collect(),
         iceoryx2_buffer: None,
         capacity: None,
     };
@@ -87,7 +96,11 @@ fn parse_args() -> Args {
     let list = |v: Option<String>| -> Vec<usize> {
         v.expect(USAGE)
             .split(',')
-            .map(|s| s.trim().parse().unwrap_or_else(|_| die(&format!("bad size {s:?}"))))
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .unwrap_or_else(|_| die(&format!("bad size {s:?}")))
+            })
             .collect()
     };
     while let Some(arg) = it.next() {
@@ -102,20 +115,21 @@ fn parse_args() -> Args {
             }
             "--sizes" => a.sizes = list(it.next()),
             "--rt-sizes" => a.rt_sizes = list(it.next()),
-            "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| die(USAGE)),
-            "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| die(USAGE)),
-            "--warmup" => a.warmup = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| die(USAGE)),
-            "--iceoryx2-buffer" => {
-                a.iceoryx2_buffer = Some(it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| die(USAGE)))
-            }
-            "--capacity" => a.capacity = Some(it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| die(USAGE))),
+            "--rounds" => a.rounds = value(&mut it),
+            "--seconds" => a.seconds = value(&mut it),
+            "--warmup" => a.warmup = value(&mut it),
+            "--iceoryx2-buffer" => a.iceoryx2_buffer = Some(value(&mut it)),
+            "--capacity" => a.capacity = Some(value(&mut it)),
             "--pin" => a.pin = true,
             "--transports" => {
                 a.kinds = it
                     .next()
                     .expect(USAGE)
                     .split(',')
-                    .map(|s| Kind::parse(s.trim()).unwrap_or_else(|| die(&format!("unknown transport {s:?}"))))
+                    .map(|s| {
+                        Kind::parse(s.trim())
+                            .unwrap_or_else(|| die(&format!("unknown transport {s:?}")))
+                    })
                     .collect()
             }
             "-h" | "--help" => {
@@ -125,16 +139,38 @@ fn parse_args() -> Args {
             other => die(&format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if a.rounds == 0 || a.seconds <= 0.0 || a.kinds.is_empty() || a.sizes.contains(&0) || a.rt_sizes.contains(&0) {
+    if a.rounds == 0
+        || a.seconds <= 0.0
+        || a.kinds.is_empty()
+        || a.sizes.contains(&0)
+        || a.rt_sizes.contains(&0)
+    {
         die(USAGE);
     }
     if let Some(cap) = a.capacity {
-        let largest = a.sizes.iter().chain(&a.rt_sizes).max().copied().unwrap_or(0);
-        if cap < largest + 64 {
-            die(&format!("--capacity {cap} cannot hold a {largest}-byte message and its framing ({} bytes)", largest + 64));
+        let largest = a
+            .sizes
+            .iter()
+            .chain(&a.rt_sizes)
+            .max()
+            .copied()
+            .unwrap_or(0);
+        if cap < largest + shared::FRAMING {
+            let need = largest + shared::FRAMING;
+            die(&format!(
+                "--capacity {cap} cannot hold a {largest}-byte message and its framing \
+                 ({need} bytes)"
+            ));
         }
     }
     a
+}
+
+/// The next argument as a `T`; else the usage, and exit.
+fn value<T: std::str::FromStr>(it: &mut impl Iterator<Item = String>) -> T {
+    it.next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| die(USAGE))
 }
 
 fn die(msg: &str) -> ! {
@@ -173,7 +209,10 @@ fn main() {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&args, &dirs)));
     let leftovers = cleanup();
     if outcome.is_err() {
-        eprintln!("the run failed; removed what it had made ({} leftovers: {leftovers:?})", leftovers.len());
+        eprintln!(
+            "the run failed; removed what it had made ({} leftovers: {leftovers:?})",
+            leftovers.len()
+        );
         std::process::exit(101);
     }
     println!();
@@ -181,8 +220,9 @@ fn main() {
     println!();
     if leftovers.is_empty() {
         println!(
-            "Cleanup: nothing of this run is left (shmchan segments and semaphore sets, message queues, \
-             ipmpsc files, iceoryx2 files; iceoryx2's persistent global management segment removed by prefix)."
+            "Cleanup: nothing of this run is left (shmchan segments and semaphore sets, \
+             message queues, ipmpsc files, iceoryx2 files; iceoryx2's persistent global \
+             management segment removed by prefix)."
         );
     } else {
         println!("Cleanup: had to remove leftovers: {}", leftovers.join(", "));
@@ -235,7 +275,10 @@ fn watch_termination_signals() {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         let left = cleanup();
-        eprintln!("signal {sig}: stopped; removed what the run had made ({} leftovers: {left:?})", left.len());
+        eprintln!(
+            "signal {sig}: stopped; removed what the run had made ({} leftovers: {left:?})",
+            left.len()
+        );
         std::process::exit(130);
     });
 }
@@ -254,10 +297,10 @@ static SYSV_IDS: Mutex<Vec<(i32, i32)>> = Mutex::new(Vec::new());
 static MSQ_IDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 fn remember(link: &Link) {
-    if let Some(ids) = link.shm_ids {
+    if let Some(ids) = link.shm_ids() {
         SYSV_IDS.lock().unwrap().push(ids);
     }
-    if let Some(id) = link.msq_id {
+    if let Some(id) = link.msq_id() {
         MSQ_IDS.lock().unwrap().push(id);
     }
 }
@@ -318,6 +361,22 @@ fn pin_to(cpu: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Runs `$body` with `$r` and `$t` bound to the ends inside a shared
+/// transport's `Rx` and `Tx` of one kind: one monomorphised loop per end
+/// type, as the other transports get.
+macro_rules! shared_pair {
+    ($rx:expr, $tx:expr, |$r:ident, $t:ident| $body:expr) => {
+        match ($rx, $tx) {
+            (Rx::ShmCopy(mut $r), Tx::ShmCopy(mut $t)) => $body,
+            (Rx::ShmZc(mut $r), Tx::ShmZc(mut $t)) => $body,
+            (Rx::Framed(mut $r), Tx::Framed(mut $t)) => $body,
+            (Rx::Packet(mut $r), Tx::Packet(mut $t)) => $body,
+            (Rx::Msgq(mut $r), Tx::Msgq(mut $t)) => $body,
+            _ => unreachable!("links of one kind"),
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------
 // Child processes
 
@@ -334,7 +393,10 @@ struct Peer {
 impl Peer {
     fn spawn(role: &str, links: &[&Link], args: &Args, dirs: &RunDirs, limit: Duration) -> Peer {
         let mut cmd = Command::new(std::env::current_exe().expect("own executable"));
-        cmd.env(ROLE_ENV, role).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.env(ROLE_ENV, role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         cmd.envs(dirs.to_env());
         for link in links {
             cmd.envs(link.env.iter().map(|(k, v)| (k, v)));
@@ -358,11 +420,20 @@ impl Peer {
                 // SAFETY: signalling our own child.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
                 let left = cleanup();
-                eprintln!("removed what the run had made ({} leftovers: {left:?})", left.len());
+                eprintln!(
+                    "removed what the run had made ({} leftovers: {left:?})",
+                    left.len()
+                );
                 std::process::exit(3);
             }
         });
-        Peer { child, _ctl: ctl, out, watchdog: Some(tx), exited: false }
+        Peer {
+            child,
+            _ctl: ctl,
+            out,
+            watchdog: Some(tx),
+            exited: false,
+        }
     }
 
     fn line(&mut self) -> String {
@@ -407,61 +478,64 @@ fn child_main(role: &str) {
     let mut out = std::io::stdout().lock();
     match role {
         "sink" => {
-            let mut a = ChildLink::from_env("A", &dirs);
-            let kind = a.kind;
+            let mut a = Link::from_env("A", &dirs);
             let rx = a.rx();
             let (n, bytes, ns, sum) = match rx {
-                AnyRx::Shm(mut r) if kind == Kind::ShmZc => sink(&mut transport::ShmZcRx(&mut r), &mut out),
-                AnyRx::Shm(mut r) => sink(&mut transport::ShmCopyRx(&mut r, Vec::new()), &mut out),
+                AnyRx::Shared(Rx::ShmCopy(mut r)) => sink(&mut r, &mut out),
+                AnyRx::Shared(Rx::ShmZc(mut r)) => sink(&mut r, &mut out),
+                AnyRx::Shared(Rx::Framed(mut r)) => sink(&mut r, &mut out),
+                AnyRx::Shared(Rx::Packet(mut r)) => sink(&mut r, &mut out),
+                AnyRx::Shared(Rx::Msgq(mut r)) => sink(&mut r, &mut out),
                 AnyRx::Ipmpsc(mut r) => sink(&mut r, &mut out),
                 AnyRx::Iceoryx2(mut r) => sink(&mut r, &mut out),
-                AnyRx::Framed(mut r) => sink(&mut r, &mut out),
-                AnyRx::Packet(mut r) => sink(&mut r, &mut out),
-                AnyRx::Msgq(mut r) => sink(&mut r, &mut out),
                 AnyRx::Bare(mut r) => sink(&mut r, &mut out),
                 AnyRx::Crossbeam(mut r) => {
                     // In-process: a second thread of this process sends,
                     // as the parent does for the others.
-                    let AnyTx::Crossbeam(mut t) = a.tx() else { unreachable!("both ends here") };
+                    let AnyTx::Crossbeam(mut t) = a.tx() else {
+                        unreachable!("both ends here")
+                    };
                     let size = a.size;
-                    let sender = parent_thread(move |warm, measure| stream(&mut t, size, warm, measure));
+                    let sender =
+                        parent_thread(move |warm, measure| stream(&mut t, size, warm, measure));
                     let counted = sink(&mut r, &mut out);
                     let sent = sender.join().expect("sending thread");
-                    assert_eq!(counted.0, sent, "crossbeam: the receiver counted {}, the sender sent {sent}", counted.0);
+                    assert_eq!(
+                        counted.0, sent,
+                        "crossbeam: the receiver counted {}, the sender sent {sent}",
+                        counted.0
+                    );
                     counted
                 }
                 AnyRx::InChild => unreachable!("the parent's end"),
             };
-            writeln!(out, "{n} {bytes} {ns} {sum}").and_then(|()| out.flush()).expect("answer");
-            a.close();
+            writeln!(out, "{n} {bytes} {ns} {sum}")
+                .and_then(|()| out.flush())
+                .expect("answer");
         }
         "echo" => {
-            let mut a = ChildLink::from_env("A", &dirs);
-            let mut b = ChildLink::from_env("B", &dirs);
-            let kind = a.kind;
+            let mut a = Link::from_env("A", &dirs);
+            let mut b = Link::from_env("B", &dirs);
             let (rx, tx) = (a.rx(), b.tx());
             match (rx, tx) {
-                (AnyRx::Shm(mut r), AnyTx::Shm(mut t)) if kind == Kind::ShmZc => {
-                    echo(&mut transport::ShmZcRx(&mut r), &mut transport::ShmZcTx(&mut t), &mut out)
-                }
-                (AnyRx::Shm(mut r), AnyTx::Shm(mut t)) => {
-                    echo(&mut transport::ShmCopyRx(&mut r, Vec::new()), &mut transport::ShmCopyTx(&mut t), &mut out)
+                (AnyRx::Shared(rx), AnyTx::Shared(tx)) => {
+                    shared_pair!(rx, tx, |r, t| echo(&mut r, &mut t, &mut out))
                 }
                 (AnyRx::Ipmpsc(mut r), AnyTx::Ipmpsc(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Iceoryx2(mut r), AnyTx::Iceoryx2(mut t)) => echo(&mut r, &mut t, &mut out),
-                (AnyRx::Framed(mut r), AnyTx::Framed(mut t)) => echo(&mut r, &mut t, &mut out),
-                (AnyRx::Packet(mut r), AnyTx::Packet(mut t)) => echo(&mut r, &mut t, &mut out),
-                (AnyRx::Msgq(mut r), AnyTx::Msgq(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Bare(mut r), AnyTx::Bare(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Crossbeam(mut r), AnyTx::Crossbeam(mut t)) => {
                     // In-process: a second thread of this process pings, as
                     // the parent does for the others, and this process
                     // reports the round.
-                    let (AnyTx::Crossbeam(mut pt), AnyRx::Crossbeam(mut pr)) = (a.tx(), b.rx()) else {
+                    let (AnyTx::Crossbeam(mut pt), AnyRx::Crossbeam(mut pr)) = (a.tx(), b.rx())
+                    else {
                         unreachable!("both ends here")
                     };
                     let size = a.size;
-                    let pinger = parent_thread(move |warm, measure| ping(&mut pt, &mut pr, size, warm, measure));
+                    let pinger = parent_thread(move |warm, measure| {
+                        ping(&mut pt, &mut pr, size, warm, measure)
+                    });
                     echo(&mut r, &mut t, &mut out);
                     let trip = Trip::of(pinger.join().expect("pinging thread"));
                     writeln!(out, "{} {} {}", trip.median, trip.p99, trip.samples)
@@ -470,8 +544,6 @@ fn child_main(role: &str) {
                 }
                 _ => unreachable!("links of one kind"),
             }
-            a.close();
-            b.close();
         }
         other => die(&format!("unknown role {other}")),
     }
@@ -480,16 +552,26 @@ fn child_main(role: &str) {
 /// Runs the parent's part of an in-process round (sending, pinging) on a
 /// second thread of the child, with the parent's times and, with `--pin`,
 /// on the parent's CPU.
-fn parent_thread<T: Send + 'static>(part: impl FnOnce(Duration, Duration) -> T + Send + 'static) -> JoinHandle<T> {
+fn parent_thread<T: Send + 'static>(
+    part: impl FnOnce(Duration, Duration) -> T + Send + 'static,
+) -> JoinHandle<T> {
     let times = std::env::var(TIMES_ENV).expect("times");
-    let secs: Vec<f64> = times.split_whitespace().map(|v| v.parse().expect("seconds")).collect();
-    let [warm, measure] = secs[..] else { panic!("bad times {times:?}") };
+    let secs: Vec<f64> = times
+        .split_whitespace()
+        .map(|v| v.parse().expect("seconds"))
+        .collect();
+    let [warm, measure] = secs[..] else {
+        panic!("bad times {times:?}")
+    };
     let pin = std::env::var(PIN_ENV).is_ok();
     std::thread::spawn(move || {
         if pin {
             pin_to(0).expect("sched_setaffinity in the child's second thread");
         }
-        part(Duration::from_secs_f64(warm), Duration::from_secs_f64(measure))
+        part(
+            Duration::from_secs_f64(warm),
+            Duration::from_secs_f64(measure),
+        )
     })
 }
 
@@ -497,7 +579,9 @@ fn parent_thread<T: Send + 'static>(part: impl FnOnce(Duration, Duration) -> T +
 /// message between the two empty markers; returns (messages, bytes, ns
 /// between the markers, checksum).
 fn sink<K: Sink>(rx: &mut K, out: &mut impl Write) -> (u64, u64, u64, u64) {
-    writeln!(out, "ready").and_then(|()| out.flush()).expect("ready");
+    writeln!(out, "ready")
+        .and_then(|()| out.flush())
+        .expect("ready");
     let mut started: Option<Instant> = None;
     let (mut n, mut bytes, mut sum) = (0u64, 0u64, 0u64);
     loop {
@@ -521,7 +605,9 @@ fn sink<K: Sink>(rx: &mut K, out: &mut impl Write) -> (u64, u64, u64, u64) {
 /// The echoing child of a round-trip round: sends every message back as
 /// received, until an empty one (echoed too).
 fn echo<K: Sink, S: Source>(rx: &mut K, tx: &mut S, out: &mut impl Write) {
-    writeln!(out, "ready").and_then(|()| out.flush()).expect("ready");
+    writeln!(out, "ready")
+        .and_then(|()| out.flush())
+        .expect("ready");
     loop {
         let last = rx.recv_with(|m| {
             tx.send(m);
@@ -575,27 +661,41 @@ fn run_throughput(args: &Args, dirs: &RunDirs) -> Throughput {
 /// Says (once per size) that a transport does not run at a size.
 fn skipped(what: &str, kind: Kind, size: usize, round: usize) {
     if let (0, Some((max, limit))) = (round, kind.max_size()) {
-        eprintln!("{what} {size:>8} B  {:<11} n/a: above {limit} ({max} B)", kind.name());
+        eprintln!(
+            "{what} {size:>8} B  {:<11} n/a: above {limit} ({max} B)",
+            kind.name()
+        );
     }
 }
 
 fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Rate {
-    let mut link = Link::new(kind, size, args.ring(size), "A", dirs, Use::Stream, args.iceoryx2_buffer);
+    let mut link = Link::new(
+        kind,
+        size,
+        args.ring(size),
+        "A",
+        dirs,
+        Use::Stream,
+        args.iceoryx2_buffer,
+    );
     remember(&link);
     let limit = Duration::from_secs_f64(args.warmup + args.seconds) * 3 + Duration::from_secs(30);
     let mut peer = Peer::spawn("sink", &[&link], args, dirs, limit);
     link.close_child_end(true);
     let tx = link.tx();
     peer.expect_ready();
-    let (warm, measure) = (Duration::from_secs_f64(args.warmup), Duration::from_secs_f64(args.seconds));
+    let (warm, measure) = (
+        Duration::from_secs_f64(args.warmup),
+        Duration::from_secs_f64(args.seconds),
+    );
     let sent = match tx {
-        AnyTx::Shm(mut t) if kind == Kind::ShmZc => Some(stream(&mut transport::ShmZcTx(&mut t), size, warm, measure)),
-        AnyTx::Shm(mut t) => Some(stream(&mut transport::ShmCopyTx(&mut t), size, warm, measure)),
+        AnyTx::Shared(Tx::ShmCopy(mut t)) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Shared(Tx::ShmZc(mut t)) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Shared(Tx::Framed(mut t)) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Shared(Tx::Packet(mut t)) => Some(stream(&mut t, size, warm, measure)),
+        AnyTx::Shared(Tx::Msgq(mut t)) => Some(stream(&mut t, size, warm, measure)),
         AnyTx::Ipmpsc(mut t) => Some(stream(&mut t, size, warm, measure)),
         AnyTx::Iceoryx2(mut t) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Framed(mut t) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Packet(mut t) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Msgq(mut t) => Some(stream(&mut t, size, warm, measure)),
         AnyTx::Bare(mut t) => Some(stream(&mut t, size, warm, measure)),
         // In-process: the child streams to itself and checks the count.
         AnyTx::InChild => None,
@@ -604,14 +704,27 @@ fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Rat
     let answer = peer.line();
     peer.finish();
     drop(link);
-    let f: Vec<u64> = answer.split_whitespace().map(|v| v.parse().expect("number")).collect();
-    let [n, bytes, ns, _sum] = f[..] else { panic!("bad answer {answer:?}") };
+    let f: Vec<u64> = answer
+        .split_whitespace()
+        .map(|v| v.parse().expect("number"))
+        .collect();
+    let [n, bytes, ns, _sum] = f[..] else {
+        panic!("bad answer {answer:?}")
+    };
     if let Some(sent) = sent {
-        assert_eq!(n, sent, "{}: the receiver counted {n} messages, the sender sent {sent}", kind.name());
+        assert_eq!(
+            n,
+            sent,
+            "{}: the receiver counted {n} messages, the sender sent {sent}",
+            kind.name()
+        );
     }
     assert_eq!(bytes, n * size as u64);
     let secs = ns as f64 / 1e9;
-    Rate { msgs: n as f64 / secs, bytes: bytes as f64 / secs }
+    Rate {
+        msgs: n as f64 / secs,
+        bytes: bytes as f64 / secs,
+    }
 }
 
 /// The sending parent of a throughput round: streams for `warm`, sends the
@@ -647,14 +760,22 @@ fn burst<S: Source>(tx: &mut S, msg: &[u8], batch: u64, d: Duration) -> u64 {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn print_throughput(args: &Args, res: &Throughput) {
     println!();
     println!(
         "### Throughput ({}; {} interleaved rounds of {} s per transport and size; medians)",
-        if args.pin { "pinned: sender CPU 0, receiver CPU 1" } else { "unpinned" },
+        if args.pin {
+            "pinned: sender CPU 0, receiver CPU 1"
+        } else {
+            "unpinned"
+        },
         args.rounds,
         args.seconds
     );
@@ -665,7 +786,11 @@ fn print_throughput(args: &Args, res: &Throughput) {
         for (ki, &kind) in args.kinds.iter().enumerate() {
             let rates = &res[si][ki];
             if rates.is_empty() {
-                let size = if ki == 0 { human_size(size) } else { String::new() };
+                let size = if ki == 0 {
+                    human_size(size)
+                } else {
+                    String::new()
+                };
                 println!("| {size} | {} | n/a | n/a | n/a |", kind.name());
                 continue;
             }
@@ -675,7 +800,11 @@ fn print_throughput(args: &Args, res: &Throughput) {
             let hi = m.iter().cloned().fold(0.0, f64::max);
             println!(
                 "| {} | {} | {} | {:.0} | {}..{} |",
-                if ki == 0 { human_size(size) } else { String::new() },
+                if ki == 0 {
+                    human_size(size)
+                } else {
+                    String::new()
+                },
                 kind.name(),
                 si_count(median(&mut m)),
                 median(&mut b) / 1e6,
@@ -692,7 +821,10 @@ fn print_throughput(args: &Args, res: &Throughput) {
     println!();
     println!("Ratios (msg/s, median over rounds of the ratio within each round):");
     println!();
-    let head: Vec<String> = pairs.iter().map(|&(a, b)| format!("{}/{}", a.name(), b.name())).collect();
+    let head: Vec<String> = pairs
+        .iter()
+        .map(|&(a, b)| format!("{}/{}", a.name(), b.name()))
+        .collect();
     println!("| size | {} |", head.join(" | "));
     println!("|---:|{}", "---:|".repeat(pairs.len()));
     for (si, &size) in args.sizes.iter().enumerate() {
@@ -700,8 +832,11 @@ fn print_throughput(args: &Args, res: &Throughput) {
             .iter()
             .map(|&(a, b)| {
                 let (ia, ib) = (index(args, a), index(args, b));
-                let mut r: Vec<f64> =
-                    res[si][ia].iter().zip(&res[si][ib]).map(|(x, y)| x.msgs / y.msgs).collect();
+                let mut r: Vec<f64> = res[si][ia]
+                    .iter()
+                    .zip(&res[si][ib])
+                    .map(|(x, y)| x.msgs / y.msgs)
+                    .collect();
                 ratio_cell(&mut r)
             })
             .collect();
@@ -712,7 +847,11 @@ fn print_throughput(args: &Args, res: &Throughput) {
 /// A ratio's table cell: the median, or "n/a" where a transport did not
 /// run at that size.
 fn ratio_cell(r: &mut [f64]) -> String {
-    if r.is_empty() { "n/a".into() } else { format!("{:.2}x", median(r)) }
+    if r.is_empty() {
+        "n/a".into()
+    } else {
+        format!("{:.2}x", median(r))
+    }
 }
 
 /// After a table: why some of its cells are "n/a", and where a transport
@@ -723,20 +862,26 @@ fn print_limits(args: &Args, sizes: &[usize]) {
             && sizes.iter().any(|&s| s > max)
         {
             println!();
-            println!("n/a: {} carries messages up to {limit} = {max} B; larger sizes were not run.", kind.name());
+            println!(
+                "n/a: {} carries messages up to {limit} = {max} B; larger sizes were not run.",
+                kind.name()
+            );
         }
     }
-    if let Some(bytes) = transport::queue_capped() {
+    if let Some(bytes) = shared::queue_capped() {
         println!();
         println!(
-            "msgq: queues held at most kernel.msgmnb = {bytes} B, not the ring bytes: raising msg_qbytes above \
-             msgmnb takes CAP_SYS_RESOURCE, which this run lacked."
+            "msgq: queues held at most kernel.msgmnb = {bytes} B, not the ring bytes: raising \
+             msg_qbytes above msgmnb takes CAP_SYS_RESOURCE, which this run lacked."
         );
     }
 }
 
 fn index(args: &Args, k: Kind) -> usize {
-    args.kinds.iter().position(|&x| x == k).expect("kind in run")
+    args.kinds
+        .iter()
+        .position(|&x| x == k)
+        .expect("kind in run")
 }
 
 /// (numerator, denominator) of the ratios printed, each when both ran:
@@ -785,14 +930,27 @@ impl Trip {
     fn of(mut samples: Vec<u32>) -> Trip {
         samples.sort_unstable();
         let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64;
-        Trip { median: at(0.5), p99: at(0.99), samples: samples.len() }
+        Trip {
+            median: at(0.5),
+            p99: at(0.99),
+            samples: samples.len(),
+        }
     }
 
     /// A child's report of an in-process round: "median p99 samples".
     fn parse(line: &str) -> Trip {
-        let f: Vec<f64> = line.split_whitespace().map(|v| v.parse().expect("number")).collect();
-        let [median, p99, samples] = f[..] else { panic!("bad answer {line:?}") };
-        Trip { median, p99, samples: samples as usize }
+        let f: Vec<f64> = line
+            .split_whitespace()
+            .map(|v| v.parse().expect("number"))
+            .collect();
+        let [median, p99, samples] = f[..] else {
+            panic!("bad answer {line:?}")
+        };
+        Trip {
+            median,
+            p99,
+            samples: samples as usize,
+        }
     }
 }
 
@@ -809,7 +967,8 @@ fn run_roundtrip(args: &Args, dirs: &RunDirs) -> RoundTrips {
                 }
                 let t = roundtrip_round(args, dirs, kind, size);
                 eprintln!(
-                    "round trip {:>8} B  round {}/{}  {:<11} median {:>9.2} us  p99 {:>9.2} us  ({} samples)",
+                    "round trip {:>8} B  round {}/{}  {:<11} median {:>9.2} us  \
+                     p99 {:>9.2} us  ({} samples)",
                     size,
                     round + 1,
                     args.rounds,
@@ -836,24 +995,23 @@ fn roundtrip_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Trip
     b.close_child_end(false);
     let (tx, rx) = (a.tx(), b.rx());
     peer.expect_ready();
-    let (warm, measure) = (Duration::from_secs_f64(args.warmup), Duration::from_secs_f64(args.seconds));
+    let (warm, measure) = (
+        Duration::from_secs_f64(args.warmup),
+        Duration::from_secs_f64(args.seconds),
+    );
     let trip = match (tx, rx) {
-        (AnyTx::Shm(mut t), AnyRx::Shm(mut r)) if kind == Kind::ShmZc => {
-            Trip::of(ping(&mut transport::ShmZcTx(&mut t), &mut transport::ShmZcRx(&mut r), size, warm, measure))
+        (AnyTx::Shared(tx), AnyRx::Shared(rx)) => Trip::of(shared_pair!(rx, tx, |r, t| ping(
+            &mut t, &mut r, size, warm, measure
+        ))),
+        (AnyTx::Ipmpsc(mut t), AnyRx::Ipmpsc(mut r)) => {
+            Trip::of(ping(&mut t, &mut r, size, warm, measure))
         }
-        (AnyTx::Shm(mut t), AnyRx::Shm(mut r)) => Trip::of(ping(
-            &mut transport::ShmCopyTx(&mut t),
-            &mut transport::ShmCopyRx(&mut r, Vec::new()),
-            size,
-            warm,
-            measure,
-        )),
-        (AnyTx::Ipmpsc(mut t), AnyRx::Ipmpsc(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
-        (AnyTx::Iceoryx2(mut t), AnyRx::Iceoryx2(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
-        (AnyTx::Framed(mut t), AnyRx::Framed(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
-        (AnyTx::Packet(mut t), AnyRx::Packet(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
-        (AnyTx::Msgq(mut t), AnyRx::Msgq(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
-        (AnyTx::Bare(mut t), AnyRx::Bare(mut r)) => Trip::of(ping(&mut t, &mut r, size, warm, measure)),
+        (AnyTx::Iceoryx2(mut t), AnyRx::Iceoryx2(mut r)) => {
+            Trip::of(ping(&mut t, &mut r, size, warm, measure))
+        }
+        (AnyTx::Bare(mut t), AnyRx::Bare(mut r)) => {
+            Trip::of(ping(&mut t, &mut r, size, warm, measure))
+        }
         // In-process: the child pings itself and reports the round.
         (AnyTx::InChild, AnyRx::InChild) => Trip::parse(&peer.line()),
         _ => unreachable!("links of one kind"),
@@ -865,7 +1023,13 @@ fn roundtrip_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Trip
 
 /// The pinging parent: one message out, its echo back, timed one by one
 /// (two clock reads per round trip are included in each figure).
-fn ping<S: Source, K: Sink>(tx: &mut S, rx: &mut K, size: usize, warm: Duration, measure: Duration) -> Vec<u32> {
+fn ping<S: Source, K: Sink>(
+    tx: &mut S,
+    rx: &mut K,
+    size: usize,
+    warm: Duration,
+    measure: Duration,
+) -> Vec<u32> {
     let msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
     let end = Instant::now() + warm;
     while Instant::now() < end {
@@ -896,8 +1060,13 @@ fn ping<S: Source, K: Sink>(tx: &mut S, rx: &mut K, size: usize, warm: Duration,
 fn print_roundtrip(args: &Args, res: &RoundTrips) {
     println!();
     println!(
-        "### Round trip ({}; ping-pong, {} interleaved rounds of {} s; medians over rounds of each round's median and p99)",
-        if args.pin { "pinned: pinger CPU 0, echoer CPU 1" } else { "unpinned" },
+        "### Round trip ({}; ping-pong, {} interleaved rounds of {} s; \
+         medians over rounds of each round's median and p99)",
+        if args.pin {
+            "pinned: pinger CPU 0, echoer CPU 1"
+        } else {
+            "unpinned"
+        },
         args.rounds,
         args.seconds
     );
@@ -908,7 +1077,11 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
         for (ki, &kind) in args.kinds.iter().enumerate() {
             let t = &res[si][ki];
             if t.is_empty() {
-                let size = if ki == 0 { human_size(size) } else { String::new() };
+                let size = if ki == 0 {
+                    human_size(size)
+                } else {
+                    String::new()
+                };
                 println!("| {size} | {} | n/a | n/a | n/a |", kind.name());
                 continue;
             }
@@ -917,7 +1090,11 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
             let mut n: Vec<f64> = t.iter().map(|x| x.samples as f64).collect();
             println!(
                 "| {} | {} | {} | {} | {} |",
-                if ki == 0 { human_size(size) } else { String::new() },
+                if ki == 0 {
+                    human_size(size)
+                } else {
+                    String::new()
+                },
                 kind.name(),
                 human_ns(median(&mut m)),
                 human_ns(median(&mut p)),
@@ -932,10 +1109,14 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
     }
     println!();
     println!(
-        "Ratios of median round trips (x/y: above 1 means y, shmchan or shmchan-zc, is faster; median over rounds):"
+        "Ratios of median round trips (x/y: above 1 means y, shmchan or shmchan-zc, is faster; \
+         median over rounds):"
     );
     println!();
-    let head: Vec<String> = pairs.iter().map(|&(a, b)| format!("{}/{}", b.name(), a.name())).collect();
+    let head: Vec<String> = pairs
+        .iter()
+        .map(|&(a, b)| format!("{}/{}", b.name(), a.name()))
+        .collect();
     println!("| size | {} |", head.join(" | "));
     println!("|---:|{}", "---:|".repeat(pairs.len()));
     for (si, &size) in args.rt_sizes.iter().enumerate() {
@@ -943,8 +1124,11 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
             .iter()
             .map(|&(a, b)| {
                 let (ia, ib) = (index(args, a), index(args, b));
-                let mut r: Vec<f64> =
-                    res[si][ia].iter().zip(&res[si][ib]).map(|(x, y)| y.median / x.median).collect();
+                let mut r: Vec<f64> = res[si][ia]
+                    .iter()
+                    .zip(&res[si][ib])
+                    .map(|(x, y)| y.median / x.median)
+                    .collect();
                 ratio_cell(&mut r)
             })
             .collect();
@@ -972,23 +1156,41 @@ fn print_header(args: &Args) {
          and crossbeam-channel 0.5"
     );
     println!();
-    println!("- command: `{}`", std::env::args().collect::<Vec<_>>().join(" "));
+    println!(
+        "- command: `{}`",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
     // SHMCHAN_REV names the source when it is not a git work tree (an
     // exported snapshot of a commit).
-    let rev = std::env::var("SHMCHAN_REV")
-        .unwrap_or_else(|_| sh(&format!("git -C {repo} describe --always --dirty 2>/dev/null")));
+    let rev = std::env::var("SHMCHAN_REV").unwrap_or_else(|_| {
+        sh(&format!(
+            "git -C {repo} describe --always --dirty 2>/dev/null"
+        ))
+    });
     println!("- shmchan: {rev}");
-    println!("- machine: {}, {} CPUs, {}", sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"), sh("nproc --all"), sh("uname -sr"));
+    println!(
+        "- machine: {}, {} CPUs, {}",
+        sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+        sh("nproc --all"),
+        sh("uname -sr")
+    );
     println!("- load at start: {}", sh("uptime"));
     println!(
         "- transports: {}; mode {:?}; {}",
-        args.kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "),
+        args.kinds
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", "),
         args.mode,
         if args.pin { "pinned" } else { "unpinned" }
     );
     match args.capacity {
         Some(cap) => println!("- ring bytes: {cap} for every size (--capacity)"),
-        None => println!("- ring bytes: max(4 MiB, next power of two of 2 x (size + 64))"),
+        None => println!(
+            "- ring bytes: max(4 MiB, next power of two of 2 x (size + {}))",
+            shared::FRAMING
+        ),
     }
 }
 

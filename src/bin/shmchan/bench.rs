@@ -20,7 +20,7 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use shmchan::{Channel, Error, Key, Options};
+use shmchan::{Channel, DEFAULT_CAPACITY, Error, FRAME_OVERHEAD, Key, MIN_CAPACITY, Options};
 
 use crate::Failure;
 use crate::args::{parse_capacity, parse_duration, parse_size};
@@ -103,7 +103,7 @@ impl Run {
 
 pub(crate) fn run(args: Args) -> Result<(), Failure> {
     let capacity = args.capacity.unwrap_or_else(|| default_capacity(args.size));
-    if args.size as u64 + 8 > capacity.next_power_of_two().max(4096) as u64 {
+    if args.size + FRAME_OVERHEAD > ring_for(capacity) {
         return Err(Failure::Usage(format!(
             "a {} message does not fit a ring of {}",
             human::bytes(args.size as u64),
@@ -134,7 +134,13 @@ fn say(text: &str) -> Result<(), Failure> {
 /// The library's default (4 MiB), or room for 4 messages when that is
 /// more.
 fn default_capacity(size: usize) -> usize {
-    shmchan::DEFAULT_CAPACITY.max((size + 8).next_power_of_two() * 4)
+    DEFAULT_CAPACITY.max((size + FRAME_OVERHEAD).next_power_of_two() * 4)
+}
+
+/// The ring `Options::capacity(capacity)` makes: rounded up to a power of
+/// two, and to the smallest ring.
+fn ring_for(capacity: usize) -> usize {
+    capacity.next_power_of_two().max(MIN_CAPACITY)
 }
 
 fn table(runs: &[Run], size: usize) -> String {
