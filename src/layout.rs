@@ -100,6 +100,18 @@ pub(crate) struct Counters {
     pub(crate) expired: AtomicU64,
 }
 
+/// Increments one of the [`Counters`] of the calling side. Only that side
+/// writes it, so a plain load and store does (no read-modify-write on the
+/// fast path); wrapping, because another process may have written anything
+/// there.
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
 /// Blocks 1 and 2: an index and counters, written only by one side.
 #[repr(C, align(128))]
 #[derive(Debug)]

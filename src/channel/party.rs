@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::shared::Shared;
 use crate::error::{Error, Result, Role};
-use crate::layout::{Counters, sem};
+use crate::layout::{Counters, bump, sem};
 use crate::sys::{self, SemSet, sop};
 use crate::wait::Park;
 
@@ -371,7 +371,7 @@ impl SemParker<'_> {
 
 impl Park for SemParker<'_> {
     fn park(&mut self, deadline: Option<Instant>) -> Result<()> {
-        super::sender::bump(&self.counters.parks);
+        bump(&self.counters.parks);
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let slice = remaining.map_or(PARK_SLICE, |r| r.min(PARK_SLICE));
         match self
@@ -384,7 +384,7 @@ impl Park for SemParker<'_> {
             // parks again with the time that remains.
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                super::sender::bump(&self.counters.expired);
+                bump(&self.counters.expired);
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     Err(Error::Timeout)
                 } else {
