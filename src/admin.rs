@@ -23,9 +23,10 @@ use std::sync::atomic::Ordering;
 /// power of two and refuses more than this.
 pub const MAX_CAPACITY: u64 = crate::layout::MAX_CAPACITY;
 
+use crate::channel::View;
 use crate::error::{Error, Result};
 use crate::layout::{
-    Counters as SharedCounters, FLAG_MEMBARRIER, FLAG_PERSIST, Geometry, Header, View, sem,
+    Counters as SharedCounters, FLAG_MEMBARRIER, FLAG_PERSIST, Geometry, Header, sem,
 };
 use crate::ring::{check_span, holds_messages};
 use crate::sys::{self, Key, Mapping, SemSet, ShmStat};

@@ -219,7 +219,7 @@ fn is_orphan(r: &SemRow, named: &HashSet<i32>, blind: bool) -> bool {
         let lookup = sys::shm_lookup(r.key).map_err(|e| e.raw_os_error());
         return lookup == Err(Some(libc::ENOENT));
     }
-    !blind && unix_now().saturating_sub(r.ctime) >= PRIVATE_SET_AGE
+    !blind && sys::unix_now().saturating_sub(r.ctime) >= PRIVATE_SET_AGE
 }
 
 fn orphan_entry(r: &SemRow, named: &HashSet<i32>, blind: bool, dry_run: bool) -> GcEntry {
@@ -241,10 +241,4 @@ fn orphan_entry(r: &SemRow, named: &HashSet<i32>, blind: bool, dry_run: bool) ->
         },
         outcome,
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -4,9 +4,9 @@
 use std::sync::atomic::Ordering;
 
 use super::{ChannelInfo, Kind, SegmentInfo, State, inspect};
-use crate::channel::{close_gate, os_error};
+use crate::channel::{View, close_gate, os_error};
 use crate::error::{Error, Result};
-use crate::layout::{View, sem};
+use crate::layout::sem;
 use crate::sys::{self, Key, Mapping, SemSet, sop};
 
 /// What a removal took away.

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use super::Options;
 use super::party::{Party, close_gate};
 use super::shared::{Shared, os_error};
+use super::view::View;
 use crate::error::{Error, Result};
 use crate::layout::{
-    FLAG_MEMBARRIER, FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, View,
-    round_capacity, sem,
+    FLAG_MEMBARRIER, FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, round_capacity,
+    sem,
 };
 use crate::sys::{self, Key, Mapping, SemSet, ShmStat};
 
@@ -50,6 +51,9 @@ pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
         mode: options.mode,
         flags: flags(options),
         path: key.origin().map(|o| (o.dev, o.ino)),
+        creator_pid: sys::pid(),
+        creator_uid: sys::euid(),
+        created: sys::unix_now(),
     });
     let sem = create_sems(key, options.mode, &name)?;
     undo.sem = Some(sem);

@@ -6,6 +6,7 @@ mod party;
 mod receiver;
 mod sender;
 mod shared;
+mod view;
 
 pub use options::{DEFAULT_CAPACITY, FRAME_OVERHEAD, MIN_CAPACITY, Options};
 pub use receiver::{Iter, Receiver, RecvGuard};
@@ -20,6 +21,7 @@ use party::Party;
 pub(crate) use party::close_gate;
 use shared::Shared;
 pub(crate) use shared::os_error;
+pub(crate) use view::View;
 
 /// An attached, validated channel: a System V segment (header + ring) and
 /// its semaphore set.

@@ -4,8 +4,9 @@
 use std::io;
 use std::sync::atomic::Ordering;
 
+use super::view::View;
 use crate::error::{Error, Result};
-use crate::layout::{FLAG_MEMBARRIER, Geometry, Header, View, sem};
+use crate::layout::{FLAG_MEMBARRIER, Geometry, Header, sem};
 use crate::sys::{Key, SemSet, sop};
 use crate::wait::Fences;
 

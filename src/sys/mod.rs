@@ -32,6 +32,14 @@ pub(crate) fn pid() -> u32 {
     std::process::id()
 }
 
+/// The time now, in whole seconds since the Unix epoch (0 for a clock set
+/// before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The calling process's effective uid.
 pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
