@@ -23,13 +23,13 @@ use std::sync::atomic::Ordering;
 /// power of two and refuses more than this.
 pub const MAX_CAPACITY: u64 = crate::layout::MAX_CAPACITY;
 
-use crate::channel::View;
+use crate::channel::{Doing, View, os_error};
 use crate::error::{Error, Result};
 use crate::layout::{
     Counters as SharedCounters, FLAG_MEMBARRIER, FLAG_PERSIST, Geometry, Header, sem,
 };
 use crate::ring::{check_span, holds_messages};
-use crate::sys::{self, Key, Mapping, SemSet, ShmStat};
+use crate::sys::{self, Fail, Key, Mapping, SemSet, ShmStat};
 
 /// One System V segment, as inspection found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +184,7 @@ pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
     };
     let st = match sys::shm_stat(shmid) {
         Ok(st) => st,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+        Err(e) if Fail::of(&e) == Fail::Denied => {
             return unreadable(shmid, &e)?.ok_or_else(not_found);
         }
         Err(_) => return Err(not_found()),
@@ -247,12 +247,8 @@ pub fn find(key: Key) -> Result<i32> {
             channel: format!("{name} (a private channel is named by its shmid)"),
         });
     }
-    let shmid = sys::shm_lookup(key.raw()).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT | libc::EIDRM) => Error::NotFound {
-            channel: name.clone(),
-        },
-        _ => crate::channel::os_error("shmget", &name, e),
-    })?;
+    let shmid =
+        sys::shm_lookup(key.raw()).map_err(|e| os_error(Doing::Finding, "shmget", &name, e))?;
     check_origin(key, shmid, &name)?;
     Ok(shmid)
 }
@@ -402,7 +398,7 @@ fn set_state(set: SemSet, seg: &ShmStat) -> State {
             st.cuid
         )),
         Ok(_) => State::Ok,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => State::Orphaned,
+        Err(e) if Fail::of(&e) == Fail::Removed => State::Orphaned,
         Err(e) => State::Corrupt(format!("semaphore set {}: {e}", set.id())),
     }
 }

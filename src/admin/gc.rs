@@ -17,7 +17,7 @@ use super::sysvipc::{self, SemRow};
 use super::{ChannelInfo, Kind, SegmentInfo, State};
 use crate::error::{Error, Result};
 use crate::layout::sem;
-use crate::sys::{self, Key, SemSet};
+use crate::sys::{self, Fail, Key, SemSet};
 
 /// A private semaphore set must be at least this old (seconds since its
 /// creation or last `semctl` change) to be taken for an orphan.
@@ -216,8 +216,7 @@ fn is_orphan(r: &SemRow, named: &HashSet<i32>, blind: bool) -> bool {
         return false;
     }
     if r.key != 0 {
-        let lookup = sys::shm_lookup(r.key).map_err(|e| e.raw_os_error());
-        return lookup == Err(Some(libc::ENOENT));
+        return matches!(sys::shm_lookup(r.key), Err(e) if Fail::of(&e) == Fail::NotFound);
     }
     !blind && sys::unix_now().saturating_sub(r.ctime) >= PRIVATE_SET_AGE
 }

@@ -4,10 +4,10 @@
 use std::sync::atomic::Ordering;
 
 use super::{ChannelInfo, Kind, SegmentInfo, State, inspect};
-use crate::channel::{View, close_gate, os_error};
+use crate::channel::{Doing, View, close_gate, open_gate, os_error};
 use crate::error::{Error, Result};
 use crate::layout::sem;
-use crate::sys::{self, Key, Mapping, SemSet, sop};
+use crate::sys::{self, Fail, Key, Mapping, SemSet};
 
 /// What a removal took away.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ impl Drop for Gate {
     fn drop(&mut self) {
         if let Some(set) = self.0 {
             // An error means the set is gone: there is no gate left to open.
-            let _ = set.op(&mut [sop(sem::CLOSING, -1, libc::SEM_UNDO)]);
+            let _ = open_gate(set);
         }
     }
 }
@@ -132,12 +132,14 @@ impl Drop for Gate {
 /// process attached.
 fn shut_gate(seg: &SegmentInfo, chan: &ChannelInfo, name: &str) -> Result<(Gate, bool)> {
     if let Some(set) = own_set(seg, chan) {
-        match close_gate(set) {
-            Ok(()) => return Ok((Gate(Some(set)), true)),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok((Gate(None), false)),
+        let Err(e) = close_gate(set) else {
+            return Ok((Gate(Some(set)), true));
+        };
+        match Fail::of(&e) {
+            Fail::WouldBlock => return Ok((Gate(None), false)),
             // Removed meanwhile: judge by the attaches, as below.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {}
-            Err(e) => return Err(os_error("semop(close gate)", name, e)),
+            Fail::Removed => {}
+            _ => return Err(os_error(Doing::Other, "semop(close gate)", name, e)),
         }
     }
     Ok((Gate(None), seg.nattch == 0))
@@ -152,7 +154,7 @@ fn destroy(seg: &SegmentInfo, chan: &ChannelInfo, name: &str) -> Result<Removed>
         if let Some(was) = was {
             set_closed(seg.shmid, was); // not ours to remove: leave it as it was
         }
-        return Err(os_error("shmctl(IPC_RMID)", name, e));
+        return Err(os_error(Doing::Other, "shmctl(IPC_RMID)", name, e));
     }
     // The set may be gone already (ipcrm -s); nothing else to remove then.
     let semid = set.filter(|s| s.remove().is_ok()).map(|s| s.id());

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::sys::Key;
 use party::Party;
-pub(crate) use party::close_gate;
+pub(crate) use party::{close_gate, open_gate};
 use shared::Shared;
-pub(crate) use shared::os_error;
+pub(crate) use shared::{Doing, os_error};
 pub(crate) use view::View;
 
 /// An attached, validated channel: a System V segment (header + ring) and
@@ -172,11 +172,11 @@ impl Channel {
         s.mark_closed();
         if let Err(e) = crate::sys::shm_remove(s.shmid) {
             s.unmark_closed();
-            return Err(s.sem_error("shmctl(IPC_RMID)", e));
+            return Err(os_error(Doing::Using, "shmctl(IPC_RMID)", &s.name, e));
         }
         s.sem
             .remove()
-            .map_err(|e| s.sem_error("semctl(IPC_RMID)", e))
+            .map_err(|e| os_error(Doing::Using, "semctl(IPC_RMID)", &s.name, e))
     }
 }
 

@@ -7,13 +7,15 @@
 //! call and its man page.
 #![allow(unsafe_code)]
 
+mod errno;
 mod key;
 pub(crate) mod membarrier;
 mod sem;
 mod shm;
 
+pub(crate) use errno::{Fail, retry_on_intr};
 pub use key::Key;
-pub(crate) use sem::{SemSet, sop};
+pub(crate) use sem::{SemOp, SemSet, sop};
 pub(crate) use shm::{Mapping, ShmStat, shm_create, shm_lookup, shm_remove, shm_stat};
 
 use std::io;
