@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 /// power of two and refuses more than this.
 pub const MAX_CAPACITY: u64 = crate::layout::MAX_CAPACITY;
 
-use crate::channel::{Doing, View, os_error};
+use crate::channel::{self, Doing, SetOwner, View, os_error};
 use crate::error::{Error, Result};
 use crate::layout::{
     Counters as SharedCounters, FLAG_MEMBARRIER, FLAG_PERSIST, Geometry, Header, sem,
@@ -211,20 +211,21 @@ pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
 /// A segment this process may not even `IPC_STAT`: what the world-readable
 /// listing says about it.
 fn unreadable(shmid: i32, e: &std::io::Error) -> Result<Option<SegmentInfo>> {
-    /// `SHM_DEST` from `<linux/shm.h>`: marked for removal.
-    const SHM_DEST: u32 = 0o1000;
-    Ok(sysvipc::shm_row(shmid)?.map(|r| SegmentInfo {
-        shmid,
-        key: Key::from_raw(r.key),
-        size: r.size,
-        uid: r.uid,
-        cuid: r.cuid,
-        mode: r.perms & 0o777,
-        nattch: r.nattch,
-        removed: r.perms & SHM_DEST != 0,
-        kind: Kind::Unreadable {
-            reason: format!("shmctl(IPC_STAT): {e}"),
-        },
+    Ok(sysvipc::shm_row(shmid)?.map(|r| {
+        let (mode, removed) = sys::split_mode(r.perms);
+        SegmentInfo {
+            shmid,
+            key: Key::from_raw(r.key),
+            size: r.size,
+            uid: r.uid,
+            cuid: r.cuid,
+            mode,
+            nattch: r.nattch,
+            removed,
+            kind: Kind::Unreadable {
+                reason: format!("shmctl(IPC_STAT): {e}"),
+            },
+        }
     }))
 }
 
@@ -255,7 +256,7 @@ pub fn find(key: Key) -> Result<i32> {
 
 /// Refuses a channel whose header records another path than `key`'s.
 fn check_origin(key: Key, shmid: i32, name: &str) -> Result<()> {
-    let (Some(origin), Ok(Ok(view))) = (key.origin(), Mapping::attach(shmid, true).map(View::new))
+    let (Some(_), Ok(Ok(view))) = (key.origin(), Mapping::attach(shmid, true).map(View::new))
     else {
         return Ok(()); // nothing to compare: inspection reports the rest
     };
@@ -264,16 +265,7 @@ fn check_origin(key: Key, shmid: i32, name: &str) -> Result<()> {
         (Ok(true), true) => h.validate(view.len()).ok().and_then(|g| g.path),
         _ => None,
     };
-    match recorded {
-        Some(r) if r != (origin.dev, origin.ino) => Err(Error::NotAChannel {
-            channel: format!("{name} (shmid {shmid})"),
-            reason: format!(
-                "ftok key collision: it was made for another path (device {:#x}, inode {})",
-                r.0, r.1
-            ),
-        }),
-        _ => Ok(()),
-    }
+    channel::check_origin(key, recorded, &format!("{name} (shmid {shmid})"))
 }
 
 fn classify(mapping: Mapping, st: &ShmStat) -> Kind {
@@ -384,20 +376,10 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
 /// caller then reads the party count), or why not. A segment marked for
 /// removal has lost its key, so only the creator is compared then.
 fn set_state(set: SemSet, seg: &ShmStat) -> State {
-    let key_differs = |key: i32| !seg.removed && key != seg.key;
     match set.stat() {
-        Ok(st) if st.nsems != u64::from(sem::COUNT) => State::Corrupt(format!(
-            "semaphore set {} has {} semaphores",
-            set.id(),
-            st.nsems
-        )),
-        Ok(st) if key_differs(st.key) || st.cuid != seg.cuid => State::Corrupt(format!(
-            "semaphore set {} (key {:#010x}, creator uid {}) does not belong to it",
-            set.id(),
-            st.key as u32,
-            st.cuid
-        )),
-        Ok(_) => State::Ok,
+        Ok(st) => {
+            channel::foreign_set(set, &st, SetOwner::of(seg)).map_or(State::Ok, State::Corrupt)
+        }
         Err(e) if Fail::of(&e) == Fail::Removed => State::Orphaned,
         Err(e) => State::Corrupt(format!("semaphore set {}: {e}", set.id())),
     }

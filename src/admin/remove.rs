@@ -4,9 +4,8 @@
 use std::sync::atomic::Ordering;
 
 use super::{ChannelInfo, Kind, SegmentInfo, State, inspect};
-use crate::channel::{Doing, View, close_gate, open_gate, os_error};
+use crate::channel::{Doing, SetOwner, View, close_gate, foreign_set, open_gate, os_error};
 use crate::error::{Error, Result};
-use crate::layout::sem;
 use crate::sys::{self, Fail, Key, Mapping, SemSet};
 
 /// What a removal took away.
@@ -109,9 +108,13 @@ pub(super) fn own_set(seg: &SegmentInfo, chan: &ChannelInfo) -> Option<SemSet> {
         return None;
     }
     let set = SemSet::from_id(chan.semid);
-    let st = set.stat().ok()?;
-    let key_ok = seg.removed || st.key == seg.key.raw();
-    (st.nsems == u64::from(sem::COUNT) && key_ok && st.cuid == seg.cuid).then_some(set)
+    let owner = SetOwner {
+        key: (!seg.removed).then_some(seg.key.raw()),
+        cuid: seg.cuid,
+    };
+    foreign_set(set, &set.stat().ok()?, owner)
+        .is_none()
+        .then_some(set)
 }
 
 /// The last-out gate, shut by this removal: opened again on drop (which

@@ -15,7 +15,7 @@ use crate::layout::{
     FLAG_MEMBARRIER, FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, round_capacity,
     sem,
 };
-use crate::sys::{self, Fail, Key, Mapping, SemSet, ShmStat};
+use crate::sys::{self, Fail, Key, Mapping, SemSet, SemStat, ShmStat};
 
 /// How long `open` waits for a creator to finish the header.
 const READY_PATIENCE: Duration = Duration::from_secs(2);
@@ -259,7 +259,7 @@ fn wait_ready(view: &View, shmid: i32, name: &str) -> Result<()> {
 
 /// ftok keeps only part of the device and inode: a header made for
 /// another path under the same key is a collision, not our channel.
-fn check_origin(key: Key, recorded: Option<(u64, u64)>, name: &str) -> Result<()> {
+pub(crate) fn check_origin(key: Key, recorded: Option<(u64, u64)>, name: &str) -> Result<()> {
     match (key.origin(), recorded) {
         (Some(o), Some(r)) if (o.dev, o.ino) != r => Err(Error::NotAChannel {
             channel: name.to_owned(),
@@ -272,25 +272,56 @@ fn check_origin(key: Key, recorded: Option<(u64, u64)>, name: &str) -> Result<()
     }
 }
 
-/// The set id in the header is untrusted: it must be a set of our size,
-/// made with the segment's key by the segment's creator.
+/// The set id in the header is untrusted: it must be the segment's own.
 fn check_sems(sem: SemSet, seg: &ShmStat, name: &str) -> Result<()> {
     let st = sem
         .stat()
         .map_err(|e| os_error(Doing::Using, "semctl(IPC_STAT)", name, e))?;
-    if st.nsems != u64::from(sem::COUNT) || st.key != seg.key || st.cuid != seg.cuid {
-        return Err(Error::Corrupted {
+    match foreign_set(sem, &st, SetOwner::of(seg)) {
+        Some(what) => Err(Error::Corrupted {
             channel: name.to_owned(),
-            what: format!(
-                "semaphore set {} (key {:#x}, {} semaphores, creator uid {}) does not belong to it",
-                sem.id(),
-                st.key as u32,
-                st.nsems,
-                st.cuid
-            ),
-        });
+            what,
+        }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The segment that a channel's semaphore set must belong to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SetOwner {
+    /// The segment's key; `None` once a removal has taken it (a segment
+    /// marked for removal shows key 0).
+    pub(crate) key: Option<i32>,
+    /// The segment's creator.
+    pub(crate) cuid: u32,
+}
+
+impl SetOwner {
+    /// The owner that `IPC_STAT` of the segment describes.
+    pub(crate) fn of(seg: &ShmStat) -> SetOwner {
+        SetOwner {
+            key: (!seg.removed).then_some(seg.key),
+            cuid: seg.cuid,
+        }
+    }
+}
+
+/// Why semaphore set `set`, as `st` describes it, is not the one of
+/// `owner`'s channel, if it is not. The set id in a header is untrusted,
+/// and ids are reused once a set is gone: it must have a channel set's
+/// size, the segment's key (unless a removal took it) and its creator.
+pub(crate) fn foreign_set(set: SemSet, st: &SemStat, owner: SetOwner) -> Option<String> {
+    let key_ok = owner.key.is_none_or(|key| key == st.key);
+    if st.nsems == u64::from(sem::COUNT) && key_ok && st.cuid == owner.cuid {
+        return None;
+    }
+    Some(format!(
+        "semaphore set {} (key {:#010x}, {} semaphores, creator uid {}) does not belong to it",
+        set.id(),
+        st.key as u32,
+        st.nsems,
+        st.cuid
+    ))
 }
 
 /// Removes the channel at `key` if it is a shmchan channel whose parties

@@ -15,8 +15,8 @@ mod shm;
 
 pub(crate) use errno::{Fail, retry_on_intr};
 pub use key::Key;
-pub(crate) use sem::{SemOp, SemSet, sop};
-pub(crate) use shm::{Mapping, ShmStat, shm_create, shm_lookup, shm_remove, shm_stat};
+pub(crate) use sem::{SemOp, SemSet, SemStat, sop};
+pub(crate) use shm::{Mapping, ShmStat, shm_create, shm_lookup, shm_remove, shm_stat, split_mode};
 
 use std::io;
 
