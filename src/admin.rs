@@ -28,7 +28,6 @@ use crate::error::{Error, Result};
 use crate::layout::{
     Counters as SharedCounters, FLAG_MEMBARRIER, FLAG_PERSIST, Geometry, Header, sem,
 };
-use crate::ring::{check_span, holds_messages};
 use crate::sys::{self, Fail, Key, Mapping, SemSet, ShmStat};
 
 /// One System V segment, as inspection found it.
@@ -329,10 +328,7 @@ fn blank_info(state: State) -> ChannelInfo {
 fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
     let h = view.header();
     let set = SemSet::from_id(g.semid);
-    // SYNC: pair with the parties' Release stores of head and tail (a
-    // snapshot for display; never used to read the ring).
-    let head = h.rx.index.load(Ordering::Acquire);
-    let tail = h.tx.index.load(Ordering::Acquire);
+    let backlog = view.backlog(g);
     let c = &h.control;
     let mut info = ChannelInfo {
         semid: g.semid,
@@ -340,8 +336,8 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         max_message: g.max_message,
         persist: g.flags & FLAG_PERSIST != 0,
         membarrier: g.flags & FLAG_MEMBARRIER != 0,
-        queued: tail.saturating_sub(head),
-        has_messages: holds_messages(&view.ring(g)),
+        queued: backlog.queued,
+        has_messages: backlog.has_messages,
         parties: None,
         sender: Presence::Never,
         receiver: Presence::Never,
@@ -351,10 +347,9 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         received: counters(&h.rx.counters),
         state: State::Ok,
     };
-    info.state = if let Err(c) = check_span(head, tail, g.capacity) {
-        State::Corrupt(c.0)
-    } else {
-        set_state(set, st)
+    info.state = match backlog.corrupt {
+        Some(what) => State::Corrupt(what),
+        None => set_state(set, st),
     };
     if info.state == State::Ok || info.state == State::Stale {
         // Only a set that belongs to the channel is read: the id in the

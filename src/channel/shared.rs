@@ -117,7 +117,7 @@ impl Shared {
     /// indices: only a hint for lifecycle decisions, never for the ring;
     /// a lone padding frame is no message).
     pub(crate) fn holds_messages(&self) -> bool {
-        crate::ring::holds_messages(&self.view.ring(&self.geometry))
+        self.view.holds_messages(&self.geometry)
     }
 
     /// Removes segment and semaphore set. Errors are ignored: both may be

@@ -6,9 +6,10 @@
 #![allow(unsafe_code)]
 
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
 
 use crate::layout::{Geometry, HEADER_SIZE, Header, Invalid};
-use crate::ring::RingPtrs;
+use crate::ring::{RingPtrs, check_span, holds_messages};
 use crate::sys::Mapping;
 
 /// An attached segment seen as a channel header plus its data region.
@@ -57,4 +58,37 @@ impl View {
     pub(crate) fn len(&self) -> usize {
         self.mapping.len()
     }
+
+    /// Whether committed messages are still queued (read from the shared
+    /// indices: only a hint for lifecycle decisions, never for the ring;
+    /// a lone padding frame is no message).
+    pub(crate) fn holds_messages(&self, geometry: &Geometry) -> bool {
+        holds_messages(&self.ring(geometry))
+    }
+
+    /// What the shared indices say about the queue now, for inspection.
+    pub(crate) fn backlog(&self, geometry: &Geometry) -> Backlog {
+        let h = self.header();
+        // SYNC: pair with the Release stores of head and tail in
+        // `Consumer::advance` and `Producer::advance` (a snapshot for
+        // display; never used to read the ring).
+        let head = h.rx.index.load(Ordering::Acquire);
+        let tail = h.tx.index.load(Ordering::Acquire);
+        Backlog {
+            queued: tail.saturating_sub(head),
+            has_messages: self.holds_messages(geometry),
+            corrupt: check_span(head, tail, geometry.capacity).err().map(|c| c.0),
+        }
+    }
+}
+
+/// A queue as [`View::backlog`] sees it from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Backlog {
+    /// Committed bytes not yet released (frames and padding included).
+    pub(crate) queued: u64,
+    /// Whether those bytes hold at least one message.
+    pub(crate) has_messages: bool,
+    /// Why the indices cannot be right, if they cannot.
+    pub(crate) corrupt: Option<String>,
 }
