@@ -179,9 +179,7 @@ fn collect(shmid: i32, queued: bool) -> Option<Outcome> {
         Ok(Verdict::Removed(_)) => Some(Outcome::Removed),
         Ok(Verdict::Kept(why)) => Some(Outcome::Kept(why)),
         Err(Error::NotFound { .. }) => None,
-        Err(Error::Os { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
-            Some(Outcome::Kept("a party joined meanwhile".into()))
-        }
+        Err(Error::Busy { .. }) => Some(Outcome::Kept("a party joined meanwhile".into())),
         // Another user's channel: not ours to remove, and no failure of gc.
         Err(e @ Error::PermissionDenied { .. }) => Some(Outcome::Kept(e.to_string())),
         Err(e) => Some(Outcome::Failed(e.to_string())),

@@ -4,8 +4,11 @@
 use std::sync::atomic::Ordering;
 
 use super::{ChannelInfo, Kind, SegmentInfo, State, inspect};
-use crate::channel::{Doing, SetOwner, View, close_gate, foreign_set, open_gate, os_error};
+use crate::channel::{
+    Doing, SetOwner, View, close_gate, foreign_set, key_name, open_gate, os_error,
+};
 use crate::error::{Error, Result};
+use crate::layout::sem;
 use crate::sys::{self, Fail, Key, Mapping, SemSet};
 
 /// What a removal took away.
@@ -42,8 +45,8 @@ pub(super) enum Verdict {
 ///
 /// # Errors
 ///
-/// [`Error::NotFound`], [`Error::NotAChannel`], [`Error::Os`] with `EBUSY`
-/// when a party is alive and `force` is not set,
+/// [`Error::NotFound`], [`Error::NotAChannel`], [`Error::Busy`] when a
+/// party is alive and `force` is not set,
 /// [`Error::PermissionDenied`] when this user may not remove it.
 pub fn remove(shmid: i32, force: bool) -> Result<Removed> {
     match remove_unless(shmid, force, |_, _| None)? {
@@ -66,9 +69,12 @@ pub(super) fn remove_unless(
     let name = format!("shmid {shmid}");
     let seg = inspect(shmid)?;
     let chan = channel_of(&seg, &name)?;
-    let (gate, idle) = shut_gate(&seg, &chan, &name)?;
-    if !idle && !force {
-        return Err(busy(&name));
+    let (gate, holders) = shut_gate(&seg, &chan, &name)?;
+    if let (Some(parties), false) = (holders, force) {
+        return Err(Error::Busy {
+            channel: key_name(seg.key, Some(shmid)),
+            parties,
+        });
     }
     // Read again now that the gate is shut: nobody can join meanwhile.
     let seg = inspect(shmid)?;
@@ -79,15 +85,6 @@ pub(super) fn remove_unless(
     let removed = destroy(&seg, &chan, &name)?;
     drop(gate);
     Ok(Verdict::Removed(removed))
-}
-
-/// The error for a channel in use.
-fn busy(name: &str) -> Error {
-    Error::Os {
-        call: "remove",
-        channel: name.to_owned(),
-        source: std::io::Error::from_raw_os_error(libc::EBUSY),
-    }
 }
 
 fn channel_of(seg: &SegmentInfo, name: &str) -> Result<ChannelInfo> {
@@ -130,22 +127,33 @@ impl Drop for Gate {
     }
 }
 
-/// Shuts the gate of a channel that has a set of its own, and says whether
-/// the channel is idle: no live party, or, with no set to count them, no
-/// process attached.
-fn shut_gate(seg: &SegmentInfo, chan: &ChannelInfo, name: &str) -> Result<(Gate, bool)> {
+/// Shuts the gate of a channel that has a set of its own, and says how
+/// many hold the channel if it is not idle: its live parties, or, with no
+/// set to count them, the processes attached.
+fn shut_gate(seg: &SegmentInfo, chan: &ChannelInfo, name: &str) -> Result<(Gate, Option<u32>)> {
     if let Some(set) = own_set(seg, chan) {
         let Err(e) = close_gate(set) else {
-            return Ok((Gate(Some(set)), true));
+            return Ok((Gate(Some(set)), None));
         };
         match Fail::of(&e) {
-            Fail::WouldBlock => return Ok((Gate(None), false)),
+            Fail::WouldBlock => return Ok((Gate(None), Some(parties(set, chan)))),
             // Removed meanwhile: judge by the attaches, as below.
             Fail::Removed => {}
             _ => return Err(os_error(Doing::Other, "semop(close gate)", name, e)),
         }
     }
-    Ok((Gate(None), seg.nattch == 0))
+    let attached = u32::try_from(seg.nattch).unwrap_or(u32::MAX);
+    Ok((Gate(None), (attached > 0).then_some(attached)))
+}
+
+/// The live parties of a channel whose gate would not shut (read again:
+/// the count from inspection may be older than the refusal).
+fn parties(set: SemSet, chan: &ChannelInfo) -> u32 {
+    let now = set
+        .get(sem::PARTIES)
+        .ok()
+        .and_then(|v| u32::try_from(v).ok());
+    now.or(chan.parties).unwrap_or(0)
 }
 
 /// Marks the channel closed (so that parties see `Removed` on their fast

@@ -407,7 +407,7 @@ fn invalid(name: &str, why: Invalid) -> Error {
 }
 
 /// `key 0x…` (with the shmid once known), or `shmid N` for a private one.
-fn key_name(key: Key, shmid: Option<i32>) -> String {
+pub(crate) fn key_name(key: Key, shmid: Option<i32>) -> String {
     match (key.is_private(), shmid) {
         (true, Some(id)) => format!("private channel (shmid {id})"),
         (true, None) => "a private channel".to_owned(),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::sys::Key;
-pub(crate) use create::{SetOwner, check_origin, foreign_set};
+pub(crate) use create::{SetOwner, check_origin, foreign_set, key_name};
 use party::Party;
 pub(crate) use party::{close_gate, open_gate};
 use shared::Shared;
