@@ -373,7 +373,8 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
 fn set_state(set: SemSet, seg: &ShmStat) -> State {
     match set.stat() {
         Ok(st) => {
-            channel::foreign_set(set, &st, SetOwner::of(seg)).map_or(State::Ok, State::Corrupt)
+            let owner = SetOwner::new(seg.key, seg.cuid, seg.removed);
+            channel::foreign_set(set, &st, owner).map_or(State::Ok, State::Corrupt)
         }
         Err(e) if Fail::of(&e) == Fail::Removed => State::Orphaned,
         Err(e) => State::Corrupt(format!("semaphore set {}: {e}", set.id())),

@@ -100,7 +100,7 @@ pub enum Error {
     /// A removal without `force` ([`admin::remove`](crate::admin::remove))
     /// refused a channel in use: a party is alive, or, for a channel whose
     /// semaphore set is gone, a process has it attached.
-    #[error("{channel} is in use by {parties} parties")]
+    #[error("{channel} is in use by {parties} {}", if *.parties == 1 { "party" } else { "parties" })]
     Busy {
         /// The key or id.
         channel: String,

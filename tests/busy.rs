@@ -46,3 +46,13 @@ fn removing_a_channel_held_by_another_process_is_busy() {
     peer.kill(); // its detach lets the segment go
     assert!(!common::shm_exists(shmid), "a forced removal left it");
 }
+
+#[test]
+fn busy_counts_its_parties_in_words() {
+    let busy = |parties| Error::Busy {
+        channel: "key 0x00000001".into(),
+        parties,
+    };
+    assert_eq!(busy(1).to_string(), "key 0x00000001 is in use by 1 party");
+    assert_eq!(busy(3).to_string(), "key 0x00000001 is in use by 3 parties");
+}

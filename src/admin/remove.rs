@@ -105,10 +105,7 @@ pub(super) fn own_set(seg: &SegmentInfo, chan: &ChannelInfo) -> Option<SemSet> {
         return None;
     }
     let set = SemSet::from_id(chan.semid);
-    let owner = SetOwner {
-        key: (!seg.removed).then_some(seg.key.raw()),
-        cuid: seg.cuid,
-    };
+    let owner = SetOwner::new(seg.key.raw(), seg.cuid, seg.removed);
     foreign_set(set, &set.stat().ok()?, owner)
         .is_none()
         .then_some(set)

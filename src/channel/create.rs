@@ -277,7 +277,7 @@ fn check_sems(sem: SemSet, seg: &ShmStat, name: &str) -> Result<()> {
     let st = sem
         .stat()
         .map_err(|e| os_error(Doing::Using, "semctl(IPC_STAT)", name, e))?;
-    match foreign_set(sem, &st, SetOwner::of(seg)) {
+    match foreign_set(sem, &st, SetOwner::new(seg.key, seg.cuid, seg.removed)) {
         Some(what) => Err(Error::Corrupted {
             channel: name.to_owned(),
             what,
@@ -291,17 +291,17 @@ fn check_sems(sem: SemSet, seg: &ShmStat, name: &str) -> Result<()> {
 pub(crate) struct SetOwner {
     /// The segment's key; `None` once a removal has taken it (a segment
     /// marked for removal shows key 0).
-    pub(crate) key: Option<i32>,
+    key: Option<i32>,
     /// The segment's creator.
-    pub(crate) cuid: u32,
+    cuid: u32,
 }
 
 impl SetOwner {
-    /// The owner that `IPC_STAT` of the segment describes.
-    pub(crate) fn of(seg: &ShmStat) -> SetOwner {
+    /// The segment of key `key` made by `cuid`, perhaps marked `removed`.
+    pub(crate) fn new(key: i32, cuid: u32, removed: bool) -> SetOwner {
         SetOwner {
-            key: (!seg.removed).then_some(seg.key),
-            cuid: seg.cuid,
+            key: (!removed).then_some(key),
+            cuid,
         }
     }
 }
