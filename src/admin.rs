@@ -23,12 +23,12 @@ use std::sync::atomic::Ordering;
 /// power of two and refuses more than this.
 pub const MAX_CAPACITY: u64 = crate::layout::MAX_CAPACITY;
 
+use crate::channel::{self, Doing, SetOwner, View, os_error};
 use crate::error::{Error, Result};
 use crate::layout::{
-    Counters as SharedCounters, FLAG_MEMBARRIER, FLAG_PERSIST, Geometry, Header, View, sem,
+    Counters as SharedCounters, FLAG_MEMBARRIER, FLAG_PERSIST, Geometry, Header, sem,
 };
-use crate::ring::{check_span, holds_messages};
-use crate::sys::{self, Key, Mapping, SemSet, ShmStat};
+use crate::sys::{self, Fail, Key, Mapping, SemSet, ShmStat};
 
 /// One System V segment, as inspection found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,7 +183,7 @@ pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
     };
     let st = match sys::shm_stat(shmid) {
         Ok(st) => st,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+        Err(e) if Fail::of(&e) == Fail::Denied => {
             return unreadable(shmid, &e)?.ok_or_else(not_found);
         }
         Err(_) => return Err(not_found()),
@@ -210,20 +210,21 @@ pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
 /// A segment this process may not even `IPC_STAT`: what the world-readable
 /// listing says about it.
 fn unreadable(shmid: i32, e: &std::io::Error) -> Result<Option<SegmentInfo>> {
-    /// `SHM_DEST` from `<linux/shm.h>`: marked for removal.
-    const SHM_DEST: u32 = 0o1000;
-    Ok(sysvipc::shm_row(shmid)?.map(|r| SegmentInfo {
-        shmid,
-        key: Key::from_raw(r.key),
-        size: r.size,
-        uid: r.uid,
-        cuid: r.cuid,
-        mode: r.perms & 0o777,
-        nattch: r.nattch,
-        removed: r.perms & SHM_DEST != 0,
-        kind: Kind::Unreadable {
-            reason: format!("shmctl(IPC_STAT): {e}"),
-        },
+    Ok(sysvipc::shm_row(shmid)?.map(|r| {
+        let (mode, removed) = sys::split_mode(r.perms);
+        SegmentInfo {
+            shmid,
+            key: Key::from_raw(r.key),
+            size: r.size,
+            uid: r.uid,
+            cuid: r.cuid,
+            mode,
+            nattch: r.nattch,
+            removed,
+            kind: Kind::Unreadable {
+                reason: format!("shmctl(IPC_STAT): {e}"),
+            },
+        }
     }))
 }
 
@@ -246,19 +247,15 @@ pub fn find(key: Key) -> Result<i32> {
             channel: format!("{name} (a private channel is named by its shmid)"),
         });
     }
-    let shmid = sys::shm_lookup(key.raw()).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOENT | libc::EIDRM) => Error::NotFound {
-            channel: name.clone(),
-        },
-        _ => crate::channel::os_error("shmget", &name, e),
-    })?;
+    let shmid =
+        sys::shm_lookup(key.raw()).map_err(|e| os_error(Doing::Finding, "shmget", &name, e))?;
     check_origin(key, shmid, &name)?;
     Ok(shmid)
 }
 
 /// Refuses a channel whose header records another path than `key`'s.
 fn check_origin(key: Key, shmid: i32, name: &str) -> Result<()> {
-    let (Some(origin), Ok(Ok(view))) = (key.origin(), Mapping::attach(shmid, true).map(View::new))
+    let (Some(_), Ok(Ok(view))) = (key.origin(), Mapping::attach(shmid, true).map(View::new))
     else {
         return Ok(()); // nothing to compare: inspection reports the rest
     };
@@ -267,16 +264,7 @@ fn check_origin(key: Key, shmid: i32, name: &str) -> Result<()> {
         (Ok(true), true) => h.validate(view.len()).ok().and_then(|g| g.path),
         _ => None,
     };
-    match recorded {
-        Some(r) if r != (origin.dev, origin.ino) => Err(Error::NotAChannel {
-            channel: format!("{name} (shmid {shmid})"),
-            reason: format!(
-                "ftok key collision: it was made for another path (device {:#x}, inode {})",
-                r.0, r.1
-            ),
-        }),
-        _ => Ok(()),
-    }
+    channel::check_origin(key, recorded, &format!("{name} (shmid {shmid})"))
 }
 
 fn classify(mapping: Mapping, st: &ShmStat) -> Kind {
@@ -340,10 +328,7 @@ fn blank_info(state: State) -> ChannelInfo {
 fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
     let h = view.header();
     let set = SemSet::from_id(g.semid);
-    // SYNC: pair with the parties' Release stores of head and tail (a
-    // snapshot for display; never used to read the ring).
-    let head = h.rx.index.load(Ordering::Acquire);
-    let tail = h.tx.index.load(Ordering::Acquire);
+    let backlog = view.backlog(g);
     let c = &h.control;
     let mut info = ChannelInfo {
         semid: g.semid,
@@ -351,8 +336,8 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         max_message: g.max_message,
         persist: g.flags & FLAG_PERSIST != 0,
         membarrier: g.flags & FLAG_MEMBARRIER != 0,
-        queued: tail.saturating_sub(head),
-        has_messages: holds_messages(&view.ring(g)),
+        queued: backlog.queued,
+        has_messages: backlog.has_messages,
         parties: None,
         sender: Presence::Never,
         receiver: Presence::Never,
@@ -362,10 +347,9 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         received: counters(&h.rx.counters),
         state: State::Ok,
     };
-    info.state = if let Err(c) = check_span(head, tail, g.capacity) {
-        State::Corrupt(c.0)
-    } else {
-        set_state(set, st)
+    info.state = match backlog.corrupt {
+        Some(what) => State::Corrupt(what),
+        None => set_state(set, st),
     };
     if info.state == State::Ok || info.state == State::Stale {
         // Only a set that belongs to the channel is read: the id in the
@@ -387,21 +371,12 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
 /// caller then reads the party count), or why not. A segment marked for
 /// removal has lost its key, so only the creator is compared then.
 fn set_state(set: SemSet, seg: &ShmStat) -> State {
-    let key_differs = |key: i32| !seg.removed && key != seg.key;
     match set.stat() {
-        Ok(st) if st.nsems != u64::from(sem::COUNT) => State::Corrupt(format!(
-            "semaphore set {} has {} semaphores",
-            set.id(),
-            st.nsems
-        )),
-        Ok(st) if key_differs(st.key) || st.cuid != seg.cuid => State::Corrupt(format!(
-            "semaphore set {} (key {:#010x}, creator uid {}) does not belong to it",
-            set.id(),
-            st.key as u32,
-            st.cuid
-        )),
-        Ok(_) => State::Ok,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => State::Orphaned,
+        Ok(st) => {
+            let owner = SetOwner::new(seg.key, seg.cuid, seg.removed);
+            channel::foreign_set(set, &st, owner).map_or(State::Ok, State::Corrupt)
+        }
+        Err(e) if Fail::of(&e) == Fail::Removed => State::Orphaned,
         Err(e) => State::Corrupt(format!("semaphore set {}: {e}", set.id())),
     }
 }

@@ -97,6 +97,16 @@ pub enum Error {
     /// attach.
     #[error("the peer has disconnected")]
     Disconnected,
+    /// A removal without `force` ([`admin::remove`](crate::admin::remove))
+    /// refused a channel in use: a party is alive, or, for a channel whose
+    /// semaphore set is gone, a process has it attached.
+    #[error("{channel} is in use by {parties} {}", if *.parties == 1 { "party" } else { "parties" })]
+    Busy {
+        /// The key or id.
+        channel: String,
+        /// How many hold it: its live parties (or attached processes).
+        parties: u32,
+    },
     /// The channel was removed (`Channel::remove`, `shmchan rm`, `ipcrm`).
     #[error("{channel} was removed")]
     Removed {

@@ -10,15 +10,16 @@
 //! so two hot fields 64 bytes apart still ping-pong between cores (the same
 //! reason crossbeam-utils' `CachePadded` is 128 bytes there).
 //!
-//! `unsafe` is allowed here to view the start of an attached segment as a
-//! `Header`, which is sound because every field is an atomic integer.
-#![allow(unsafe_code)]
+//! Pure data and checks: no system call. Who the creator is and when it
+//! made the channel come in with [`Identify`]; the channel layer attaches
+//! the segment and views it as a `Header`.
+//!
+//! `unsafe` is allowed only in the tests, which build a `Header` from zeroed
+//! memory on the heap.
 
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::ring::{RingPtrs, max_message_for};
-use crate::sys::Mapping;
+use crate::ring::max_message_for;
 
 /// `b"SHMCHAN\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMCHAN\0");
@@ -100,6 +101,18 @@ pub(crate) struct Counters {
     pub(crate) expired: AtomicU64,
 }
 
+/// Increments one of the [`Counters`] of the calling side. Only that side
+/// writes it, so a plain load and store does (no read-modify-write on the
+/// fast path); wrapping, because another process may have written anything
+/// there.
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
 /// Blocks 1 and 2: an index and counters, written only by one side.
 #[repr(C, align(128))]
 #[derive(Debug)]
@@ -170,6 +183,12 @@ pub(crate) struct Identify {
     pub(crate) mode: u32,
     pub(crate) flags: u32,
     pub(crate) path: Option<(u64, u64)>,
+    /// The creating process.
+    pub(crate) creator_pid: u32,
+    /// The creating process's effective uid.
+    pub(crate) creator_uid: u32,
+    /// When it was made, in seconds since the Unix epoch.
+    pub(crate) created: u64,
 }
 
 /// The validated, private copy of what a channel's header says. Read once at
@@ -212,15 +231,15 @@ impl Header {
         id.max_message
             .store(max_message_for(what.capacity), Ordering::Relaxed);
         id.semid.store(what.semid as u32, Ordering::Relaxed);
-        id.creator_pid.store(crate::sys::pid(), Ordering::Relaxed);
-        id.created.store(unix_now(), Ordering::Relaxed);
+        id.creator_pid.store(what.creator_pid, Ordering::Relaxed);
+        id.created.store(what.created, Ordering::Relaxed);
         id.mode.store(what.mode & 0o777, Ordering::Relaxed);
         id.flags.store(what.flags, Ordering::Relaxed);
         id.key.store(what.key as u32, Ordering::Relaxed);
         let (dev, ino) = what.path.unwrap_or((0, 0));
         id.path_dev.store(dev, Ordering::Relaxed);
         id.path_ino.store(ino, Ordering::Relaxed);
-        id.creator_uid.store(crate::sys::euid(), Ordering::Relaxed);
+        id.creator_uid.store(what.creator_uid, Ordering::Relaxed);
         // SYNC: pairs with the Acquire load of magic in `check_magic`: an
         // opener that sees the magic also sees the version written above.
         id.magic.store(MAGIC, Ordering::Release);
@@ -300,61 +319,8 @@ impl Header {
     }
 }
 
-/// An attached segment seen as a channel header plus its data region.
-#[derive(Debug)]
-pub(crate) struct View {
-    mapping: Mapping,
-}
-
-impl View {
-    /// Wraps a mapping that is at least as large as a header.
-    pub(crate) fn new(mapping: Mapping) -> Result<View, Invalid> {
-        if mapping.len() < HEADER_SIZE {
-            return Err(Invalid::NotAChannel(format!(
-                "a segment of {} bytes is smaller than a shmchan header",
-                mapping.len()
-            )));
-        }
-        Ok(View { mapping })
-    }
-
-    /// The header at offset 0.
-    pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the mapping is at least HEADER_SIZE bytes (checked in
-        // `new`) and page-aligned (shmat), so it holds a Header at offset 0;
-        // every field is an atomic integer, valid for any bit pattern and
-        // safe to share with writers in other processes.
-        unsafe { &*self.mapping.as_ptr().cast::<Header>() }
-    }
-
-    /// The ring over the data region of a validated `geometry`.
-    pub(crate) fn ring(&self, geometry: &Geometry) -> RingPtrs {
-        debug_assert!(HEADER_SIZE as u64 + geometry.capacity <= self.mapping.len() as u64);
-        let header = self.header();
-        // SAFETY: validate() checked HEADER_SIZE + capacity <= segment size,
-        // so the data region lies inside the mapping.
-        let data = unsafe { self.mapping.as_non_null().add(HEADER_SIZE) };
-        RingPtrs {
-            head: NonNull::from(&header.rx.index),
-            tail: NonNull::from(&header.tx.index),
-            data,
-            capacity: geometry.capacity,
-        }
-    }
-
-    /// Size of the segment in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.mapping.len()
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests {
     use super::*;
 
@@ -373,6 +339,9 @@ mod tests {
             mode: 0o600,
             flags: 0,
             path: None,
+            creator_pid: 1,
+            creator_uid: 0,
+            created: 0,
         });
         h.publish_ready();
         h

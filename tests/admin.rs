@@ -62,7 +62,7 @@ fn remove_refuses_live_channels_unless_forced() {
     let (chan, _cleanup) = common::private_channel(4096);
     let mut rx = chan.receiver().expect("receiver");
     match admin::remove(chan.id(), false) {
-        Err(Error::Os { source, .. }) => assert_eq!(source.raw_os_error(), Some(libc::EBUSY)),
+        Err(Error::Busy { parties, .. }) => assert_eq!(parties, 2),
         other => panic!("removed a live channel: {other:?}"),
     }
     admin::remove(chan.id(), true).expect("forced removal");

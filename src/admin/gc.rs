@@ -17,7 +17,7 @@ use super::sysvipc::{self, SemRow};
 use super::{ChannelInfo, Kind, SegmentInfo, State};
 use crate::error::{Error, Result};
 use crate::layout::sem;
-use crate::sys::{self, Key, SemSet};
+use crate::sys::{self, Fail, Key, SemSet};
 
 /// A private semaphore set must be at least this old (seconds since its
 /// creation or last `semctl` change) to be taken for an orphan.
@@ -179,9 +179,7 @@ fn collect(shmid: i32, queued: bool) -> Option<Outcome> {
         Ok(Verdict::Removed(_)) => Some(Outcome::Removed),
         Ok(Verdict::Kept(why)) => Some(Outcome::Kept(why)),
         Err(Error::NotFound { .. }) => None,
-        Err(Error::Os { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
-            Some(Outcome::Kept("a party joined meanwhile".into()))
-        }
+        Err(Error::Busy { .. }) => Some(Outcome::Kept("a party joined meanwhile".into())),
         // Another user's channel: not ours to remove, and no failure of gc.
         Err(e @ Error::PermissionDenied { .. }) => Some(Outcome::Kept(e.to_string())),
         Err(e) => Some(Outcome::Failed(e.to_string())),
@@ -216,10 +214,9 @@ fn is_orphan(r: &SemRow, named: &HashSet<i32>, blind: bool) -> bool {
         return false;
     }
     if r.key != 0 {
-        let lookup = sys::shm_lookup(r.key).map_err(|e| e.raw_os_error());
-        return lookup == Err(Some(libc::ENOENT));
+        return matches!(sys::shm_lookup(r.key), Err(e) if Fail::of(&e) == Fail::NotFound);
     }
-    !blind && unix_now().saturating_sub(r.ctime) >= PRIVATE_SET_AGE
+    !blind && sys::unix_now().saturating_sub(r.ctime) >= PRIVATE_SET_AGE
 }
 
 fn orphan_entry(r: &SemRow, named: &HashSet<i32>, blind: bool, dry_run: bool) -> GcEntry {
@@ -241,10 +238,4 @@ fn orphan_entry(r: &SemRow, named: &HashSet<i32>, blind: bool, dry_run: bool) ->
         },
         outcome,
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -4,10 +4,12 @@
 use std::sync::atomic::Ordering;
 
 use super::{ChannelInfo, Kind, SegmentInfo, State, inspect};
-use crate::channel::{close_gate, os_error};
+use crate::channel::{
+    Doing, SetOwner, View, close_gate, foreign_set, key_name, open_gate, os_error,
+};
 use crate::error::{Error, Result};
-use crate::layout::{View, sem};
-use crate::sys::{self, Key, Mapping, SemSet, sop};
+use crate::layout::sem;
+use crate::sys::{self, Fail, Key, Mapping, SemSet};
 
 /// What a removal took away.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +45,8 @@ pub(super) enum Verdict {
 ///
 /// # Errors
 ///
-/// [`Error::NotFound`], [`Error::NotAChannel`], [`Error::Os`] with `EBUSY`
-/// when a party is alive and `force` is not set,
+/// [`Error::NotFound`], [`Error::NotAChannel`], [`Error::Busy`] when a
+/// party is alive and `force` is not set,
 /// [`Error::PermissionDenied`] when this user may not remove it.
 pub fn remove(shmid: i32, force: bool) -> Result<Removed> {
     match remove_unless(shmid, force, |_, _| None)? {
@@ -67,9 +69,12 @@ pub(super) fn remove_unless(
     let name = format!("shmid {shmid}");
     let seg = inspect(shmid)?;
     let chan = channel_of(&seg, &name)?;
-    let (gate, idle) = shut_gate(&seg, &chan, &name)?;
-    if !idle && !force {
-        return Err(busy(&name));
+    let (gate, holders) = shut_gate(&seg, &chan, &name)?;
+    if let (Some(parties), false) = (holders, force) {
+        return Err(Error::Busy {
+            channel: key_name(seg.key, Some(shmid)),
+            parties,
+        });
     }
     // Read again now that the gate is shut: nobody can join meanwhile.
     let seg = inspect(shmid)?;
@@ -80,15 +85,6 @@ pub(super) fn remove_unless(
     let removed = destroy(&seg, &chan, &name)?;
     drop(gate);
     Ok(Verdict::Removed(removed))
-}
-
-/// The error for a channel in use.
-fn busy(name: &str) -> Error {
-    Error::Os {
-        call: "remove",
-        channel: name.to_owned(),
-        source: std::io::Error::from_raw_os_error(libc::EBUSY),
-    }
 }
 
 fn channel_of(seg: &SegmentInfo, name: &str) -> Result<ChannelInfo> {
@@ -109,9 +105,10 @@ pub(super) fn own_set(seg: &SegmentInfo, chan: &ChannelInfo) -> Option<SemSet> {
         return None;
     }
     let set = SemSet::from_id(chan.semid);
-    let st = set.stat().ok()?;
-    let key_ok = seg.removed || st.key == seg.key.raw();
-    (st.nsems == u64::from(sem::COUNT) && key_ok && st.cuid == seg.cuid).then_some(set)
+    let owner = SetOwner::new(seg.key.raw(), seg.cuid, seg.removed);
+    foreign_set(set, &set.stat().ok()?, owner)
+        .is_none()
+        .then_some(set)
 }
 
 /// The last-out gate, shut by this removal: opened again on drop (which
@@ -122,25 +119,38 @@ impl Drop for Gate {
     fn drop(&mut self) {
         if let Some(set) = self.0 {
             // An error means the set is gone: there is no gate left to open.
-            let _ = set.op(&mut [sop(sem::CLOSING, -1, libc::SEM_UNDO)]);
+            let _ = open_gate(set);
         }
     }
 }
 
-/// Shuts the gate of a channel that has a set of its own, and says whether
-/// the channel is idle: no live party, or, with no set to count them, no
-/// process attached.
-fn shut_gate(seg: &SegmentInfo, chan: &ChannelInfo, name: &str) -> Result<(Gate, bool)> {
+/// Shuts the gate of a channel that has a set of its own, and says how
+/// many hold the channel if it is not idle: its live parties, or, with no
+/// set to count them, the processes attached.
+fn shut_gate(seg: &SegmentInfo, chan: &ChannelInfo, name: &str) -> Result<(Gate, Option<u32>)> {
     if let Some(set) = own_set(seg, chan) {
-        match close_gate(set) {
-            Ok(()) => return Ok((Gate(Some(set)), true)),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok((Gate(None), false)),
+        let Err(e) = close_gate(set) else {
+            return Ok((Gate(Some(set)), None));
+        };
+        match Fail::of(&e) {
+            Fail::WouldBlock => return Ok((Gate(None), Some(parties(set, chan)))),
             // Removed meanwhile: judge by the attaches, as below.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {}
-            Err(e) => return Err(os_error("semop(close gate)", name, e)),
+            Fail::Removed => {}
+            _ => return Err(os_error(Doing::Other, "semop(close gate)", name, e)),
         }
     }
-    Ok((Gate(None), seg.nattch == 0))
+    let attached = u32::try_from(seg.nattch).unwrap_or(u32::MAX);
+    Ok((Gate(None), (attached > 0).then_some(attached)))
+}
+
+/// The live parties of a channel whose gate would not shut (read again:
+/// the count from inspection may be older than the refusal).
+fn parties(set: SemSet, chan: &ChannelInfo) -> u32 {
+    let now = set
+        .get(sem::PARTIES)
+        .ok()
+        .and_then(|v| u32::try_from(v).ok());
+    now.or(chan.parties).unwrap_or(0)
 }
 
 /// Marks the channel closed (so that parties see `Removed` on their fast
@@ -152,7 +162,7 @@ fn destroy(seg: &SegmentInfo, chan: &ChannelInfo, name: &str) -> Result<Removed>
         if let Some(was) = was {
             set_closed(seg.shmid, was); // not ours to remove: leave it as it was
         }
-        return Err(os_error("shmctl(IPC_RMID)", name, e));
+        return Err(os_error(Doing::Other, "shmctl(IPC_RMID)", name, e));
     }
     // The set may be gone already (ipcrm -s); nothing else to remove then.
     let semid = set.filter(|s| s.remove().is_ok()).map(|s| s.id());

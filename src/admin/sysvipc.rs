@@ -22,7 +22,7 @@ pub(super) struct SemRow {
 pub(super) struct ShmRow {
     pub(super) key: i32,
     pub(super) shmid: i32,
-    /// Permission bits and status bits (`SHM_DEST` is 0o1000).
+    /// Permission bits and status bits (`sys::split_mode` tells them apart).
     pub(super) perms: u32,
     pub(super) size: usize,
     pub(super) nattch: u64,

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use super::Options;
 use super::party::{Party, close_gate};
-use super::shared::{Shared, os_error};
+use super::shared::{Doing, Shared, os_error};
+use super::view::View;
 use crate::error::{Error, Result};
 use crate::layout::{
-    FLAG_MEMBARRIER, FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, View,
-    round_capacity, sem,
+    FLAG_MEMBARRIER, FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, round_capacity,
+    sem,
 };
-use crate::sys::{self, Key, Mapping, SemSet, ShmStat};
+use crate::sys::{self, Fail, Key, Mapping, SemSet, SemStat, ShmStat};
 
 /// How long `open` waits for a creator to finish the header.
 const READY_PATIENCE: Duration = Duration::from_secs(2);
@@ -50,11 +51,14 @@ pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
         mode: options.mode,
         flags: flags(options),
         path: key.origin().map(|o| (o.dev, o.ino)),
+        creator_pid: sys::pid(),
+        creator_uid: sys::euid(),
+        created: sys::unix_now(),
     });
     let sem = create_sems(key, options.mode, &name)?;
     undo.sem = Some(sem);
     sem.set_all(&mut [0; sem::COUNT as usize])
-        .map_err(|e| os_error("semctl(SETALL)", &name, e))?;
+        .map_err(|e| os_error(Doing::Other, "semctl(SETALL)", &name, e))?;
     view.header().set_semid(sem.id());
     let geometry = view
         .header()
@@ -93,7 +97,7 @@ fn create_segment(key: Key, size: usize, options: &Options, name: &str) -> Resul
     loop {
         match sys::shm_create(key.raw(), size, options.mode) {
             Ok(id) => return Ok(id),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            Err(e) if Fail::of(&e) == Fail::Exists => {
                 if !options.replace_stale || tries == 3 {
                     return Err(Error::AlreadyExists {
                         channel: name.to_owned(),
@@ -102,7 +106,7 @@ fn create_segment(key: Key, size: usize, options: &Options, name: &str) -> Resul
                 tries += 1;
                 replace_stale(key, name)?;
             }
-            Err(e) => return Err(os_error("shmget", name, e)),
+            Err(e) => return Err(os_error(Doing::Other, "shmget", name, e)),
         }
     }
 }
@@ -111,13 +115,13 @@ fn create_segment(key: Key, size: usize, options: &Options, name: &str) -> Resul
 /// whose segment is gone (no party alive) is removed first.
 fn create_sems(key: Key, mode: u32, name: &str) -> Result<SemSet> {
     match SemSet::create(key.raw(), sem::COUNT, mode) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+        Err(e) if Fail::of(&e) == Fail::Exists => {
             remove_orphan_sems(key, name)?;
             SemSet::create(key.raw(), sem::COUNT, mode)
         }
         r => r,
     }
-    .map_err(|e| os_error("semget", name, e))
+    .map_err(|e| os_error(Doing::Other, "semget", name, e))
 }
 
 fn remove_orphan_sems(key: Key, name: &str) -> Result<()> {
@@ -130,7 +134,7 @@ fn remove_orphan_sems(key: Key, name: &str) -> Result<()> {
     };
     let st = set
         .stat()
-        .map_err(|e| os_error("semctl(IPC_STAT)", name, e))?;
+        .map_err(|e| os_error(Doing::Other, "semctl(IPC_STAT)", name, e))?;
     // Only a set of our shape, made by this user, with no party: another
     // program's set at the same key is never touched.
     let ours = st.nsems == u64::from(sem::COUNT) && st.cuid == sys::euid();
@@ -138,7 +142,7 @@ fn remove_orphan_sems(key: Key, name: &str) -> Result<()> {
         return Err(exists());
     }
     set.remove()
-        .map_err(|e| os_error("semctl(IPC_RMID)", name, e))
+        .map_err(|e| os_error(Doing::Other, "semctl(IPC_RMID)", name, e))
 }
 
 /// Removes what a failed `create` made.
@@ -174,14 +178,16 @@ pub(super) fn open_key(key: Key) -> Result<Arc<Shared>> {
         // shmget(IPC_PRIVATE) would create, never find.
         return Err(Error::NotFound { channel: name });
     }
-    let shmid = sys::shm_lookup(key.raw()).map_err(|e| lookup_error(&name, "shmget", e))?;
+    let shmid =
+        sys::shm_lookup(key.raw()).map_err(|e| os_error(Doing::Finding, "shmget", &name, e))?;
     open_id(shmid, Some(key))
 }
 
 /// Attaches segment `shmid` and checks everything before trusting it.
 pub(super) fn open_id(shmid: i32, key: Option<Key>) -> Result<Arc<Shared>> {
     let name = key.map_or_else(|| format!("shmid {shmid}"), |k| key_name(k, Some(shmid)));
-    let st = sys::shm_stat(shmid).map_err(|e| lookup_error(&name, "shmctl(IPC_STAT)", e))?;
+    let st =
+        sys::shm_stat(shmid).map_err(|e| os_error(Doing::Finding, "shmctl(IPC_STAT)", &name, e))?;
     if st.removed {
         return Err(Error::NotFound { channel: name });
     }
@@ -212,7 +218,8 @@ pub(super) fn open_id(shmid: i32, key: Option<Key>) -> Result<Arc<Shared>> {
 }
 
 fn attach(shmid: i32, name: &str) -> Result<View> {
-    let mapping = Mapping::attach(shmid, false).map_err(|e| lookup_error(name, "shmat", e))?;
+    let mapping =
+        Mapping::attach(shmid, false).map_err(|e| os_error(Doing::Finding, "shmat", name, e))?;
     View::new(mapping).map_err(|i| invalid(name, i))
 }
 
@@ -252,7 +259,7 @@ fn wait_ready(view: &View, shmid: i32, name: &str) -> Result<()> {
 
 /// ftok keeps only part of the device and inode: a header made for
 /// another path under the same key is a collision, not our channel.
-fn check_origin(key: Key, recorded: Option<(u64, u64)>, name: &str) -> Result<()> {
+pub(crate) fn check_origin(key: Key, recorded: Option<(u64, u64)>, name: &str) -> Result<()> {
     match (key.origin(), recorded) {
         (Some(o), Some(r)) if (o.dev, o.ino) != r => Err(Error::NotAChannel {
             channel: name.to_owned(),
@@ -265,28 +272,56 @@ fn check_origin(key: Key, recorded: Option<(u64, u64)>, name: &str) -> Result<()
     }
 }
 
-/// The set id in the header is untrusted: it must be a set of our size,
-/// made with the segment's key by the segment's creator.
+/// The set id in the header is untrusted: it must be the segment's own.
 fn check_sems(sem: SemSet, seg: &ShmStat, name: &str) -> Result<()> {
-    let st = sem.stat().map_err(|e| match e.raw_os_error() {
-        Some(libc::EINVAL | libc::EIDRM) => Error::Removed {
+    let st = sem
+        .stat()
+        .map_err(|e| os_error(Doing::Using, "semctl(IPC_STAT)", name, e))?;
+    match foreign_set(sem, &st, SetOwner::new(seg.key, seg.cuid, seg.removed)) {
+        Some(what) => Err(Error::Corrupted {
             channel: name.to_owned(),
-        },
-        _ => os_error("semctl(IPC_STAT)", name, e),
-    })?;
-    if st.nsems != u64::from(sem::COUNT) || st.key != seg.key || st.cuid != seg.cuid {
-        return Err(Error::Corrupted {
-            channel: name.to_owned(),
-            what: format!(
-                "semaphore set {} (key {:#x}, {} semaphores, creator uid {}) does not belong to it",
-                sem.id(),
-                st.key as u32,
-                st.nsems,
-                st.cuid
-            ),
-        });
+            what,
+        }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The segment that a channel's semaphore set must belong to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SetOwner {
+    /// The segment's key; `None` once a removal has taken it (a segment
+    /// marked for removal shows key 0).
+    key: Option<i32>,
+    /// The segment's creator.
+    cuid: u32,
+}
+
+impl SetOwner {
+    /// The segment of key `key` made by `cuid`, perhaps marked `removed`.
+    pub(crate) fn new(key: i32, cuid: u32, removed: bool) -> SetOwner {
+        SetOwner {
+            key: (!removed).then_some(key),
+            cuid,
+        }
+    }
+}
+
+/// Why semaphore set `set`, as `st` describes it, is not the one of
+/// `owner`'s channel, if it is not. The set id in a header is untrusted,
+/// and ids are reused once a set is gone: it must have a channel set's
+/// size, the segment's key (unless a removal took it) and its creator.
+pub(crate) fn foreign_set(set: SemSet, st: &SemStat, owner: SetOwner) -> Option<String> {
+    let key_ok = owner.key.is_none_or(|key| key == st.key);
+    if st.nsems == u64::from(sem::COUNT) && key_ok && st.cuid == owner.cuid {
+        return None;
+    }
+    Some(format!(
+        "semaphore set {} (key {:#010x}, {} semaphores, creator uid {}) does not belong to it",
+        set.id(),
+        st.key as u32,
+        st.nsems,
+        st.cuid
+    ))
 }
 
 /// Removes the channel at `key` if it is a shmchan channel whose parties
@@ -294,12 +329,14 @@ fn check_sems(sem: SemSet, seg: &ShmStat, name: &str) -> Result<()> {
 fn replace_stale(key: Key, name: &str) -> Result<()> {
     let shmid = match sys::shm_lookup(key.raw()) {
         Ok(id) => id,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-        Err(e) => return Err(lookup_error(name, "shmget", e)),
+        Err(e) if Fail::of(&e) == Fail::NotFound => return Ok(()),
+        Err(e) => return Err(os_error(Doing::Finding, "shmget", name, e)),
     };
-    let mapping = Mapping::attach(shmid, true).map_err(|e| lookup_error(name, "shmat", e))?;
+    let mapping =
+        Mapping::attach(shmid, true).map_err(|e| os_error(Doing::Finding, "shmat", name, e))?;
     // Read after our own attach, so that nattch counts it.
-    let st = sys::shm_stat(shmid).map_err(|e| lookup_error(name, "shmctl(IPC_STAT)", e))?;
+    let st =
+        sys::shm_stat(shmid).map_err(|e| os_error(Doing::Finding, "shmctl(IPC_STAT)", name, e))?;
     let view = View::new(mapping).map_err(|i| invalid(name, i))?;
     let h = view.header();
     if !h.check_magic().map_err(|i| invalid(name, i))? {
@@ -320,23 +357,24 @@ fn replace_stale(key: Key, name: &str) -> Result<()> {
     let geometry = h.validate(view.len()).map_err(|i| invalid(name, i))?;
     let set = SemSet::from_id(geometry.semid);
     if let Err(e) = set.stat() {
-        if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) {
+        if Fail::of(&e) == Fail::Removed {
             // The set is gone: nothing counts parties, the segment is an orphan.
-            return sys::shm_remove(shmid).map_err(|e| os_error("shmctl(IPC_RMID)", name, e));
+            return sys::shm_remove(shmid)
+                .map_err(|e| os_error(Doing::Other, "shmctl(IPC_RMID)", name, e));
         }
-        return Err(os_error("semctl(IPC_STAT)", name, e));
+        return Err(os_error(Doing::Other, "semctl(IPC_STAT)", name, e));
     }
     check_sems(set, &st, name)?;
     match close_gate(set) {
         Ok(()) => {
             let _ = sys::shm_remove(shmid);
             set.remove()
-                .map_err(|e| os_error("semctl(IPC_RMID)", name, e))
+                .map_err(|e| os_error(Doing::Other, "semctl(IPC_RMID)", name, e))
         }
-        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(Error::AlreadyExists {
+        Err(e) if Fail::of(&e) == Fail::WouldBlock => Err(Error::AlreadyExists {
             channel: format!("{name} (live)"),
         }),
-        Err(e) => Err(os_error("semop", name, e)),
+        Err(e) => Err(os_error(Doing::Other, "semop", name, e)),
     }
 }
 
@@ -348,20 +386,10 @@ fn remove_half_made(key: Key, shmid: i32, st: &ShmStat, name: &str) -> Result<()
             channel: name.to_owned(),
         });
     }
-    sys::shm_remove(shmid).map_err(|e| os_error("shmctl(IPC_RMID)", name, e))?;
+    sys::shm_remove(shmid).map_err(|e| os_error(Doing::Other, "shmctl(IPC_RMID)", name, e))?;
     match remove_orphan_sems(key, name) {
         Err(Error::AlreadyExists { .. }) => Ok(()), // a set of someone else's: leave it
         r => r,
-    }
-}
-
-/// ENOENT/EINVAL/EIDRM while looking up: not found.
-fn lookup_error(name: &str, call: &'static str, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::ENOENT | libc::EINVAL | libc::EIDRM) => Error::NotFound {
-            channel: name.to_owned(),
-        },
-        _ => os_error(call, name, e),
     }
 }
 
@@ -379,7 +407,7 @@ fn invalid(name: &str, why: Invalid) -> Error {
 }
 
 /// `key 0x…` (with the shmid once known), or `shmid N` for a private one.
-fn key_name(key: Key, shmid: Option<i32>) -> String {
+pub(crate) fn key_name(key: Key, shmid: Option<i32>) -> String {
     match (key.is_private(), shmid) {
         (true, Some(id)) => format!("private channel (shmid {id})"),
         (true, None) => "a private channel".to_owned(),

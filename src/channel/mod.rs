@@ -6,6 +6,7 @@ mod party;
 mod receiver;
 mod sender;
 mod shared;
+mod view;
 
 pub use options::{DEFAULT_CAPACITY, FRAME_OVERHEAD, MIN_CAPACITY, Options};
 pub use receiver::{Iter, Receiver, RecvGuard};
@@ -16,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::sys::Key;
+pub(crate) use create::{SetOwner, check_origin, foreign_set, key_name};
 use party::Party;
-pub(crate) use party::close_gate;
+pub(crate) use party::{close_gate, open_gate};
 use shared::Shared;
-pub(crate) use shared::os_error;
+pub(crate) use shared::{Doing, os_error};
+pub(crate) use view::View;
 
 /// An attached, validated channel: a System V segment (header + ring) and
 /// its semaphore set.
@@ -170,11 +173,11 @@ impl Channel {
         s.mark_closed();
         if let Err(e) = crate::sys::shm_remove(s.shmid) {
             s.unmark_closed();
-            return Err(s.sem_error("shmctl(IPC_RMID)", e));
+            return Err(os_error(Doing::Using, "shmctl(IPC_RMID)", &s.name, e));
         }
         s.sem
             .remove()
-            .map_err(|e| s.sem_error("semctl(IPC_RMID)", e))
+            .map_err(|e| os_error(Doing::Using, "semctl(IPC_RMID)", &s.name, e))
     }
 }
 

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::shared::Shared;
+use super::shared::{Doing, Shared, os_error};
 use crate::error::{Error, Result, Role};
-use crate::layout::{Counters, sem};
-use crate::sys::{self, SemSet, sop};
+use crate::layout::{Counters, bump, sem};
+use crate::sys::{self, Fail, SemOp, SemSet, retry_on_intr, sop};
 use crate::wait::Park;
 
 /// How long `join` retries while a last party out holds the gate shut.
@@ -32,16 +32,13 @@ impl Party {
     /// Joins as a party: `{CLOSING, 0, NOWAIT}, {PARTIES, +1, SEM_UNDO}`.
     pub(crate) fn join(shared: Arc<Shared>) -> Result<Party> {
         let start = Instant::now();
-        let mut ops = [
-            sop(sem::CLOSING, 0, libc::IPC_NOWAIT),
-            sop(sem::PARTIES, 1, libc::SEM_UNDO),
-        ];
+        let mut ops = [sop(sem::CLOSING, 0).nowait(), sop(sem::PARTIES, 1).undo()];
         loop {
-            match shared.sem.op(&mut ops) {
+            match retry_on_intr(|| shared.sem.op(&mut ops)) {
                 Ok(()) => return Ok(Party::new(shared)),
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
-                Err(e) => return Err(gone_or(&shared, "semop(join)", e)),
+                // The gate is shut: a last party out is deciding.
+                Err(e) if Fail::of(&e) == Fail::WouldBlock => {}
+                Err(e) => return Err(os_error(Doing::Using, "semop(join)", &shared.name, e)),
             }
             if start.elapsed() > GATE_PATIENCE {
                 return Err(Error::NotFound {
@@ -77,10 +74,7 @@ impl Drop for Party {
             return;
         }
         let s = &self.shared;
-        if s.sem
-            .op(&mut [sop(sem::PARTIES, -1, libc::SEM_UNDO)])
-            .is_err()
-        {
+        if s.sem.op(&mut [sop(sem::PARTIES, -1).undo()]).is_err() {
             // The set is gone (`ipcrm -s`, a removal): nothing counts parties
             // any more and the channel cannot work. Marking the segment for
             // removal is safe from any party: it lives until the last detach.
@@ -99,26 +93,21 @@ impl Drop for Party {
     }
 }
 
-/// EIDRM/EINVAL on a set we validated: the channel was removed.
-fn gone_or(shared: &Shared, call: &'static str, e: std::io::Error) -> Error {
-    shared.sem_error(call, e)
-}
-
 /// The last-out gate: passes only while no party is alive and nobody else
 /// holds the gate, and then shuts it, so that no party can join and no
 /// second leaver can pass. SEM_UNDO: a closer killed before it finishes
 /// opens the gate again rather than leaving the channel unreachable.
 pub(crate) fn close_gate(set: SemSet) -> std::io::Result<()> {
     set.op(&mut [
-        sop(sem::PARTIES, 0, libc::IPC_NOWAIT),
-        sop(sem::CLOSING, 0, libc::IPC_NOWAIT),
-        sop(sem::CLOSING, 1, libc::SEM_UNDO),
+        sop(sem::PARTIES, 0).nowait(),
+        sop(sem::CLOSING, 0).nowait(),
+        sop(sem::CLOSING, 1).undo(),
     ])
 }
 
 /// Opens the gate again (the channel stays).
 pub(crate) fn open_gate(set: SemSet) -> std::io::Result<()> {
-    set.op(&mut [sop(sem::CLOSING, -1, libc::SEM_UNDO)])
+    set.op(&mut [sop(sem::CLOSING, -1).undo()])
 }
 
 /// How many times a role semop switches between its two orders before
@@ -129,18 +118,12 @@ const ORDER_SWITCHES: u32 = 8;
 /// peer's wake semaphore, undo +1). Normally `+1` then `-1`; when the
 /// peer's semaphore is already at SEMVMX (posts nobody drained), `+1`
 /// first would fail with ERANGE, so `-1` goes first: same effect.
-fn claim_ops(alive: u16, peer_wake: u16, at_max: bool) -> [libc::sembuf; 4] {
-    let take = [
-        sop(alive, 0, libc::IPC_NOWAIT),
-        sop(alive, 1, libc::SEM_UNDO),
-    ];
+fn claim_ops(alive: u16, peer_wake: u16, at_max: bool) -> [SemOp; 4] {
+    let take = [sop(alive, 0).nowait(), sop(alive, 1).undo()];
     let arm = if at_max {
-        [
-            sop(peer_wake, -1, libc::IPC_NOWAIT | libc::SEM_UNDO),
-            sop(peer_wake, 1, 0),
-        ]
+        [sop(peer_wake, -1).nowait().undo(), sop(peer_wake, 1)]
     } else {
-        [sop(peer_wake, 1, 0), sop(peer_wake, -1, libc::SEM_UNDO)]
+        [sop(peer_wake, 1), sop(peer_wake, -1).undo()]
     };
     [take[0], take[1], arm[0], arm[1]]
 }
@@ -148,12 +131,12 @@ fn claim_ops(alive: u16, peer_wake: u16, at_max: bool) -> [libc::sembuf; 4] {
 /// The release: give the role back and post the peer (cancelling the
 /// armed undo), in one semop. At SEMVMX the post is made net-zero (the peer
 /// has posts enough to wake) while still cancelling the undo.
-fn release_ops(alive: u16, peer_wake: u16, at_max: bool) -> Vec<libc::sembuf> {
-    let mut ops = vec![sop(alive, -1, libc::SEM_UNDO)];
+fn release_ops(alive: u16, peer_wake: u16, at_max: bool) -> Vec<SemOp> {
+    let mut ops = vec![sop(alive, -1).undo()];
     if at_max {
-        ops.push(sop(peer_wake, -1, libc::IPC_NOWAIT));
+        ops.push(sop(peer_wake, -1).nowait());
     }
-    ops.push(sop(peer_wake, 1, libc::SEM_UNDO));
+    ops.push(sop(peer_wake, 1).undo());
     ops
 }
 
@@ -176,30 +159,29 @@ impl RoleHold {
         let mut at_max = false;
         let mut switches = 0;
         loop {
-            let err = match s.sem.op(&mut claim_ops(alive, peer_wake, at_max)) {
+            let err = match retry_on_intr(|| s.sem.op(&mut claim_ops(alive, peer_wake, at_max))) {
                 Ok(()) => break,
                 Err(e) => e,
             };
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
+            match Fail::of(&err) {
                 // The peer's wake semaphore is full: use the other order.
-                Some(libc::ERANGE) if switches < ORDER_SWITCHES => {
+                Fail::Range if switches < ORDER_SWITCHES => {
                     at_max = true;
                     switches += 1;
                 }
-                // In that order EAGAIN may mean it was drained meanwhile
-                // (or the role is taken): retry in the normal order.
-                Some(libc::EAGAIN) if at_max => {
+                // In that order "would block" may mean it was drained
+                // meanwhile (or the role is taken): retry in the normal order.
+                Fail::WouldBlock if at_max => {
                     at_max = false;
                     switches += 1;
                 }
-                Some(libc::EAGAIN) => {
+                Fail::WouldBlock => {
                     return Err(Error::RoleTaken {
                         channel: s.name.clone(),
                         role,
                     });
                 }
-                _ => return Err(s.sem_error("semop(claim role)", err)),
+                _ => return Err(os_error(Doing::Using, "semop(claim role)", &s.name, err)),
             }
         }
         // Posts left on our own wake semaphore by earlier peers are stale.
@@ -241,11 +223,9 @@ impl Drop for RoleHold {
         let peer = peer_wake(self.role);
         let mut at_max = false;
         for _ in 0..ORDER_SWITCHES {
-            match s.sem.op(&mut release_ops(alive, peer, at_max)) {
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ERANGE | libc::EAGAIN)) => {
-                    at_max = !at_max;
-                }
+            let r = retry_on_intr(|| s.sem.op(&mut release_ops(alive, peer, at_max)));
+            match r.map_err(|e| Fail::of(&e)) {
+                Err(Fail::Range | Fail::WouldBlock) => at_max = !at_max,
                 // Done; or the set was removed: no role left to release.
                 _ => break,
             }
@@ -371,27 +351,27 @@ impl SemParker<'_> {
 
 impl Park for SemParker<'_> {
     fn park(&mut self, deadline: Option<Instant>) -> Result<()> {
-        super::sender::bump(&self.counters.parks);
+        bump(&self.counters.parks);
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let slice = remaining.map_or(PARK_SLICE, |r| r.min(PARK_SLICE));
-        match self
-            .sem()
-            .timed_op(&mut [sop(self.num, -1, 0)], Some(slice))
-        {
-            Ok(()) => Ok(()),
+        let Err(e) = self.sem().timed_op(&mut [sop(self.num, -1)], Some(slice)) else {
+            return Ok(());
+        };
+        match Fail::of(&e) {
             // A signal (even SIGSTOP/SIGCONT with no handler) interrupts
-            // semtimedop and it is never restarted: the caller loops and
-            // parks again with the time that remains.
-            Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                super::sender::bump(&self.counters.expired);
+            // semtimedop and it is never restarted. Not `retry_on_intr`:
+            // the caller loops and parks again with the time that remains.
+            Fail::Interrupted => Ok(()),
+            // The slice (or the deadline) ran out.
+            Fail::WouldBlock => {
+                bump(&self.counters.expired);
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     Err(Error::Timeout)
                 } else {
                     self.check_segment()
                 }
             }
-            Err(e) => Err(self.shared.sem_error("semtimedop", e)),
+            _ => Err(os_error(Doing::Using, "semtimedop", &self.shared.name, e)),
         }
     }
 
@@ -401,7 +381,12 @@ impl Park for SemParker<'_> {
 
     fn heavy_barrier(&mut self) -> Result<()> {
         sys::membarrier::barrier().map_err(|e| {
-            super::shared::os_error("membarrier(GLOBAL_EXPEDITED)", &self.shared.name, e)
+            os_error(
+                Doing::Other,
+                "membarrier(GLOBAL_EXPEDITED)",
+                &self.shared.name,
+                e,
+            )
         })
     }
 }
@@ -414,9 +399,9 @@ fn drain_sem(s: &Shared, num: u16) -> Result<()> {
         return Ok(());
     }
     let take = i16::try_from(value).unwrap_or(i16::MAX);
-    match s.sem.op(&mut [sop(num, -take, libc::IPC_NOWAIT)]) {
+    match retry_on_intr(|| s.sem.op(&mut [sop(num, -take).nowait()])) {
         Ok(()) => Ok(()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => Ok(()),
-        Err(e) => Err(s.sem_error("semop(drain)", e)),
+        Err(e) if Fail::of(&e) == Fail::WouldBlock => Ok(()),
+        Err(e) => Err(os_error(Doing::Using, "semop(drain)", &s.name, e)),
     }
 }

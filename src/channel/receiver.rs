@@ -19,11 +19,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::party::{PeerWatch, RoleHold, SemParker};
-use super::sender::bump;
 use super::shared::Shared;
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
-use crate::layout::sem;
+use crate::layout::{bump, sem};
 use crate::ring::{Consumer, Frame};
 use crate::wait::{self, CatchUp, Phase};
 

@@ -16,7 +16,7 @@ use super::party::{PeerWatch, RoleHold, SemParker};
 use super::shared::Shared;
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
-use crate::layout::sem;
+use crate::layout::{bump, sem};
 use crate::ring::Producer;
 use crate::wait::{self, Phase};
 
@@ -325,15 +325,6 @@ fn wake_receiver(s: &Shared) -> Result<()> {
         s.post(sem::RX_WAKE)?;
     }
     Ok(())
-}
-
-/// Increments a counter that only this side writes (wrapping: another
-/// process may have written anything there).
-pub(super) fn bump(counter: &std::sync::atomic::AtomicU64) {
-    counter.store(
-        counter.load(Ordering::Relaxed).wrapping_add(1),
-        Ordering::Relaxed,
-    );
 }
 
 /// Room for one message, reserved by [`Sender::reserve`]. Derefs to the

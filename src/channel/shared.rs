@@ -4,9 +4,10 @@
 use std::io;
 use std::sync::atomic::Ordering;
 
+use super::view::View;
 use crate::error::{Error, Result};
-use crate::layout::{FLAG_MEMBARRIER, Geometry, Header, View, sem};
-use crate::sys::{Key, SemSet, sop};
+use crate::layout::{FLAG_MEMBARRIER, Geometry, Header, sem};
+use crate::sys::{Fail, Key, SemSet, sop};
 use crate::wait::Fences;
 
 /// A validated attachment: the segment's view, its semaphore set, and the
@@ -37,15 +38,6 @@ impl Shared {
         Error::Corrupted {
             channel: self.name.clone(),
             what,
-        }
-    }
-
-    /// Maps the errno of a semaphore call on the live set.
-    pub(crate) fn sem_error(&self, call: &'static str, e: io::Error) -> Error {
-        match e.raw_os_error() {
-            // EIDRM while waiting, EINVAL afterwards: the set was removed.
-            Some(libc::EIDRM | libc::EINVAL) => self.removed(),
-            _ => os_error(call, &self.name, e),
         }
     }
 
@@ -80,15 +72,15 @@ impl Shared {
     pub(crate) fn sem_value(&self, num: u16) -> Result<i32> {
         self.sem
             .get(num)
-            .map_err(|e| self.sem_error("semctl(GETVAL)", e))
+            .map_err(|e| os_error(Doing::Using, "semctl(GETVAL)", &self.name, e))
     }
 
     /// Posts a wake semaphore. ERANGE (already at SEMVMX) counts as
     /// delivered: the sleeper has more than enough posts to wake.
     pub(crate) fn post(&self, num: u16) -> Result<()> {
-        match self.sem.op(&mut [sop(num, 1, 0)]) {
-            Err(e) if e.raw_os_error() == Some(libc::ERANGE) => Ok(()),
-            r => r.map_err(|e| self.sem_error("semop", e)),
+        match self.sem.op(&mut [sop(num, 1)]) {
+            Err(e) if Fail::of(&e) == Fail::Range => Ok(()),
+            r => r.map_err(|e| os_error(Doing::Using, "semop", &self.name, e)),
         }
     }
 
@@ -109,8 +101,10 @@ impl Shared {
     pub(crate) fn register_fences(&self) -> Result<()> {
         match self.fences() {
             Fences::Symmetric => Ok(()),
-            Fences::Asymmetric => crate::sys::membarrier::register()
-                .map_err(|e| os_error("membarrier(REGISTER_GLOBAL_EXPEDITED)", &self.name, e)),
+            Fences::Asymmetric => crate::sys::membarrier::register().map_err(|e| {
+                let call = "membarrier(REGISTER_GLOBAL_EXPEDITED)";
+                os_error(Doing::Other, call, &self.name, e)
+            }),
         }
     }
 
@@ -123,7 +117,7 @@ impl Shared {
     /// indices: only a hint for lifecycle decisions, never for the ring;
     /// a lone padding frame is no message).
     pub(crate) fn holds_messages(&self) -> bool {
-        crate::ring::holds_messages(&self.view.ring(&self.geometry))
+        self.view.holds_messages(&self.geometry)
     }
 
     /// Removes segment and semaphore set. Errors are ignored: both may be
@@ -144,17 +138,36 @@ impl Shared {
     }
 }
 
-/// Maps an errno to the public error for `call` on `channel`.
-pub(crate) fn os_error(call: &'static str, channel: &str, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::EACCES | libc::EPERM) => Error::PermissionDenied {
-            channel: channel.to_owned(),
+/// What a call on a channel was doing, where that changes what its failure
+/// means to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Doing {
+    /// Looking for a channel (by key, or by id before it is validated):
+    /// its object missing or gone is [`Error::NotFound`].
+    Finding,
+    /// Using a channel already found and validated: its object gone is
+    /// [`Error::Removed`].
+    Using,
+    /// Making or removing objects, anything else: only a refusal
+    /// ([`Error::PermissionDenied`]) is told apart from [`Error::Os`].
+    Other,
+}
+
+/// The one mapping from a failed call on `channel` to the public error.
+pub(crate) fn os_error(doing: Doing, call: &'static str, channel: &str, e: io::Error) -> Error {
+    let channel = channel.to_owned();
+    match (Fail::of(&e), doing) {
+        (Fail::Denied, _) => Error::PermissionDenied {
+            channel,
             call,
             source: e,
         },
+        (Fail::NotFound | Fail::Removed, Doing::Finding) => Error::NotFound { channel },
+        // EIDRM while waiting, EINVAL afterwards: the set was removed.
+        (Fail::Removed, Doing::Using) => Error::Removed { channel },
         _ => Error::Os {
             call,
-            channel: channel.to_owned(),
+            channel,
             source: e,
         },
     }

@@ -7,14 +7,16 @@
 //! call and its man page.
 #![allow(unsafe_code)]
 
+mod errno;
 mod key;
 pub(crate) mod membarrier;
 mod sem;
 mod shm;
 
+pub(crate) use errno::{Fail, retry_on_intr};
 pub use key::Key;
-pub(crate) use sem::{SemSet, sop};
-pub(crate) use shm::{Mapping, ShmStat, shm_create, shm_lookup, shm_remove, shm_stat};
+pub(crate) use sem::{SemOp, SemSet, SemStat, sop};
+pub(crate) use shm::{Mapping, ShmStat, shm_create, shm_lookup, shm_remove, shm_stat, split_mode};
 
 use std::io;
 
@@ -30,6 +32,14 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 /// The calling process's id.
 pub(crate) fn pid() -> u32 {
     std::process::id()
+}
+
+/// The time now, in whole seconds since the Unix epoch (0 for a clock set
+/// before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The calling process's effective uid.

@@ -17,12 +17,38 @@ unsafe extern "C" {
     ) -> libc::c_int;
 }
 
-/// One semaphore operation (`struct sembuf`).
-pub(crate) fn sop(num: u16, op: i16, flags: libc::c_int) -> libc::sembuf {
-    libc::sembuf {
+/// One semaphore operation (`struct sembuf`), made by [`sop`] and given
+/// its flags by name.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(crate) struct SemOp(libc::sembuf);
+
+/// `{num, op, 0}`: add `op` to semaphore `num`; waits while that would go
+/// below 0 (and, for `op == 0`, until the value is 0).
+pub(crate) const fn sop(num: u16, op: i16) -> SemOp {
+    SemOp(libc::sembuf {
         sem_num: num,
         sem_op: op,
-        sem_flg: flags as libc::c_short,
+        sem_flg: 0,
+    })
+}
+
+impl SemOp {
+    /// `IPC_NOWAIT`: fail with EAGAIN ([`Fail::WouldBlock`](super::Fail))
+    /// rather than wait.
+    pub(crate) const fn nowait(self) -> SemOp {
+        self.with(libc::IPC_NOWAIT)
+    }
+
+    /// `SEM_UNDO`: the kernel reverses the operation when the process
+    /// exits, however it dies.
+    pub(crate) const fn undo(self) -> SemOp {
+        self.with(libc::SEM_UNDO)
+    }
+
+    const fn with(mut self, flag: libc::c_int) -> SemOp {
+        self.0.sem_flg |= flag as libc::c_short;
+        self
     }
 }
 
@@ -110,22 +136,20 @@ impl SemSet {
         cvt(unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) }).map(drop)
     }
 
-    /// `semop(2)`: all of `ops` atomically. Not retried on EINTR.
+    /// `semop(2)`: all of `ops` atomically. Not retried on EINTR (see
+    /// [`retry_on_intr`](super::retry_on_intr)).
     #[doc(alias = "semop")]
-    pub(crate) fn op(&self, ops: &mut [libc::sembuf]) -> io::Result<()> {
-        // SAFETY: ops points to ops.len() valid sembuf values.
-        cvt(unsafe { libc::semop(self.id, ops.as_mut_ptr(), ops.len()) }).map(drop)
+    pub(crate) fn op(&self, ops: &mut [SemOp]) -> io::Result<()> {
+        // SAFETY: ops points to ops.len() valid sembuf values (SemOp is a
+        // transparent sembuf).
+        cvt(unsafe { libc::semop(self.id, ops.as_mut_ptr().cast(), ops.len()) }).map(drop)
     }
 
     /// `semtimedop(2)`: like [`op`](Self::op), giving up with EAGAIN after
     /// `timeout` (None waits for ever). Not retried on EINTR: the caller
     /// retries with the time that remains.
     #[doc(alias = "semtimedop")]
-    pub(crate) fn timed_op(
-        &self,
-        ops: &mut [libc::sembuf],
-        timeout: Option<Duration>,
-    ) -> io::Result<()> {
+    pub(crate) fn timed_op(&self, ops: &mut [SemOp], timeout: Option<Duration>) -> io::Result<()> {
         let ts = timeout.map(|t| libc::timespec {
             tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
             tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
@@ -133,8 +157,9 @@ impl SemSet {
         let ts_ptr = ts
             .as_ref()
             .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: ops points to ops.len() valid sembuf values; ts_ptr is null
-        // or points to a timespec that lives until the call returns.
-        cvt(unsafe { semtimedop(self.id, ops.as_mut_ptr(), ops.len(), ts_ptr) }).map(drop)
+        // SAFETY: ops points to ops.len() valid sembuf values (SemOp is a
+        // transparent sembuf); ts_ptr is null or points to a timespec that
+        // lives until the call returns.
+        cvt(unsafe { semtimedop(self.id, ops.as_mut_ptr().cast(), ops.len(), ts_ptr) }).map(drop)
     }
 }

@@ -59,16 +59,23 @@ pub(crate) fn shm_stat(id: i32) -> io::Result<ShmStat> {
     let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: ds is a valid, writable shmid_ds for the kernel to fill.
     cvt(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) })?;
-    let mode = u32::from(ds.shm_perm.mode);
+    let (mode, removed) = split_mode(u32::from(ds.shm_perm.mode));
     Ok(ShmStat {
         key: ds.shm_perm.__key,
         size: ds.shm_segsz,
         uid: ds.shm_perm.uid,
         cuid: ds.shm_perm.cuid,
-        mode: mode & 0o777,
+        mode,
         nattch: ds.shm_nattch,
-        removed: mode & SHM_DEST != 0,
+        removed,
     })
+}
+
+/// Splits a segment's mode word, as `IPC_STAT` or `/proc/sysvipc/shm`
+/// give it, into its permission bits and whether it is marked for removal
+/// (`SHM_DEST`).
+pub(crate) fn split_mode(mode: u32) -> (u32, bool) {
+    (mode & 0o777, mode & SHM_DEST != 0)
 }
 
 /// An attached segment (`shmat`), detached on drop (`shmdt`).

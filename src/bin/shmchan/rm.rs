@@ -53,9 +53,7 @@ fn remove(key: &KeyArg, proj: u8, force: bool) -> Result<Removed, Failure> {
     let shmid = key.shmid(proj)?;
     match admin::remove(shmid, force) {
         Ok(r) => Ok(r),
-        Err(Error::Os { source, .. }) if source.raw_os_error() == Some(libc::EBUSY) => {
-            Err(Failure::Runtime(in_use(key, shmid)))
-        }
+        Err(Error::Busy { parties, .. }) => Err(Failure::Runtime(in_use(key, shmid, parties))),
         Err(Error::NotAChannel { reason, .. }) => {
             let what = match admin::inspect(shmid).map(|s| s.kind) {
                 Ok(Kind::Unreadable { .. }) => "cannot be read",
@@ -70,18 +68,20 @@ fn remove(key: &KeyArg, proj: u8, force: bool) -> Result<Removed, Failure> {
 }
 
 /// Why a channel in use was refused, with who is using it.
-fn in_use(key: &KeyArg, shmid: i32) -> String {
-    let who = match admin::inspect(shmid).map(|s| s.kind) {
-        Ok(Kind::Channel(c)) => parties(&c),
-        _ => "a live party".into(),
+fn in_use(key: &KeyArg, shmid: i32, parties: u32) -> String {
+    let roles = match admin::inspect(shmid).map(|s| s.kind) {
+        Ok(Kind::Channel(c)) => roles(&c),
+        _ => String::new(),
     };
-    format!("{key} (shmid {shmid}) is in use ({who}); not removed: --force removes it anyway")
+    format!(
+        "{key} (shmid {shmid}) is in use ({parties} parties{roles}); not removed: \
+         --force removes it anyway"
+    )
 }
 
-fn parties(c: &ChannelInfo) -> String {
-    let n = c.parties.map_or("some".into(), |n| n.to_string());
+fn roles(c: &ChannelInfo) -> String {
     format!(
-        "{n} parties, sender {}, receiver {}",
+        ", sender {}, receiver {}",
         human::presence(c.sender),
         human::presence(c.receiver)
     )
