@@ -29,18 +29,14 @@ pub struct Options {
     pub(crate) membarrier: bool,
 }
 
-/// The default ring size, 4 MiB: larger than one core's L2 cache
-/// (2 MiB on the machine measured, 1-2 MiB on current x86 cores).
+/// The default ring size, 4 MiB: larger than one core's L2 cache.
 ///
-/// A ring that fits in L2 stays in the receiver's cache after it has read
-/// it, so each line the sender writes on the next lap must first be taken
-/// back from the other core. A ring larger than L2 has left the receiver's
-/// private cache by then. Measured with the `benchmarks/` crate, paired
-/// rounds of the same code with a 1 MiB and a 4 MiB ring: 1.6-2x at 1 KiB
-/// messages, 1.2-1.6x at 64 KiB, 1.0-1.2x at 8 B and 64 B. Much larger
-/// rings lose again (16 MiB was slower than 1 MiB at 1 KiB), past what the
-/// TLB maps. Pages are allocated as the ring is first written, so a channel
-/// that carries little uses little memory.
+/// A ring that fits in L2 is still in the receiver's cache when the sender
+/// comes round to write it again, so each line must first be taken back
+/// from the other core; a much larger ring loses again, past what the TLB
+/// maps. Pages are allocated as the ring is first written, so a channel
+/// that carries little uses little memory. The measurements behind the
+/// choice: `benchmarks/README.md`, "What changed", point 5.
 pub const DEFAULT_CAPACITY: usize = 4 << 20;
 
 /// The smallest ring capacity, in bytes: [`Options::capacity`] rounds a
@@ -104,6 +100,11 @@ impl Options {
     /// How long the creator's handles spin (then yield) before parking on
     /// the semaphore (default 50 µs). Handles opened elsewhere use the
     /// default; each can change its own with `set_spin`.
+    ///
+    /// A longer spin catches a peer that is about to act without a system
+    /// call on either side, but keeps a core busy while nothing comes, and
+    /// under load can hold the CPU the peer needs (`benchmarks/README.md`,
+    /// "What limits shmchan", point 1). Zero parks after the first look.
     pub fn spin(mut self, budget: Duration) -> Options {
         self.spin = budget;
         self
@@ -115,7 +116,8 @@ impl Options {
     /// it; every process that opens the channel must then be allowed it
     /// too (a seccomp filter that refuses `membarrier` makes `sender()` and
     /// `receiver()` fail with the call and errno). Turn it off to let such
-    /// processes in, at the cost of a fence per message.
+    /// processes in, at the cost of a fence per message (what it costs:
+    /// `benchmarks/README.md`, "What changed", point 2).
     pub fn membarrier(mut self, enabled: bool) -> Options {
         self.membarrier = enabled;
         self
