@@ -166,6 +166,18 @@ pub struct Counters {
 /// # Errors
 ///
 /// [`Error::Os`] only when `/proc/sysvipc/shm` cannot be read.
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Key, Options, admin};
+///
+/// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+/// let segments = admin::list()?; // what `ipcs -m` shows, each segment inspected
+/// let mine = segments.iter().find(|s| s.shmid == chan.id()).expect("listed");
+/// assert!(matches!(mine.kind, admin::Kind::Channel(_)));
+/// # Ok::<(), shmchan::Error>(())
+/// ```
 pub fn list() -> Result<Vec<SegmentInfo>> {
     let ids = sysvipc::shm_ids()?;
     // A segment removed between the listing and its inspection is skipped.
@@ -177,6 +189,20 @@ pub fn list() -> Result<Vec<SegmentInfo>> {
 /// # Errors
 ///
 /// [`Error::NotFound`] when no segment has that id.
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Key, Options, admin};
+///
+/// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+/// let admin::Kind::Channel(info) = admin::inspect(chan.id())?.kind else {
+///     panic!("not a channel");
+/// };
+/// assert_eq!(info.capacity, 4096);
+/// assert_eq!(info.parties, Some(1)); // `chan`; inspecting is not a party
+/// # Ok::<(), shmchan::Error>(())
+/// ```
 pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
     let not_found = || Error::NotFound {
         channel: format!("shmid {shmid}"),
@@ -240,6 +266,21 @@ fn unreadable(shmid: i32, e: &std::io::Error) -> Result<Option<SegmentInfo>> {
 /// [`Key::PRIVATE`]: a private channel is named by its id),
 /// [`Error::PermissionDenied`], [`Error::NotAChannel`] for an ftok
 /// collision.
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Key, Options, admin};
+///
+/// let path = std::env::temp_dir().join(format!("shmchan-doc-find-{}", std::process::id()));
+/// std::fs::File::create(&path)?;
+/// let key = Key::ftok(&path, b'F')?;
+/// let chan = Channel::create(key, &Options::new().capacity(4096))?;
+/// assert_eq!(admin::find(key)?, chan.id());
+/// # drop(chan);
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn find(key: Key) -> Result<i32> {
     let name = key.to_string();
     if key.is_private() {

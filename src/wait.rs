@@ -159,10 +159,10 @@ pub(crate) fn notify(flag: &AtomicU32, fences: Fences) -> bool {
 /// A peer running on another core moves the index within a microsecond or
 /// so, and a waiter that polls in growing bursts of `pause` (crossbeam's
 /// `Backoff`, tuned for contended compare-and-swap) notices it up to a
-/// burst late: measured here, that added a fifth to a third of a round
-/// trip (0.38 µs against 0.28 µs at 8 B). So the waiter first polls with
-/// one `pause` between polls; only a wait longer than this, where the
-/// peer is evidently not streaming, backs off.
+/// burst late, which lengthens every round trip (`benchmarks/README.md`,
+/// "What changed", point 4). So the waiter first polls with one `pause`
+/// between polls; only a wait longer than this, where the peer is
+/// evidently not streaming, backs off.
 const TIGHT_POLL: Duration = Duration::from_micros(10);
 
 /// Polls between two looks at the clock while polling tightly (a clock

@@ -112,6 +112,21 @@ pub struct GcEntry {
 ///
 /// [`Error::Os`] only when `/proc/sysvipc` cannot be read; a failed
 /// removal is reported in its entry.
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Key, Options, admin};
+///
+/// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+/// chan.sender()?.send(b"unread")?;
+/// let id = chan.id();
+/// drop(chan); // stale: no party left, kept for the message it holds
+/// let scope = Some(admin::Scope { shmids: vec![id], ..Default::default() }); // this one only
+/// let report = admin::gc(&admin::GcOptions { queued: true, scope, ..Default::default() })?;
+/// assert!(matches!(report[0].outcome, admin::Outcome::Removed));
+/// # Ok::<(), shmchan::Error>(())
+/// ```
 pub fn gc(opts: &GcOptions) -> Result<Vec<GcEntry>> {
     // Sets first: a channel's segment is made before its set, so every set
     // listed here whose channel still exists has its segment listed below.

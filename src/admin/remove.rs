@@ -48,6 +48,20 @@ pub(super) enum Verdict {
 /// [`Error::NotFound`], [`Error::NotAChannel`], [`Error::Busy`] when a
 /// party is alive and `force` is not set,
 /// [`Error::PermissionDenied`] when this user may not remove it.
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Error, Key, Options, admin};
+///
+/// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096).persist(true))?;
+/// let id = chan.id();
+/// drop(chan); // it persists, with no party left
+/// let removed = admin::remove(id, false)?;
+/// assert_eq!(removed.shmid, id);
+/// assert!(matches!(admin::inspect(id), Err(Error::NotFound { .. })));
+/// # Ok::<(), shmchan::Error>(())
+/// ```
 pub fn remove(shmid: i32, force: bool) -> Result<Removed> {
     match remove_unless(shmid, force, |_, _| None)? {
         Verdict::Removed(r) => Ok(r),

@@ -65,6 +65,19 @@ impl Channel {
     /// [`Options::replace_stale`] applies), [`Error::PermissionDenied`],
     /// [`Error::NotAChannel`] when `replace_stale` meets a foreign segment,
     /// [`Error::Os`] when the kernel refuses (limits, memory).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// // A private channel: other processes reach it by `chan.id()`.
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send(b"ping")?;
+    /// assert_eq!(rx.recv()?, b"ping");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     #[doc(alias = "shmget")]
     #[doc(alias = "semget")]
     pub fn create(key: Key, options: &Options) -> Result<Channel> {
@@ -82,6 +95,23 @@ impl Channel {
     /// [`Error::NotFound`], [`Error::PermissionDenied`],
     /// [`Error::NotAChannel`], [`Error::VersionMismatch`],
     /// [`Error::Corrupted`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// // Both programs make the key from the same path and project id.
+    /// let path = std::env::temp_dir().join(format!("shmchan-doc-open-{}", std::process::id()));
+    /// std::fs::File::create(&path)?;
+    /// let key = Key::ftok(&path, b'O')?;
+    /// let created = Channel::create(key, &Options::new().capacity(4096))?;
+    /// let opened = Channel::open(key)?; // in the other program, usually
+    /// assert_eq!(opened.id(), created.id());
+    /// # drop((created, opened));
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(key: Key) -> Result<Channel> {
         Channel::opened(create::open_key(key)?)
     }
@@ -92,6 +122,20 @@ impl Channel {
     /// # Errors
     ///
     /// As [`open`](Self::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let other = Channel::open_id(chan.id())?; // in another process, usually
+    /// let mut tx = other.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// tx.send(b"by id")?;
+    /// assert_eq!(rx.recv()?, b"by id");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn open_id(shmid: i32) -> Result<Channel> {
         Channel::opened(create::open_id(shmid, None)?)
     }
@@ -108,22 +152,67 @@ impl Channel {
     }
 
     /// The segment id (`shmid`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options, admin};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let seg = admin::inspect(chan.id())?; // as `ipcs -m` lists it
+    /// assert_eq!(seg.shmid, chan.id());
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn id(&self) -> i32 {
         self.shared().shmid
     }
 
     /// The semaphore set id (`semid`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options, admin};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let admin::Kind::Channel(info) = admin::inspect(chan.id())?.kind else {
+    ///     panic!("not a channel");
+    /// };
+    /// assert_eq!(info.semid, chan.sem_id()); // as `ipcs -s` lists it
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn sem_id(&self) -> i32 {
         self.shared().sem.id()
     }
 
     /// The key the channel was created with ([`Key::PRIVATE`] for a
     /// private one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// assert_eq!(chan.key(), Key::PRIVATE);
+    /// assert!(chan.key().is_private());
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn key(&self) -> Key {
         self.shared().key
     }
 
     /// Data bytes in the ring.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(64 * 1024))?;
+    /// assert_eq!(chan.capacity(), 64 * 1024);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn capacity(&self) -> usize {
         self.shared().geometry.capacity as usize
     }
@@ -131,11 +220,34 @@ impl Channel {
     /// The largest message the channel carries: capacity minus the 8-byte
     /// frame header. A message of this size gets through wherever the ring
     /// stands.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// assert_eq!(chan.max_message_len(), 4096 - 8);
+    /// let mut tx = chan.sender()?;
+    /// let too_long = vec![0; chan.max_message_len() + 1];
+    /// assert!(matches!(tx.send(&too_long), Err(Error::MessageTooLarge { .. })));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn max_message_len(&self) -> usize {
         self.shared().geometry.max_message as usize
     }
 
     /// Whether the channel outlives its last party.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// assert!(!chan.persists()); // the default: removed by its last party
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn persists(&self) -> bool {
         self.shared().persists()
     }
@@ -146,6 +258,19 @@ impl Channel {
     ///
     /// [`Error::RoleTaken`] while another live handle holds it, in any
     /// process; [`Error::Removed`]; [`Error::Corrupted`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let tx = chan.sender()?;
+    /// assert!(matches!(chan.sender(), Err(Error::RoleTaken { .. })));
+    /// drop(tx); // the role is free again
+    /// let _tx = chan.sender()?;
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn sender(&self) -> Result<Sender> {
         Sender::attach(Arc::clone(self.party.shared()), self.spin)
     }
@@ -155,6 +280,20 @@ impl Channel {
     /// # Errors
     ///
     /// As [`sender`](Self::sender).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// assert!(matches!(chan.receiver(), Err(Error::RoleTaken { .. })));
+    /// chan.sender()?.send(b"hi")?; // the sender drops after its send
+    /// assert_eq!(rx.recv()?, b"hi");
+    /// assert!(matches!(rx.recv(), Err(Error::Disconnected)));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn receiver(&self) -> Result<Receiver> {
         Receiver::attach(Arc::clone(self.party.shared()), self.spin)
     }
@@ -165,6 +304,19 @@ impl Channel {
     /// # Errors
     ///
     /// [`Error::PermissionDenied`] when this user may not remove it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let other = Channel::open_id(chan.id())?;
+    /// let mut tx = other.sender()?;
+    /// chan.remove()?;
+    /// assert!(matches!(tx.send(b"late"), Err(Error::Removed { .. })));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     #[doc(alias = "IPC_RMID")]
     pub fn remove(self) -> Result<()> {
         let s = self.shared();

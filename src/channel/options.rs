@@ -29,18 +29,14 @@ pub struct Options {
     pub(crate) membarrier: bool,
 }
 
-/// The default ring size, 4 MiB: larger than one core's L2 cache
-/// (2 MiB on the machine measured, 1-2 MiB on current x86 cores).
+/// The default ring size, 4 MiB: larger than one core's L2 cache.
 ///
-/// A ring that fits in L2 stays in the receiver's cache after it has read
-/// it, so each line the sender writes on the next lap must first be taken
-/// back from the other core. A ring larger than L2 has left the receiver's
-/// private cache by then. Measured with the `benchmarks/` crate, paired
-/// rounds of the same code with a 1 MiB and a 4 MiB ring: 1.6-2x at 1 KiB
-/// messages, 1.2-1.6x at 64 KiB, 1.0-1.2x at 8 B and 64 B. Much larger
-/// rings lose again (16 MiB was slower than 1 MiB at 1 KiB), past what the
-/// TLB maps. Pages are allocated as the ring is first written, so a channel
-/// that carries little uses little memory.
+/// A ring that fits in L2 is still in the receiver's cache when the sender
+/// comes round to write it again, so each line must first be taken back
+/// from the other core; a much larger ring loses again, past what the TLB
+/// maps. Pages are allocated as the ring is first written, so a channel
+/// that carries little uses little memory. The measurements behind the
+/// choice: `benchmarks/README.md`, "What changed", point 5.
 pub const DEFAULT_CAPACITY: usize = 4 << 20;
 
 /// The smallest ring capacity, in bytes: [`Options::capacity`] rounds a
@@ -68,6 +64,18 @@ impl Default for Options {
 
 impl Options {
     /// The default options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, DEFAULT_CAPACITY, Key, Options};
+    ///
+    /// assert_eq!(Options::new(), Options::default());
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new())?;
+    /// assert_eq!(chan.capacity(), DEFAULT_CAPACITY);
+    /// assert!(!chan.persists());
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn new() -> Options {
         Options::default()
     }
@@ -75,6 +83,17 @@ impl Options {
     /// Data bytes in the ring, rounded up to a power of two, at least 4096
     /// (default 4 MiB, see [`DEFAULT_CAPACITY`]). The largest message is
     /// this minus 8 bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, FRAME_OVERHEAD, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(5000))?;
+    /// assert_eq!(chan.capacity(), 8192); // rounded up to a power of two
+    /// assert_eq!(chan.max_message_len(), 8192 - FRAME_OVERHEAD);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn capacity(mut self, bytes: usize) -> Options {
         self.capacity = bytes;
         self
@@ -82,12 +101,37 @@ impl Options {
 
     /// Permission bits of the segment and the semaphore set (default 0o600).
     /// Both need read and write for a party to use the channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options, admin};
+    ///
+    /// let opts = Options::new().capacity(4096).mode(0o660); // the owner's group too
+    /// let chan = Channel::create(Key::PRIVATE, &opts)?;
+    /// assert_eq!(admin::inspect(chan.id())?.mode & 0o777, 0o660);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn mode(mut self, mode: u32) -> Options {
         self.mode = mode;
         self
     }
 
     /// Keep the channel after the last party leaves (default false).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096).persist(true))?;
+    /// let id = chan.id();
+    /// drop(chan); // the last party leaves; the channel stays
+    /// let chan = Channel::open_id(id)?;
+    /// assert!(chan.persists());
+    /// chan.remove()?; // a persisting channel goes when it is removed
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn persist(mut self, persist: bool) -> Options {
         self.persist = persist;
         self
@@ -96,6 +140,24 @@ impl Options {
     /// Create over a stale channel of the same key, one whose parties are
     /// all dead, discarding what it held (default false). A live channel,
     /// or a segment that is not a shmchan channel, is never replaced.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let path = std::env::temp_dir().join(format!("shmchan-doc-stale-{}", std::process::id()));
+    /// std::fs::File::create(&path)?;
+    /// let key = Key::ftok(&path, b'S')?;
+    /// drop(Channel::create(key, &Options::new().persist(true))?); // stale: nobody left
+    /// let again = Channel::create(key, &Options::new());
+    /// assert!(matches!(again, Err(Error::AlreadyExists { .. })));
+    /// let chan = Channel::create(key, &Options::new().replace_stale(true))?;
+    /// assert!(!chan.persists()); // the new channel, removed when `chan` drops
+    /// # drop(chan);
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn replace_stale(mut self, replace: bool) -> Options {
         self.replace_stale = replace;
         self
@@ -104,6 +166,25 @@ impl Options {
     /// How long the creator's handles spin (then yield) before parking on
     /// the semaphore (default 50 µs). Handles opened elsewhere use the
     /// default; each can change its own with `set_spin`.
+    ///
+    /// A longer spin catches a peer that is about to act without a system
+    /// call on either side, but keeps a core busy while nothing comes, and
+    /// under load can hold the CPU the peer needs (`benchmarks/README.md`,
+    /// "What limits shmchan", point 1). Zero parks after the first look.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let opts = Options::new().capacity(4096).spin(Duration::ZERO); // park at once
+    /// let chan = Channel::create(Key::PRIVATE, &opts)?;
+    /// let mut rx = chan.receiver()?;
+    /// let r = rx.recv_timeout(Duration::from_millis(1));
+    /// assert!(matches!(r, Err(Error::Timeout)));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn spin(mut self, budget: Duration) -> Options {
         self.spin = budget;
         self
@@ -115,7 +196,22 @@ impl Options {
     /// it; every process that opens the channel must then be allowed it
     /// too (a seccomp filter that refuses `membarrier` makes `sender()` and
     /// `receiver()` fail with the call and errno). Turn it off to let such
-    /// processes in, at the cost of a fence per message.
+    /// processes in, at the cost of a fence per message (what it costs:
+    /// `benchmarks/README.md`, "What changed", point 2).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options, admin};
+    ///
+    /// let opts = Options::new().capacity(4096).membarrier(false);
+    /// let chan = Channel::create(Key::PRIVATE, &opts)?;
+    /// let admin::Kind::Channel(info) = admin::inspect(chan.id())?.kind else {
+    ///     panic!("not a channel");
+    /// };
+    /// assert!(!info.membarrier); // a fence per message instead
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn membarrier(mut self, enabled: bool) -> Options {
         self.membarrier = enabled;
         self

@@ -116,6 +116,21 @@ impl Receiver {
     /// [`Error::Disconnected`] once every committed message is received and
     /// the sender this receiver has seen is gone (a receiver that has seen
     /// no sender waits for one); [`Error::Removed`]; [`Error::Corrupted`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// tx.send(b"last words")?;
+    /// drop(tx);
+    /// assert_eq!(rx.recv()?, b"last words"); // drained first
+    /// assert!(matches!(rx.recv(), Err(Error::Disconnected)));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn recv(&mut self) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
         self.recv_into(&mut buf)?;
@@ -128,6 +143,23 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// tx.send(b"first")?;
+    /// tx.send(b"2nd")?;
+    /// let mut buf = Vec::new(); // one allocation for every message
+    /// assert_eq!(rx.recv_into(&mut buf)?, 5);
+    /// assert_eq!(rx.recv_into(&mut buf)?, 3);
+    /// assert_eq!(buf, b"2nd");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_into_how(buf, How::Block(None))
@@ -138,6 +170,20 @@ impl Receiver {
     /// # Errors
     ///
     /// [`Error::Empty`] when none is queued, and as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    /// tx.send(b"now")?;
+    /// assert_eq!(rx.try_recv()?, b"now");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn try_recv(&mut self) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
         self.recv_into_how(&mut buf, How::Try)?;
@@ -149,6 +195,22 @@ impl Receiver {
     /// # Errors
     ///
     /// [`Error::Timeout`], and as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// let r = rx.recv_timeout(Duration::from_millis(1));
+    /// assert!(matches!(r, Err(Error::Timeout)));
+    /// tx.send(b"in time")?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_millis(1))?, b"in time");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
         self.recv_into_how(&mut buf, How::Block(deadline_after(timeout)))?;
@@ -161,6 +223,22 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// tx.send(b"in place")?;
+    /// let msg = rx.recv_ref()?; // the payload in the ring, not a copy
+    /// assert_eq!(&*msg, b"in place");
+    /// assert_eq!(msg.len(), 8);
+    /// drop(msg); // the space goes back to the sender
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn recv_ref(&mut self) -> Result<RecvGuard<'_>> {
         self.guard_how(How::Block(None))
     }
@@ -170,6 +248,20 @@ impl Receiver {
     /// # Errors
     ///
     /// [`Error::Empty`], and as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// assert!(matches!(rx.try_recv_ref(), Err(Error::Empty)));
+    /// tx.send(b"here")?;
+    /// assert_eq!(*rx.try_recv_ref()?, *b"here");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn try_recv_ref(&mut self) -> Result<RecvGuard<'_>> {
         self.guard_how(How::Try)
     }
@@ -179,12 +271,45 @@ impl Receiver {
     /// # Errors
     ///
     /// [`Error::Timeout`], and as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// let wait = Duration::from_millis(1);
+    /// assert!(matches!(rx.recv_ref_timeout(wait), Err(Error::Timeout)));
+    /// tx.send(b"late")?;
+    /// assert_eq!(*rx.recv_ref_timeout(wait)?, *b"late");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvGuard<'_>> {
         self.guard_how(How::Block(deadline_after(timeout)))
     }
 
     /// Iterates over messages until the sender disconnects. Any other error
     /// ends the iteration too, and [`Iter::take_error`] returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// for word in ["a", "b", "c"] {
+    ///     tx.send(word.as_bytes())?;
+    /// }
+    /// drop(tx); // the iterator ends once the sender is gone and all is read
+    /// let got: Vec<Vec<u8>> = rx.iter().collect();
+    /// assert_eq!(got, [b"a", b"b", b"c"]);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn iter(&mut self) -> Iter<'_> {
         Iter {
             rx: self,
@@ -193,11 +318,36 @@ impl Receiver {
     }
 
     /// The largest message this channel carries (capacity minus 8).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let rx = chan.receiver()?;
+    /// assert_eq!(rx.max_message_len(), 4096 - shmchan::FRAME_OVERHEAD);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn max_message_len(&self) -> usize {
         self.hold.shared().geometry.max_message as usize
     }
 
     /// Sets how long this handle spins (then yields) before parking.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// rx.set_spin(Duration::ZERO); // park at once: no busy core while idle
+    /// let r = rx.recv_timeout(Duration::from_millis(1));
+    /// assert!(matches!(r, Err(Error::Timeout)));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn set_spin(&mut self, budget: Duration) {
         self.spin = budget;
     }

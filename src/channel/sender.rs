@@ -102,6 +102,19 @@ impl Sender {
     /// [`Error::MessageTooLarge`] (nothing written), [`Error::Disconnected`]
     /// when a receiver it has seen is gone, [`Error::Removed`],
     /// [`Error::Corrupted`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// tx.send(b"hello")?; // committed: the receiver can see it
+    /// assert_eq!(rx.recv()?, b"hello");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_how(msg, How::Block(None))
@@ -112,6 +125,22 @@ impl Sender {
     /// # Errors
     ///
     /// [`Error::Full`] when there is no room, and as [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// tx.try_send(&[1; 4088])?; // fills the 4 KiB ring
+    /// assert!(matches!(tx.try_send(b"more"), Err(Error::Full)));
+    /// rx.recv()?; // makes room
+    /// tx.try_send(b"more")?;
+    /// assert_eq!(rx.recv()?, b"more");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_how(msg, How::Try)
     }
@@ -121,6 +150,22 @@ impl Sender {
     /// # Errors
     ///
     /// [`Error::Timeout`], and as [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// tx.send(&[1; 4088])?; // fills the ring
+    /// let r = tx.send_timeout(b"more", Duration::from_millis(1)); // nobody makes room
+    /// assert!(matches!(r, Err(Error::Timeout)));
+    /// assert_eq!(rx.recv()?.len(), 4088);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.send_how(msg, How::Block(deadline_after(timeout)))
     }
@@ -137,11 +182,13 @@ impl Sender {
     /// # Examples
     ///
     /// ```
-    /// # let chan = shmchan::Channel::create(shmchan::Key::PRIVATE, &Default::default())?;
-    /// # let mut tx = chan.sender()?;
-    /// # let mut rx = chan.receiver()?;
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
     /// let mut grant = tx.reserve(4)?;
-    /// grant.copy_from_slice(&7u32.to_le_bytes());
+    /// grant.copy_from_slice(&7u32.to_le_bytes()); // written in place
     /// grant.commit()?;
     /// assert_eq!(*rx.recv_ref()?, 7u32.to_le_bytes());
     /// # Ok::<(), shmchan::Error>(())
@@ -155,6 +202,22 @@ impl Sender {
     /// # Errors
     ///
     /// [`Error::Full`], and as [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut grant = tx.try_reserve(3)?;
+    /// grant.copy_from_slice(b"abc");
+    /// grant.commit()?;
+    /// assert!(matches!(tx.try_reserve(4088), Err(Error::Full))); // 16 bytes taken
+    /// assert_eq!(rx.recv()?, b"abc");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn try_reserve(&mut self, len: usize) -> Result<SendGrant<'_>> {
         self.reserve_how(len, How::Try)
     }
@@ -164,16 +227,61 @@ impl Sender {
     /// # Errors
     ///
     /// [`Error::Timeout`], and as [`send`](Self::send).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut grant = tx.reserve_timeout(2, Duration::from_millis(10))?;
+    /// grant.copy_from_slice(b"ok");
+    /// grant.commit()?;
+    /// assert_eq!(rx.recv()?, b"ok");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendGrant<'_>> {
         self.reserve_how(len, How::Block(deadline_after(timeout)))
     }
 
     /// The largest message this channel carries (capacity minus 8).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// let whole_ring = vec![7; tx.max_message_len()];
+    /// tx.send(&whole_ring)?; // the largest message gets through an empty ring
+    /// assert_eq!(rx.recv()?, whole_ring);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn max_message_len(&self) -> usize {
         self.hold.shared().geometry.max_message as usize
     }
 
     /// Sets how long this handle spins (then yields) before parking.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// tx.set_spin(Duration::ZERO); // park at once when the ring is full
+    /// let mut rx = chan.receiver()?;
+    /// tx.send(b"x")?;
+    /// assert_eq!(rx.recv()?, b"x");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn set_spin(&mut self, budget: Duration) {
         self.spin = budget;
     }
@@ -344,6 +452,23 @@ impl SendGrant<'_> {
     ///
     /// None today; the `Result` leaves room for checks a later layout may
     /// need.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// tx.reserve(5)?.copy_from_slice(b"never"); // dropped uncommitted: nothing sent
+    /// let mut grant = tx.reserve(3)?;
+    /// grant.copy_from_slice(b"yes");
+    /// grant.commit()?;
+    /// assert_eq!(rx.try_recv()?, b"yes");
+    /// assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub fn commit(self) -> Result<()> {
         self.tx.commit(self.len)
     }

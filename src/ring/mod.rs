@@ -291,11 +291,11 @@ impl Producer {
     /// Checked whenever the producer reloads head (its cached head says
     /// the ring is full, at least once per lap), not on every reservation:
     /// the consumer polls tail's cache line, and a load of it ahead of each
-    /// tail store put a cache miss on every message's path (measured with
-    /// the benchmarks/ crate, paired: round trips 1.2-1.33x shorter without
-    /// it, streaming 1.04-1.09x faster). The producer never uses the shared
-    /// value; a tail changed behind its back is overwritten by its next
-    /// commit, and the consumer validates whatever it saw meanwhile.
+    /// tail store put a cache miss on every message's path
+    /// (`benchmarks/README.md`, "What changed", point 6). The producer
+    /// never uses the shared value; a tail changed behind its back is
+    /// overwritten by its next commit, and the consumer validates whatever
+    /// it saw meanwhile.
     fn check_own_index(&self) -> Result<(), Corrupt> {
         let shared = self.ring.tail().load(Ordering::Relaxed);
         if shared != self.tail {

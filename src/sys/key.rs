@@ -88,16 +88,46 @@ impl Key {
     }
 
     /// A key from its raw `key_t` value. `Key::from_raw(0)` is [`Key::PRIVATE`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::Key;
+    ///
+    /// let key = Key::from_raw(0x00c0_ffee); // as `ipcs` prints it
+    /// assert_eq!(key.to_string(), "key 0x00c0ffee");
+    /// assert_eq!(Key::from_raw(0), Key::PRIVATE);
+    /// ```
     pub const fn from_raw(raw: i32) -> Key {
         Key { raw, origin: None }
     }
 
     /// The raw `key_t` value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::Key;
+    ///
+    /// assert_eq!(Key::from_raw(0x00c0_ffee).raw(), 0x00c0_ffee);
+    /// assert_eq!(Key::from_raw(-1).raw() as u32, 0xffff_ffff); // `key_t` is signed
+    /// assert_eq!(Key::PRIVATE.raw(), 0);
+    /// ```
     pub const fn raw(&self) -> i32 {
         self.raw
     }
 
     /// Whether this is `IPC_PRIVATE`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::Key;
+    ///
+    /// assert!(Key::PRIVATE.is_private());
+    /// assert!(!Key::ftok("/tmp", b'A')?.is_private());
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
     pub const fn is_private(&self) -> bool {
         self.raw == libc::IPC_PRIVATE
     }
