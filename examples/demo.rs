@@ -5,7 +5,7 @@
 //! cargo run --release --example demo -- --messages 5000000 --size 64
 //! ```
 //!
-//! The demo creates a private channel (1 MiB of ring by default), starts a
+//! The demo creates a private channel (a 4 MiB ring by default), starts a
 //! second process (itself, told by an environment variable to be the sender
 //! and given the channel's shmid, which it opens with `Channel::open_id`),
 //! and receives. The sender writes each message in place (`reserve` and
