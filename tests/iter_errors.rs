@@ -59,18 +59,20 @@ fn scribble_tail(shmid: i32) {
     }
 }
 
+/// A sender process that sends `messages` (comma-separated) and exits.
+fn spawn_sender(chan: &Channel, messages: &str) -> common::Peer {
+    let env = [
+        ("SHMID", chan.id().to_string()),
+        ("MESSAGES", messages.to_owned()),
+    ];
+    spawn_peer(ENTRY, "sender", &env)
+}
+
 #[test]
 fn iter_ends_at_disconnected_without_an_error() {
     let (chan, _guard) = private_channel(4096);
     let mut rx = chan.receiver().expect("receiver");
-    let peer = spawn_peer(
-        ENTRY,
-        "sender",
-        &[
-            ("SHMID", chan.id().to_string()),
-            ("MESSAGES", "a,bb,ccc".into()),
-        ],
-    );
+    let peer = spawn_sender(&chan, "a,bb,ccc");
     let mut iter = rx.iter();
     let got: Vec<Vec<u8>> = iter.by_ref().collect();
     assert_eq!(got, [b"a".to_vec(), b"bb".to_vec(), b"ccc".to_vec()]);
@@ -117,14 +119,7 @@ fn iter_keeps_corrupted_for_the_caller() {
 fn recv_timeout_beyond_any_instant_waits_without_a_deadline() {
     let (chan, _guard) = private_channel(4096);
     let mut rx = chan.receiver().expect("receiver");
-    let peer = spawn_peer(
-        ENTRY,
-        "sender",
-        &[
-            ("SHMID", chan.id().to_string()),
-            ("MESSAGES", "late".into()),
-        ],
-    );
+    let peer = spawn_sender(&chan, "late");
     let msg = rx
         .recv_timeout(Duration::MAX)
         .expect("the sender's message");
