@@ -130,9 +130,12 @@ fn claim_ops(alive: u16, peer_wake: u16, at_max: bool) -> [SemOp; 4] {
 
 /// The release: give the role back and post the peer (cancelling the
 /// armed undo), in one semop. At SEMVMX the post is made net-zero (the peer
-/// has posts enough to wake) while still cancelling the undo.
+/// has posts enough to wake) while still cancelling the undo. The `-1` on
+/// ALIVE does not wait: ALIVE is 1 while we hold the role, unless another
+/// process zeroed the set (`SETVAL`), and a drop must not block for ever
+/// on that.
 fn release_ops(alive: u16, peer_wake: u16, at_max: bool) -> Vec<SemOp> {
-    let mut ops = vec![sop(alive, -1).undo()];
+    let mut ops = vec![sop(alive, -1).nowait().undo()];
     if at_max {
         ops.push(sop(peer_wake, -1).nowait());
     }
