@@ -187,6 +187,11 @@ impl RoleHold {
                 _ => return Err(os_error(Doing::Using, "semop(claim role)", &s.name, err)),
             }
         }
+        // The role is ours from here on: if what follows fails, dropping
+        // the hold gives it back (and wakes the peer) at once, rather than
+        // leaving it held until this process exits.
+        let hold = RoleHold { party, role };
+        let s = hold.shared();
         // Posts left on our own wake semaphore by earlier peers are stale.
         let (own_wake, _) = Shared::role_sems(role == Role::Sender);
         drain_sem(s, own_wake)?;
@@ -198,7 +203,7 @@ impl RoleHold {
         // SYNC: pairs with the Acquire loads in `PeerWatch::refresh`.
         connects.fetch_add(1, Ordering::Release);
         attached.store(1, Ordering::Release);
-        Ok(RoleHold { party, role })
+        Ok(hold)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
