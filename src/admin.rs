@@ -41,6 +41,10 @@ pub struct SegmentInfo {
     pub size: usize,
     /// Owner uid.
     pub uid: u32,
+    /// Group gid (the creator's, or the one
+    /// [`Options::group`](crate::Options::group) gave it); with mode 0660
+    /// its members may use the channel. [`group_name`] names it.
+    pub gid: u32,
     /// Creator uid.
     pub cuid: u32,
     /// Permission bits.
@@ -94,6 +98,10 @@ pub struct ChannelInfo {
     pub has_messages: bool,
     /// Live parties (the PARTIES semaphore), if readable.
     pub parties: Option<u32>,
+    /// The semaphore set's group gid, if readable. `create` gives the set
+    /// the segment's group; a member of the segment's group whose set has
+    /// another one can attach but not take part.
+    pub sem_gid: Option<u32>,
     /// The sender role.
     pub sender: Presence,
     /// The receiver role.
@@ -225,6 +233,7 @@ pub fn inspect(shmid: i32) -> Result<SegmentInfo> {
         key: Key::from_raw(st.key),
         size: st.size,
         uid: st.uid,
+        gid: st.gid,
         cuid: st.cuid,
         mode: st.mode,
         nattch: st.nattch,
@@ -243,6 +252,7 @@ fn unreadable(shmid: i32, e: &std::io::Error) -> Result<Option<SegmentInfo>> {
             key: Key::from_raw(r.key),
             size: r.size,
             uid: r.uid,
+            gid: r.gid,
             cuid: r.cuid,
             mode,
             nattch: r.nattch,
@@ -252,6 +262,54 @@ fn unreadable(shmid: i32, e: &std::io::Error) -> Result<Option<SegmentInfo>> {
             },
         }
     }))
+}
+
+/// The gid of the group named `name`, as `getgrnam_r(3)` finds it (every
+/// source the host's name service configures, not only `/etc/group`);
+/// `None` when no group has that name. For
+/// [`Options::group`](crate::Options::group).
+///
+/// # Errors
+///
+/// [`Error::Os`] naming `getgrnam_r` when the name service fails (not
+/// when it finds no such group).
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::admin;
+///
+/// assert_eq!(admin::group_id("no-such-group-here")?, None);
+/// let gid = unsafe { libc::getegid() };
+/// if let Some(name) = admin::group_name(gid) {
+///     assert_eq!(admin::group_id(&name)?, Some(gid));
+/// }
+/// # Ok::<(), shmchan::Error>(())
+/// ```
+#[doc(alias = "getgrnam_r")]
+pub fn group_id(name: &str) -> Result<Option<u32>> {
+    sys::group_id(name)
+        .map_err(|e| os_error(Doing::Other, "getgrnam_r", &format!("group {name}"), e))
+}
+
+/// The name of group `gid`, as `getgrgid_r(3)` finds it; `None` when the
+/// group has no name (or the name service fails: this is for display,
+/// where the number stands in).
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Key, Options, admin};
+///
+/// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+/// let gid = admin::inspect(chan.id())?.gid; // the creator's group
+/// let shown = admin::group_name(gid).unwrap_or_else(|| gid.to_string());
+/// assert!(!shown.is_empty());
+/// # Ok::<(), shmchan::Error>(())
+/// ```
+#[doc(alias = "getgrgid_r")]
+pub fn group_name(gid: u32) -> Option<String> {
+    sys::group_name(gid).ok().flatten()
 }
 
 /// The segment id of the channel at `key`, found without joining it.
@@ -356,6 +414,7 @@ fn blank_info(state: State) -> ChannelInfo {
         queued: 0,
         has_messages: false,
         parties: None,
+        sem_gid: None,
         sender: Presence::Never,
         receiver: Presence::Never,
         creator_pid: 0,
@@ -380,6 +439,7 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         queued: backlog.queued,
         has_messages: backlog.has_messages,
         parties: None,
+        sem_gid: None,
         sender: Presence::Never,
         receiver: Presence::Never,
         creator_pid: h.id.creator_pid.load(Ordering::Relaxed),
@@ -396,6 +456,7 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         // Only a set that belongs to the channel is read: the id in the
         // header is untrusted.
         info.parties = set.get(sem::PARTIES).ok().map(|v| v as u32);
+        info.sem_gid = set.stat().ok().map(|st| st.gid);
         info.sender = presence(set, sem::TX_ALIVE, c.tx_connects.load(Ordering::Relaxed));
         info.receiver = presence(set, sem::RX_ALIVE, c.rx_connects.load(Ordering::Relaxed));
         // SYNC: pairs with the Release store of closed by a remover.

@@ -27,6 +27,7 @@ pub(super) struct ShmRow {
     pub(super) size: usize,
     pub(super) nattch: u64,
     pub(super) uid: u32,
+    pub(super) gid: u32,
     pub(super) cuid: u32,
 }
 
@@ -49,6 +50,7 @@ pub(super) fn shm_row(shmid: i32) -> Result<Option<ShmRow>> {
             size: t.num(r, "size")?,
             nattch: t.num(r, "nattch")?,
             uid: t.num(r, "uid")?,
+            gid: t.num(r, "gid")?,
             cuid: t.num(r, "cuid")?,
         })
     };

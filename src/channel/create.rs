@@ -15,7 +15,7 @@ use crate::layout::{
     FLAG_MEMBARRIER, FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, round_capacity,
     sem,
 };
-use crate::sys::{self, Fail, Key, Mapping, SemSet, SemStat, ShmStat};
+use crate::sys::{self, Fail, Key, Mapping, Perm, SemSet, SemStat, ShmStat};
 
 /// How long `open` waits for a creator to finish the header.
 const READY_PATIENCE: Duration = Duration::from_secs(2);
@@ -55,10 +55,13 @@ pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
         creator_uid: sys::euid(),
         created: sys::unix_now(),
     });
-    let sem = create_sems(key, options.mode, &name)?;
+    let sem = create_sems(key, first_mode(options), &name)?;
     undo.sem = Some(sem);
     sem.set_all(&mut [0; sem::COUNT as usize])
         .map_err(|e| os_error(Doing::Other, "semctl(SETALL)", &name, e))?;
+    if let Some(gid) = options.group {
+        give_group(shmid, sem, gid, options.mode, &name)?;
+    }
     view.header().set_semid(sem.id());
     let geometry = view
         .header()
@@ -92,10 +95,36 @@ fn flags(options: &Options) -> u32 {
     flags
 }
 
+/// The mode the objects are made with. With a group to give, only the
+/// owner's bits, until [`give_group`] sets group and mode together: an
+/// attach made under the creator's own group in between would keep its
+/// access after the change (`shmat` checks permissions once).
+fn first_mode(options: &Options) -> u32 {
+    match options.group {
+        Some(_) => options.mode & 0o700,
+        None => options.mode,
+    }
+}
+
+/// Gives both objects group `gid` and permission bits `mode` (`IPC_SET`),
+/// the creator staying the owner. Done before the header turns ready, so
+/// that nobody opens a channel whose permissions are half set.
+fn give_group(shmid: i32, sem: SemSet, gid: u32, mode: u32, name: &str) -> Result<()> {
+    let perm = Perm {
+        uid: sys::euid(),
+        gid,
+        mode,
+    };
+    sys::shm_set_perm(shmid, perm)
+        .map_err(|e| os_error(Doing::Other, "shmctl(IPC_SET)", name, e))?;
+    sem.set_perm(perm)
+        .map_err(|e| os_error(Doing::Other, "semctl(IPC_SET)", name, e))
+}
+
 fn create_segment(key: Key, size: usize, options: &Options, name: &str) -> Result<i32> {
     let mut tries = 0;
     loop {
-        match sys::shm_create(key.raw(), size, options.mode) {
+        match sys::shm_create(key.raw(), size, first_mode(options)) {
             Ok(id) => return Ok(id),
             Err(e) if Fail::of(&e) == Fail::Exists => {
                 if !options.replace_stale || tries == 3 {

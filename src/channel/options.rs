@@ -7,7 +7,8 @@ use crate::wait::DEFAULT_SPIN;
 /// How [`Channel::create`](crate::Channel::create) makes a channel.
 ///
 /// `Options::new()` equals `Options::default()`: 4 MiB of data, mode 0600,
-/// removed when the last party leaves, never replacing anything.
+/// the creator's group, removed when the last party leaves, never replacing
+/// anything.
 ///
 /// # Examples
 ///
@@ -23,6 +24,7 @@ use crate::wait::DEFAULT_SPIN;
 pub struct Options {
     pub(crate) capacity: usize,
     pub(crate) mode: u32,
+    pub(crate) group: Option<u32>,
     pub(crate) persist: bool,
     pub(crate) replace_stale: bool,
     pub(crate) spin: Duration,
@@ -54,6 +56,7 @@ impl Default for Options {
         Options {
             capacity: DEFAULT_CAPACITY,
             mode: 0o600,
+            group: None,
             persist: false,
             replace_stale: false,
             spin: DEFAULT_SPIN,
@@ -114,6 +117,38 @@ impl Options {
     /// ```
     pub fn mode(mut self, mode: u32) -> Options {
         self.mode = mode;
+        self
+    }
+
+    /// The group of the segment and the semaphore set (default: none given,
+    /// so the kernel's choice stands, the creator's effective gid). With
+    /// [`mode(0o660)`](Self::mode), every member of the group may open the
+    /// channel and send (or receive), whoever created it; a user outside
+    /// the group gets [`Error::PermissionDenied`](crate::Error::PermissionDenied).
+    ///
+    /// `create` gives both objects the group and the mode (`IPC_SET`)
+    /// before the channel turns ready, and until then only the creator may
+    /// attach them: nobody opens a channel whose permissions are half set.
+    /// The kernel lets the creator give any group, one it is not a member
+    /// of too. A gid that the kernel refuses (one the user namespace does
+    /// not map, such as `u32::MAX`) fails `create` with
+    /// [`Error::Os`](crate::Error::Os) naming `shmctl(IPC_SET)`, and leaves
+    /// nothing behind. To find a gid by name: [`admin::group_id`](crate::admin::group_id).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options, admin};
+    ///
+    /// let gid = unsafe { libc::getegid() }; // in practice, a group the senders' users share
+    /// let opts = Options::new().capacity(4096).mode(0o660).group(gid);
+    /// let chan = Channel::create(Key::PRIVATE, &opts)?;
+    /// let seg = admin::inspect(chan.id())?;
+    /// assert_eq!((seg.gid, seg.mode), (gid, 0o660));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn group(mut self, gid: u32) -> Options {
+        self.group = Some(gid);
         self
     }
 

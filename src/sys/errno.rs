@@ -16,11 +16,13 @@ pub(crate) enum Fail {
     /// `EIDRM`, or `EINVAL` on an id: no such object (any more); it was
     /// removed, perhaps while the call waited.
     Removed,
-    /// `ERANGE`: a semaphore would pass its maximum (SEMVMX, 32767).
+    /// `ERANGE`: a semaphore would pass its maximum (SEMVMX, 32767); from
+    /// a `getgr*_r` lookup, its buffer is too small.
     Range,
     /// `EEXIST`: `IPC_CREAT | IPC_EXCL` found an object at the key.
     Exists,
-    /// `ENOENT`: no object has that key.
+    /// `ENOENT`: no object has that key (from a `getgr*_r` lookup, as
+    /// some NSS sources say it: no such group).
     NotFound,
     /// `EACCES` or `EPERM`: the permissions refuse it.
     Denied,

@@ -8,15 +8,19 @@
 #![allow(unsafe_code)]
 
 mod errno;
+mod group;
 mod key;
 pub(crate) mod membarrier;
 mod sem;
 mod shm;
 
 pub(crate) use errno::{Fail, retry_on_intr};
+pub(crate) use group::{group_id, group_name};
 pub use key::Key;
 pub(crate) use sem::{SemOp, SemSet, SemStat, sop};
-pub(crate) use shm::{Mapping, ShmStat, shm_create, shm_lookup, shm_remove, shm_stat, split_mode};
+pub(crate) use shm::{
+    Mapping, ShmStat, shm_create, shm_lookup, shm_remove, shm_set_perm, shm_stat, split_mode,
+};
 
 use std::io;
 
@@ -27,6 +31,19 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(ret)
     }
+}
+
+/// What `IPC_SET` gives a segment or a semaphore set: its owner, its group
+/// and its permission bits (the low nine; the kernel keeps the status
+/// bits). The creator (`cuid`) stays whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Perm {
+    /// Owner uid.
+    pub(crate) uid: u32,
+    /// Group gid.
+    pub(crate) gid: u32,
+    /// Permission bits; only `mode & 0o777` is used.
+    pub(crate) mode: u32,
 }
 
 /// The calling process's id.

@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::cvt;
+use super::{Perm, cvt};
 
 unsafe extern "C" {
     /// `semtimedop(2)`, exported by glibc but not declared by the libc crate
@@ -61,6 +61,8 @@ pub(crate) struct SemStat {
     pub(crate) nsems: u64,
     /// Creator uid.
     pub(crate) cuid: u32,
+    /// Group gid.
+    pub(crate) gid: u32,
 }
 
 /// A semaphore set, by id. Not owning: removal is an explicit decision of
@@ -110,7 +112,25 @@ impl SemSet {
             key: ds.sem_perm.__key,
             nsems: ds.sem_nsems,
             cuid: ds.sem_perm.cuid,
+            gid: ds.sem_perm.gid,
         })
+    }
+
+    /// `semctl(id, 0, IPC_SET)`: gives the set its owner, group and
+    /// permission bits. Who may, and which groups the kernel takes, as for
+    /// [`shm_set_perm`](super::shm_set_perm): the owner or creator (else
+    /// `EPERM`), any gid the user namespace maps (else `EINVAL`).
+    #[doc(alias = "semctl")]
+    pub(crate) fn set_perm(&self, perm: Perm) -> io::Result<()> {
+        // SAFETY: semid_ds is plain old data; all-zero is a valid value.
+        let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+        ds.sem_perm.uid = perm.uid;
+        ds.sem_perm.gid = perm.gid;
+        ds.sem_perm.mode = (perm.mode & 0o777) as _;
+        // SAFETY: for IPC_SET the variadic `union semun` argument is a
+        // pointer to a semid_ds, which ds is, valid until the call returns.
+        cvt(unsafe { libc::semctl(self.id, 0, libc::IPC_SET, &mut ds as *mut libc::semid_ds) })
+            .map(drop)
     }
 
     /// `semctl(id, num, GETVAL)`.

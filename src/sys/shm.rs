@@ -4,7 +4,7 @@
 use std::io;
 use std::ptr::NonNull;
 
-use super::cvt;
+use super::{Perm, cvt};
 
 /// `SHM_DEST` from `<linux/shm.h>`: the segment is marked for removal and
 /// lives only until its last detach. The libc crate does not export it.
@@ -33,6 +33,26 @@ pub(crate) fn shm_remove(id: i32) -> io::Result<()> {
     cvt(unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) }).map(drop)
 }
 
+/// Gives a segment its owner, group and permission bits
+/// (`shmctl(id, IPC_SET)`).
+///
+/// Only the segment's owner or creator may (or a process with
+/// `CAP_SYS_ADMIN`), else `EPERM`. The kernel does not ask whether the new
+/// group is one of the caller's: any gid that the caller's user namespace
+/// maps is taken, and one it does not map (such as `u32::MAX`, which is
+/// `(gid_t)-1`) is `EINVAL`.
+#[doc(alias = "shmctl")]
+pub(crate) fn shm_set_perm(id: i32, perm: Perm) -> io::Result<()> {
+    // SAFETY: shmid_ds is plain old data; all-zero is a valid value.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    ds.shm_perm.uid = perm.uid;
+    ds.shm_perm.gid = perm.gid;
+    ds.shm_perm.mode = (perm.mode & 0o777) as _;
+    // SAFETY: IPC_SET reads the owner, group and mode from ds, a valid
+    // shmid_ds that lives until the call returns.
+    cvt(unsafe { libc::shmctl(id, libc::IPC_SET, &mut ds) }).map(drop)
+}
+
 /// What `shmctl(IPC_STAT)` says about a segment.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ShmStat {
@@ -42,6 +62,8 @@ pub(crate) struct ShmStat {
     pub(crate) size: usize,
     /// Owner uid.
     pub(crate) uid: u32,
+    /// Group gid.
+    pub(crate) gid: u32,
     /// Creator uid.
     pub(crate) cuid: u32,
     /// Permission bits.
@@ -64,6 +86,7 @@ pub(crate) fn shm_stat(id: i32) -> io::Result<ShmStat> {
         key: ds.shm_perm.__key,
         size: ds.shm_segsz,
         uid: ds.shm_perm.uid,
+        gid: ds.shm_perm.gid,
         cuid: ds.shm_perm.cuid,
         mode,
         nattch: ds.shm_nattch,

@@ -210,11 +210,11 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A copy of an executable that user nobody can run, in a fresh directory
-/// that nobody can enter; removed on drop, with all that is in it. The
-/// checkout, and the build in it, may lie where nobody cannot reach (a
-/// `mktemp -d` clone, root's 0700 home). A file the child must find (a key
-/// file for ftok) goes in [`AsNobody::dir`] too.
+/// A copy of an executable that user nobody, or any other user, can run,
+/// in a fresh directory that every user can enter; removed on drop, with
+/// all that is in it. The checkout, and the build in it, may lie where
+/// nobody cannot reach (a `mktemp -d` clone, root's 0700 home). A file the
+/// child must find (a key file for ftok) goes in [`AsNobody::dir`] too.
 pub struct AsNobody {
     dir: PathBuf,
     exe: PathBuf,
@@ -249,8 +249,15 @@ impl AsNobody {
     /// A command that runs the copy as uid and gid [`NOBODY`] (std drops
     /// the supplementary groups too), in [`AsNobody::dir`].
     pub fn command(&self) -> Command {
+        self.command_as(NOBODY, NOBODY)
+    }
+
+    /// A command that runs the copy as `uid` with the one group `gid` (no
+    /// supplementary groups; neither needs to exist in /etc/passwd or
+    /// /etc/group), in [`AsNobody::dir`].
+    pub fn command_as(&self, uid: u32, gid: u32) -> Command {
         let mut cmd = Command::new(&self.exe);
-        cmd.uid(NOBODY).gid(NOBODY).current_dir(&self.dir);
+        cmd.uid(uid).gid(gid).current_dir(&self.dir);
         cmd
     }
 }

@@ -198,6 +198,41 @@ pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
     Ok(mode)
 }
 
+/// A group as given on the command line (`--group NAME|GID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GroupArg {
+    /// A number: the gid as it is.
+    Id(u32),
+    /// A name, looked up when the command runs.
+    Name(String),
+}
+
+impl GroupArg {
+    /// The gid: the number, or the named group's (`getgrnam_r`).
+    pub(crate) fn gid(&self) -> Result<u32, Failure> {
+        match self {
+            GroupArg::Id(gid) => Ok(*gid),
+            GroupArg::Name(name) => admin::group_id(name)?
+                .ok_or_else(|| Failure::Runtime(format!("no group named '{name}'"))),
+        }
+    }
+}
+
+/// Parses `--group`: digits are a gid (32 bits, not 4294967295, which is
+/// `(gid_t)-1`); anything else is a group name.
+pub(crate) fn parse_group(s: &str) -> Result<GroupArg, String> {
+    if s.is_empty() {
+        return Err("an empty group names nothing (a name or a gid)".into());
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(GroupArg::Name(s.to_owned()));
+    }
+    match s.parse::<u32>() {
+        Ok(gid) if gid != u32::MAX => Ok(GroupArg::Id(gid)),
+        _ => Err(format!("'{s}' is not a gid (0 to 4294967294)")),
+    }
+}
+
 /// A duration: `500ms`, `2s`, `1.5s`, `1m`, `1h`; a plain number is
 /// seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -315,6 +350,17 @@ mod tests {
         assert_eq!(parse_mode("0o666"), Ok(0o666));
         for bad in ["rw", "800", "1777", "-1", ""] {
             assert!(parse_mode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn groups() {
+        assert_eq!(parse_group("0"), Ok(GroupArg::Id(0)));
+        assert_eq!(parse_group("54321"), Ok(GroupArg::Id(54321)));
+        assert_eq!(parse_group("staff"), Ok(GroupArg::Name("staff".into())));
+        assert_eq!(parse_group("-1"), Ok(GroupArg::Name("-1".into())));
+        for bad in ["", "4294967295", "4294967296"] {
+            assert!(parse_group(bad).is_err(), "{bad}");
         }
     }
 

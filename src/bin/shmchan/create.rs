@@ -5,7 +5,7 @@ use std::io::Write;
 use shmchan::Channel;
 
 use crate::Failure;
-use crate::args::{KeyArg, options, parse_capacity, parse_key, parse_mode};
+use crate::args::{GroupArg, KeyArg, options, parse_capacity, parse_group, parse_key, parse_mode};
 use crate::human;
 
 /// Create a persisting channel; print its key, shmid and semid.
@@ -24,6 +24,11 @@ pub(crate) struct Args {
     /// [default: 600].
     #[arg(long, value_name = "OCTAL", value_parser = parse_mode)]
     mode: Option<u32>,
+    /// The group of the segment and the semaphore set, by name or gid
+    /// [default: the creator's]. With --mode 660 its members may use the
+    /// channel.
+    #[arg(long, value_name = "NAME|GID", value_parser = parse_group)]
+    group: Option<GroupArg>,
     /// Keep the channel after its last party leaves. Always on for create
     /// (accepted for symmetry with send/recv --create).
     #[arg(long)]
@@ -32,7 +37,10 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args, proj: u8) -> Result<(), Failure> {
     let key = args.key.key(proj)?;
-    let opts = options(args.capacity, args.mode, true);
+    let mut opts = options(args.capacity, args.mode, true);
+    if let Some(group) = &args.group {
+        opts = opts.group(group.gid()?);
+    }
     let chan = Channel::create(key, &opts)?;
     let text = format!(
         "key       {}\nshmid     {}\nsemid     {}\ncapacity  {}\n",

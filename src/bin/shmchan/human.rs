@@ -56,6 +56,12 @@ pub(crate) fn user(uid: u32) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
+/// A group's name (`getgrgid_r`, every name service source), else the gid
+/// as a number.
+pub(crate) fn group(gid: u32) -> String {
+    shmchan::admin::group_name(gid).unwrap_or_else(|| gid.to_string())
+}
+
 /// Seconds since the epoch as `YYYY-MM-DD hh:mm:ss UTC`.
 pub(crate) fn utc(secs: u64) -> String {
     let days = (secs / 86400) as i64;

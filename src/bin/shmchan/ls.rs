@@ -12,7 +12,7 @@ use crate::human;
 /// List every shmchan channel on the host.
 ///
 /// Key, ids, capacity, bytes queued, sender and receiver (attached, gone,
-/// never), mode, owner and state (ok, stale, corrupt, ...). Reads only.
+/// never), mode, owner, group and state (ok, stale, corrupt, ...). Reads only.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Also list segments that are not shmchan channels, marked foreign
@@ -45,6 +45,8 @@ pub(crate) struct Row {
     pub(crate) mode: String,
     pub(crate) uid: u32,
     pub(crate) owner: String,
+    pub(crate) gid: u32,
+    pub(crate) group: String,
     pub(crate) size: u64,
     pub(crate) nattch: u64,
     pub(crate) removed: bool,
@@ -98,6 +100,8 @@ impl Row {
             mode: human::mode(seg.mode),
             uid: seg.uid,
             owner: human::user(seg.uid),
+            gid: seg.gid,
+            group: human::group(seg.gid),
             size: seg.size as u64,
             nattch: seg.nattch,
             removed: seg.removed,
@@ -146,13 +150,14 @@ fn state(s: &State) -> (&'static str, Option<String>) {
     }
 }
 
-const HEADINGS: [&str; 10] = [
-    "KEY", "SHMID", "SEMID", "CAPACITY", "QUEUED", "SENDER", "RECEIVER", "MODE", "OWNER", "STATE",
+const HEADINGS: [&str; 11] = [
+    "KEY", "SHMID", "SEMID", "CAPACITY", "QUEUED", "SENDER", "RECEIVER", "MODE", "OWNER", "GROUP",
+    "STATE",
 ];
 
 /// The rows as an aligned table (a header line even when empty).
 fn table(rows: &[Row]) -> String {
-    let cells: Vec<[String; 10]> = rows.iter().map(cells).collect();
+    let cells: Vec<[String; 11]> = rows.iter().map(cells).collect();
     let mut widths = HEADINGS.map(str::len);
     for row in &cells {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -166,7 +171,7 @@ fn table(rows: &[Row]) -> String {
     text
 }
 
-fn line(cells: &[String; 10], widths: &[usize; 10]) -> String {
+fn line(cells: &[String; 11], widths: &[usize; 11]) -> String {
     let mut out = String::new();
     for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
         if i + 1 == cells.len() {
@@ -178,7 +183,7 @@ fn line(cells: &[String; 10], widths: &[usize; 10]) -> String {
     out + "\n"
 }
 
-fn cells(r: &Row) -> [String; 10] {
+fn cells(r: &Row) -> [String; 11] {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let mut state = r.state.to_owned();
     if r.persist == Some(true) {
@@ -200,6 +205,7 @@ fn cells(r: &Row) -> [String; 10] {
         r.receiver.unwrap_or("-").to_owned(),
         r.mode.clone(),
         r.owner.clone(),
+        r.group.clone(),
         state,
     ]
 }

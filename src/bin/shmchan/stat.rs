@@ -45,6 +45,7 @@ struct Detail {
     created: u64,
     fill: f64,
     membarrier: bool,
+    sem_gid: Option<u32>,
     sent: Side,
     received: Side,
 }
@@ -121,6 +122,7 @@ fn detail(seg: &SegmentInfo, chan: &ChannelInfo) -> Detail {
         created: chan.created,
         fill: fill(chan),
         membarrier: chan.membarrier,
+        sem_gid: chan.sem_gid,
         sent: chan.sent.into(),
         received: chan.received.into(),
     }
@@ -224,12 +226,22 @@ fn render(seg: &SegmentInfo, chan: &ChannelInfo, rates: Option<Rates>) -> String
     );
     field("sender", human::presence(chan.sender).into());
     field("receiver", human::presence(chan.receiver).into());
-    field("mode", format!("{}, owner {}", row.mode, row.owner));
+    field("mode", permissions(&row, chan));
     field(
         "created",
         format!("{} by pid {}", human::utc(chan.created), chan.creator_pid),
     );
     t + &counters(chan, rates)
+}
+
+/// `0660, owner alice, group staff`; the semaphore set's group too when it
+/// is not the segment's (its members could attach but not take part).
+fn permissions(row: &Row, chan: &ChannelInfo) -> String {
+    let mut t = format!("{}, owner {}, group {}", row.mode, row.owner, row.group);
+    if let Some(gid) = chan.sem_gid.filter(|&g| g != row.gid) {
+        t += &format!(" (semaphore set: group {})", human::group(gid));
+    }
+    t
 }
 
 fn counters(chan: &ChannelInfo, rates: Option<Rates>) -> String {
