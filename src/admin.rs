@@ -312,6 +312,22 @@ pub fn group_name(gid: u32) -> Option<String> {
     sys::group_name(gid).ok().flatten()
 }
 
+/// The name of user `uid`, as `getpwuid_r(3)` finds it; `None` when the
+/// user has no name (or the name service fails: this is for display, where
+/// the number stands in).
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::admin;
+///
+/// assert_eq!(admin::user_name(0).as_deref(), Some("root"));
+/// ```
+#[doc(alias = "getpwuid_r")]
+pub fn user_name(uid: u32) -> Option<String> {
+    sys::user_name(uid).ok().flatten()
+}
+
 /// The segment id of the channel at `key`, found without joining it.
 ///
 /// A key made by [`Key::ftok`] is checked against the path recorded in the

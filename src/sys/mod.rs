@@ -8,15 +8,15 @@
 #![allow(unsafe_code)]
 
 mod errno;
-mod group;
 mod key;
 pub(crate) mod membarrier;
+mod names;
 mod sem;
 mod shm;
 
 pub(crate) use errno::{Fail, retry_on_intr};
-pub(crate) use group::{group_id, group_name};
 pub use key::Key;
+pub(crate) use names::{group_id, group_name, user_name};
 pub(crate) use sem::{SemOp, SemSet, SemStat, sop};
 pub(crate) use shm::{
     Mapping, ShmStat, shm_create, shm_lookup, shm_remove, shm_set_perm, shm_stat, split_mode,

@@ -42,18 +42,10 @@ pub(crate) fn presence(p: Presence) -> &'static str {
     }
 }
 
-/// A user's name from /etc/passwd, else the uid as a number (users from
-/// NSS sources other than /etc/passwd show as numbers).
+/// A user's name (`getpwuid_r`, every name service source), else the uid
+/// as a number.
 pub(crate) fn user(uid: u32) -> String {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .find_map(|line| {
-            let mut fields = line.split(':');
-            let name = fields.next()?;
-            (fields.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-        })
-        .unwrap_or_else(|| uid.to_string())
+    shmchan::admin::user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
 /// A group's name (`getgrgid_r`, every name service source), else the gid

@@ -1,6 +1,7 @@
-//! Groups by name and by id: `getgrnam_r(3)` and `getgrgid_r(3)`, so that
-//! every source the host's NSS configuration names (`/etc/group`, LDAP,
-//! systemd's dynamic groups) answers, never `/etc/group` read by hand.
+//! Groups by name and by id (`getgrnam_r(3)`, `getgrgid_r(3)`) and users
+//! by id (`getpwuid_r(3)`), so that every source the host's NSS
+//! configuration names (`/etc/group` and `/etc/passwd`, LDAP, systemd's
+//! dynamic users and groups) answers, never a file read by hand.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -54,22 +55,48 @@ pub(crate) fn group_name(gid: u32) -> io::Result<Option<String>> {
     )
 }
 
-/// Runs a `getgr*_r` call (`call(grp, buf, found)`) with a buffer that
-/// grows while the call says it is too small, and reads the entry it found
-/// with `read` while the buffer still holds the entry's strings.
-fn lookup<T>(
-    mut call: impl FnMut(&mut libc::group, &mut [u8], &mut *mut libc::group) -> libc::c_int,
-    read: impl FnOnce(&libc::group) -> T,
+/// The name of user `uid`; `None` when no user has that id.
+#[doc(alias = "getpwuid_r")]
+pub(crate) fn user_name(uid: u32) -> io::Result<Option<String>> {
+    lookup(
+        |pwd, buf, found| {
+            // SAFETY: pwd, found and buf (of buf.len() bytes) are valid and
+            // writable for the call.
+            unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), found) }
+        },
+        |pwd| {
+            // SAFETY: a found entry's pw_name points to a NUL-terminated
+            // string in the lookup's buffer, which outlives this call.
+            let name = unsafe { CStr::from_ptr(pwd.pw_name) };
+            name.to_string_lossy().into_owned()
+        },
+    )
+}
+
+/// An entry of the user or group database: a C struct of integers and
+/// pointers, for which all-zero bytes are a valid value.
+trait Entry {}
+impl Entry for libc::group {}
+impl Entry for libc::passwd {}
+
+/// Runs a `getgr*_r` or `getpw*_r` call (`call(entry, buf, found)`) with a
+/// buffer that grows while the call says it is too small, and reads the
+/// entry it found with `read` while the buffer still holds its strings.
+fn lookup<E: Entry, T>(
+    mut call: impl FnMut(&mut E, &mut [u8], &mut *mut E) -> libc::c_int,
+    read: impl FnOnce(&E) -> T,
 ) -> io::Result<Option<T>> {
     let mut buf = vec![0u8; 1024];
     loop {
-        // SAFETY: group is plain old data; all-zero is a valid value.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: E is `libc::group` or `libc::passwd` (the `Entry`
+        // trait is private and implemented for those only): plain old
+        // data, for which all-zero is a valid value.
+        let mut entry: E = unsafe { std::mem::zeroed() };
+        let mut found: *mut E = std::ptr::null_mut();
         // These calls return the error number rather than set errno.
-        let rc = call(&mut grp, &mut buf, &mut found);
+        let rc = call(&mut entry, &mut buf, &mut found);
         if rc == 0 {
-            return Ok((!found.is_null()).then(|| read(&grp)));
+            return Ok((!found.is_null()).then(|| read(&entry)));
         }
         let e = io::Error::from_raw_os_error(rc);
         match Fail::of(&e) {
@@ -93,5 +120,10 @@ mod tests {
         }
         assert_eq!(group_id("no such group, surely").unwrap(), None);
         assert_eq!(group_id("nul\0inside").unwrap(), None);
+    }
+
+    #[test]
+    fn root_is_a_user() {
+        assert_eq!(user_name(0).expect("getpwuid_r").as_deref(), Some("root"));
     }
 }
