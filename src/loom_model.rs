@@ -20,7 +20,12 @@
 //! - no lost wake-up: each side waits with the real `wait::wait` on a
 //!   parker that counts posts like a semaphore and has no timeout; if a
 //!   side parked while the other had published work and then ended, loom
-//!   reports a deadlock.
+//!   reports a deadlock;
+//! - two senders, one receiver (the lanes of DESIGN.md, "Many senders": a
+//!   ring per sender, one waiting flag and one wake semaphore for the
+//!   receiver): every message of both lanes arrives, in order per lane,
+//!   although only one of two senders racing to wake the receiver posts;
+//!   the model also checks that it reaches that race (`Race`).
 //!
 //! A model that weakens one synchronisation point (`crate::sync::Point`)
 //! must fail: that shows the model can see the bugs it is meant to catch.
@@ -32,8 +37,8 @@
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
 use std::sync::Once;
-use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
 use loom::cell::UnsafeCell;
@@ -41,7 +46,7 @@ use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
 use crate::error::Result;
-use crate::ring::{Consumer, Frame, Producer, RingPtrs};
+use crate::ring::{Consumer, Frame, Producer, RingPtrs, frame_size};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, Point, weaken};
 use crate::wait::{self, Fences, Park, Phase};
 
@@ -143,30 +148,21 @@ impl Park for SemParker<'_> {
     }
 }
 
-/// What the segment holds, on loom's primitives: the two indices, the data
-/// region as checked cells, the two waiting flags and the two wake
-/// semaphores.
-struct Shared {
+/// A ring's part of the segment, on loom's primitives: the two indices
+/// and the data region as checked cells.
+struct Ring {
     head: AtomicU64,
     tail: AtomicU64,
     cells: Box<[UnsafeCell<u64>]>,
-    rx_waiting: AtomicU32,
-    tx_waiting: AtomicU32,
-    rx_wake: Sem,
-    tx_wake: Sem,
 }
 
-impl Shared {
-    fn new(capacity: u64) -> Arc<Shared> {
-        Arc::new(Shared {
+impl Ring {
+    fn new(capacity: u64) -> Ring {
+        Ring {
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
             cells: (0..capacity / 8).map(|_| UnsafeCell::new(0)).collect(),
-            rx_waiting: AtomicU32::new(0),
-            tx_waiting: AtomicU32::new(0),
-            rx_wake: Sem::new(),
-            tx_wake: Sem::new(),
-        })
+        }
     }
 
     fn capacity(&self) -> u64 {
@@ -183,14 +179,36 @@ impl Shared {
     }
 
     fn producer(&self) -> Producer {
-        // SAFETY: every model keeps an Arc of the Shared alive in the
-        // thread that uses the producer, and makes one producer.
+        // SAFETY: every model keeps an Arc of the ring's owner alive in the
+        // thread that uses the producer, and makes one producer per ring.
         unsafe { Producer::new(self.ptrs(), self.capacity() - 8) }.expect("a fresh ring")
     }
 
     fn consumer(&self) -> Consumer {
         // SAFETY: as for `producer`, with one consumer.
         unsafe { Consumer::new(self.ptrs(), self.capacity() - 8) }.expect("a fresh ring")
+    }
+}
+
+/// What a one-sender segment holds: the ring, the two waiting flags and
+/// the two wake semaphores.
+struct Shared {
+    ring: Ring,
+    rx_waiting: AtomicU32,
+    tx_waiting: AtomicU32,
+    rx_wake: Sem,
+    tx_wake: Sem,
+}
+
+impl Shared {
+    fn new(capacity: u64) -> Arc<Shared> {
+        Arc::new(Shared {
+            ring: Ring::new(capacity),
+            rx_waiting: AtomicU32::new(0),
+            tx_waiting: AtomicU32::new(0),
+            rx_wake: Sem::new(),
+            tx_wake: Sem::new(),
+        })
     }
 }
 
@@ -301,7 +319,7 @@ fn ring_alone() {
     let s = Shared::new(32);
     let tx = Arc::clone(&s);
     let producer = thread::spawn(move || {
-        let mut p = tx.producer();
+        let mut p = tx.ring.producer();
         for (i, &len) in WRAP_32.iter().enumerate() {
             let msg = message(i, len);
             let off = loop {
@@ -314,7 +332,7 @@ fn ring_alone() {
             p.commit(len as u64);
         }
     });
-    let mut c = s.consumer();
+    let mut c = s.ring.consumer();
     for (i, &len) in WRAP_32.iter().enumerate() {
         let frame = loop {
             match c.peek().expect("ring corrupt") {
@@ -326,15 +344,15 @@ fn ring_alone() {
         c.release(frame);
     }
     producer.join().unwrap();
-    assert_released(&s);
+    assert_released(&s.ring);
 }
 
 /// Every byte published came back once: `head == tail`, at the sum of the
 /// frames and the padding.
-fn assert_released(s: &Shared) {
+fn assert_released(r: &Ring) {
     let (head, tail) = (
-        s.head.load(Ordering::Relaxed),
-        s.tail.load(Ordering::Relaxed),
+        r.head.load(Ordering::Relaxed),
+        r.tail.load(Ordering::Relaxed),
     );
     assert_eq!(
         head, tail,
@@ -349,7 +367,7 @@ fn streamed(capacity: u64, lens: &'static [usize], extra_posts: bool) {
     let s = Shared::new(capacity);
     let tx = Arc::clone(&s);
     let producer = thread::spawn(move || {
-        let mut p = tx.producer();
+        let mut p = tx.ring.producer();
         for (i, &len) in lens.iter().enumerate() {
             send_blocking(&mut p, &tx, &message(i, len));
         }
@@ -363,7 +381,7 @@ fn streamed(capacity: u64, lens: &'static [usize], extra_posts: bool) {
             s.tx_wake.post();
         })
     });
-    let mut c = s.consumer();
+    let mut c = s.ring.consumer();
     for (i, &len) in lens.iter().enumerate() {
         assert_eq!(recv_blocking(&mut c, &s), message(i, len), "message {i}");
     }
@@ -371,7 +389,7 @@ fn streamed(capacity: u64, lens: &'static [usize], extra_posts: bool) {
     if let Some(poster) = poster {
         poster.join().unwrap();
     }
-    assert_released(&s);
+    assert_released(&s.ring);
     let third_party = usize::from(extra_posts);
     s.rx_wake.assert_one_post_per_announcement(third_party);
     s.tx_wake.assert_one_post_per_announcement(third_party);
@@ -391,6 +409,207 @@ fn wait_full() {
 /// As `wait_full`, with surplus posts from a third party.
 fn wait_surplus() {
     streamed(16, &[8, 8], true);
+}
+
+/// Many senders (DESIGN.md, "Many senders"): one lane per sender, each
+/// lane a ring of its own, and on the receiver's side one waiting flag and
+/// one wake semaphore that any sender may post.
+struct Lanes {
+    lanes: [Ring; 2],
+    rx_waiting: AtomicU32,
+    rx_wake: Sem,
+    race: Race,
+}
+
+/// Bookkeeping outside the model, as in `Sem`: whether an interleaving
+/// reached the race the two-sender model is about.
+struct Race {
+    /// The receiver's rounds: each a poll that found every lane empty, just
+    /// before the receiver drains and raises its flag.
+    rounds: AtomicUsize,
+    /// Per lane, the round in which its sender last won the flag.
+    won: [AtomicUsize; 2],
+    /// Per lane, the last message whose sender posted nothing because the
+    /// other sender had taken the flag down in the same round, and that
+    /// round.
+    lost: [(AtomicUsize, AtomicUsize); 2],
+    /// A sender lost the race.
+    any_lost: AtomicBool,
+    /// The receiver found a message that lost the race in its last check
+    /// of a later round, after raising the flag again.
+    found_later: AtomicBool,
+}
+
+const UNSET: usize = usize::MAX;
+
+impl Race {
+    fn new() -> Race {
+        let none = || AtomicUsize::new(UNSET);
+        Race {
+            rounds: AtomicUsize::new(0),
+            won: [none(), none()],
+            lost: [(none(), none()), (none(), none())],
+            any_lost: AtomicBool::new(false),
+            found_later: AtomicBool::new(false),
+        }
+    }
+
+    /// The sender of `lane` notified after committing message `i`.
+    fn notified(&self, lane: usize, i: usize, won: bool) {
+        let round = self.rounds.load(Relaxed);
+        if won {
+            self.won[lane].store(round, Relaxed);
+        } else if self.won[1 - lane].load(Relaxed) == round {
+            self.lost[lane].0.store(i, Relaxed);
+            self.lost[lane].1.store(round, Relaxed);
+            self.any_lost.store(true, Relaxed);
+        }
+    }
+
+    /// The receiver found message `i` of `lane` in its poll of `phase`.
+    fn found(&self, lane: usize, i: usize, phase: Phase) {
+        let (msg, round) = &self.lost[lane];
+        if phase == Phase::BeforePark
+            && msg.load(Relaxed) == i
+            && round.load(Relaxed) < self.rounds.load(Relaxed)
+        {
+            self.found_later.store(true, Relaxed);
+        }
+    }
+
+    /// Adds this interleaving's outcome to the model's counts.
+    fn count(&self) {
+        COUNTS.with(|c| {
+            let (lost, found_later) = c.get();
+            c.set((
+                lost + usize::from(self.any_lost.load(Relaxed)),
+                found_later + usize::from(self.found_later.load(Relaxed)),
+            ));
+        });
+    }
+}
+
+std::thread_local! {
+    /// Interleavings of the current model in which a sender lost the race
+    /// to wake the receiver, and in which the receiver found the loser's
+    /// message only after raising its flag again (see `Race`).
+    static COUNTS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// Message `i` of lane `lane`: no two messages of the model, in either
+/// lane, share a byte pattern.
+fn lane_message(lane: usize, i: usize, len: usize) -> Vec<u8> {
+    message(4 * lane + i, len)
+}
+
+/// Two senders, each sending `lens` into its own lane, and one receiver
+/// that takes every message of both lanes, parking at once (spin budget 0)
+/// whenever it finds them all empty. The lanes are large enough for all
+/// their messages, so only the receiver ever waits. A sender commits and
+/// then wakes the receiver as `Sender::send` does: F2, and a post only if
+/// its `swap` took the flag down; with both senders racing, one of them
+/// at most posts per announcement. The receiver's poll looks at every
+/// lane, round-robin from the lane after the last one served, in the
+/// spin phase and in its last check after raising the flag.
+fn two_senders(lens: &'static [usize]) {
+    let capacity = lens
+        .iter()
+        .map(|&len| frame_size(len as u64))
+        .sum::<u64>()
+        .next_power_of_two()
+        .max(16);
+    let s = Arc::new(Lanes {
+        lanes: [Ring::new(capacity), Ring::new(capacity)],
+        rx_waiting: AtomicU32::new(0),
+        rx_wake: Sem::new(),
+        race: Race::new(),
+    });
+    let senders = [0, 1].map(|lane| {
+        let tx = Arc::clone(&s);
+        thread::spawn(move || {
+            let mut p = tx.lanes[lane].producer();
+            for (i, &len) in lens.iter().enumerate() {
+                let off = p
+                    .try_reserve(len as u64)
+                    .expect("ring corrupt")
+                    .expect("a lane holds all its sender's messages");
+                if p.take_published_padding() {
+                    wake(&tx.rx_waiting, &tx.rx_wake);
+                }
+                p.write_payload(off, &lane_message(lane, i, len));
+                p.commit(len as u64);
+                note(format!("lane {lane}: committed {len}"));
+                // As `wake`, noting who won: no loom operation between
+                // the swap in `notify` and the note of the round.
+                let won = wait::notify(&tx.rx_waiting, Fences::Symmetric);
+                note(format!("lane {lane}: notify -> {won}"));
+                tx.race.notified(lane, i, won);
+                if won {
+                    tx.rx_wake.post();
+                }
+            }
+        })
+    });
+    let mut consumers = [s.lanes[0].consumer(), s.lanes[1].consumer()];
+    let mut received = [0; 2];
+    let mut next = 0;
+    for _ in 0..2 * lens.len() {
+        let (lane, frame) = wait::wait(
+            &s.rx_waiting,
+            Fences::Symmetric,
+            Duration::ZERO,
+            None,
+            &mut SemParker(&s.rx_wake),
+            |phase| {
+                if phase == Phase::BeforePark {
+                    s.rx_wake.announced.fetch_add(1, Relaxed);
+                }
+                for lane in [next, 1 - next] {
+                    let frame = consumers[lane].peek().expect("ring corrupt");
+                    note(format!("lane {lane}: peek -> {frame:?}"));
+                    if let Some(frame) = frame {
+                        s.race.found(lane, received[lane], phase);
+                        return Ok(Some((lane, frame)));
+                    }
+                }
+                if phase == Phase::Spin {
+                    s.race.rounds.fetch_add(1, Relaxed);
+                }
+                Ok(None)
+            },
+        )
+        .expect("the model's parker never fails");
+        let c = &mut consumers[lane];
+        let msg = c.read_payload(frame);
+        c.release(frame);
+        let i = received[lane];
+        assert!(i < lens.len(), "lane {lane}: more messages than sent");
+        assert_eq!(
+            msg,
+            lane_message(lane, i, lens[i]),
+            "lane {lane}, message {i}"
+        );
+        received[lane] += 1;
+        next = 1 - lane;
+    }
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    for ring in &s.lanes {
+        assert_released(ring);
+    }
+    s.rx_wake.assert_one_post_per_announcement(0);
+    s.race.count();
+}
+
+/// Two senders, one 8-byte message each.
+fn two_senders_one_each() {
+    two_senders(&[8]);
+}
+
+/// Two senders, two 8-byte messages each.
+fn two_senders_two_each() {
+    two_senders(&[8, 8]);
 }
 
 #[test]
@@ -413,6 +632,35 @@ fn loom_wait_surplus_posts() {
     check("wait_surplus_posts", Some(3), wait_surplus);
 }
 
+/// Runs a two-sender model as `check` does, and checks that it reached
+/// the race it is about: a sender finding the flag already taken down by
+/// the other in the same round, so posting nothing, and the receiver
+/// finding that sender's message only in the last check of a later round.
+fn check_two_senders(name: &str, preemptions: Option<usize>, model: fn()) {
+    COUNTS.with(|c| c.set((0, 0)));
+    check(name, preemptions, model);
+    let (lost, found_later) = COUNTS.with(Cell::get);
+    eprintln!(
+        "loom model {name}: a sender lost the race to wake the receiver in {lost} \
+         interleavings, its message found after a new announcement in {found_later}"
+    );
+    assert!(lost > 0, "{name}: no sender ever lost the race");
+    assert!(
+        found_later > 0,
+        "{name}: no lost race was caught by a later announcement"
+    );
+}
+
+#[test]
+fn loom_two_senders_one_each() {
+    check_two_senders("two_senders_one_each", Some(5), two_senders_one_each);
+}
+
+#[test]
+fn loom_two_senders_two_each() {
+    check_two_senders("two_senders_two_each", Some(2), two_senders_two_each);
+}
+
 /// Env var naming the point a child run weakens (see `must_fail`).
 const WEAKEN_ENV: &str = "SHMCHAN_LOOM_WEAKEN";
 
@@ -423,6 +671,9 @@ fn weakened_model(name: &str) -> (Point, Option<usize>, fn()) {
         "AnnounceFence" => (Point::AnnounceFence, Some(3), wait_full),
         "TailRelease" => (Point::TailRelease, None, ring_alone),
         "HeadRelease" => (Point::HeadRelease, Some(3), wait_full),
+        "TwoSenders/NotifyFence" => (Point::NotifyFence, Some(3), two_senders_one_each),
+        "TwoSenders/AnnounceFence" => (Point::AnnounceFence, Some(3), two_senders_one_each),
+        "TwoSenders/TailRelease" => (Point::TailRelease, Some(3), two_senders_one_each),
         other => panic!("no weakened model {other}"),
     }
 }
@@ -489,4 +740,19 @@ fn loom_catches_relaxed_tail_store() {
 #[test]
 fn loom_catches_relaxed_head_store() {
     assert!(must_fail("HeadRelease").contains("Causality violation"));
+}
+
+#[test]
+fn loom_two_senders_catch_missing_notify_fence() {
+    assert!(must_fail("TwoSenders/NotifyFence").contains("deadlock"));
+}
+
+#[test]
+fn loom_two_senders_catch_missing_announce_fence() {
+    assert!(must_fail("TwoSenders/AnnounceFence").contains("deadlock"));
+}
+
+#[test]
+fn loom_two_senders_catch_relaxed_tail_store() {
+    assert!(must_fail("TwoSenders/TailRelease").contains("Causality violation"));
 }
