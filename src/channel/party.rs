@@ -195,15 +195,24 @@ impl RoleHold {
         // Posts left on our own wake semaphore by earlier peers are stale.
         let (own_wake, _) = Shared::role_sems(role == Role::Sender);
         drain_sem(s, own_wake)?;
-        let c = &s.header().control;
-        let (connects, attached) = match role {
+        Ok(hold)
+    }
+
+    /// Tells the peer that this role is attached: bumps the role's
+    /// connection counter and raises its attached flag. Called once every
+    /// check of the attach has passed, so that a claim given up halfway
+    /// (a corrupt ring) never counts as a peer that came and went, which
+    /// would end a waiting peer with `Disconnected`.
+    pub(crate) fn announce(&self) {
+        let c = &self.shared().header().control;
+        let (connects, attached) = match self.role {
             Role::Sender => (&c.tx_connects, &c.tx_attached),
             Role::Receiver => (&c.rx_connects, &c.rx_attached),
         };
         // SYNC: pairs with the Acquire loads in `PeerWatch::refresh`.
         connects.fetch_add(1, Ordering::Release);
+        // SYNC: pairs with the Acquire load in `PeerWatch::maybe_gone`.
         attached.store(1, Ordering::Release);
-        Ok(hold)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

@@ -92,6 +92,7 @@ impl Receiver {
         let ring = unsafe { Consumer::new(s.view.ring(&s.geometry), s.geometry.max_message) }
             .map_err(|c| s.corrupted(c.0))?;
         let peer = watch.start(s, ring.has_cached())?;
+        hold.announce();
         let counters = &s.header().rx.counters;
         let received = counters.messages.load(Ordering::Relaxed);
         let bytes = counters.bytes.load(Ordering::Relaxed);

@@ -77,6 +77,7 @@ impl Sender {
         let ring = unsafe { Producer::new(s.view.ring(&s.geometry), s.geometry.max_message) }
             .map_err(|c| s.corrupted(c.0))?;
         let peer = watch.start(s, false)?;
+        hold.announce();
         let counters = &s.header().tx.counters;
         let sent = counters.messages.load(Ordering::Relaxed);
         let bytes = counters.bytes.load(Ordering::Relaxed);
