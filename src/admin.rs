@@ -81,6 +81,9 @@ pub enum Kind {
 pub struct ChannelInfo {
     /// Semaphore set id (from the header, checked; -1 when unknown).
     pub semid: i32,
+    /// Number of lanes: how many senders may be attached at once (0 when
+    /// unknown).
+    pub lanes: u32,
     /// Data capacity in bytes.
     pub capacity: u64,
     /// Largest message.
@@ -423,6 +426,7 @@ fn invalid_text(why: crate::layout::Invalid) -> String {
 fn blank_info(state: State) -> ChannelInfo {
     ChannelInfo {
         semid: -1,
+        lanes: 0,
         capacity: 0,
         max_message: 0,
         persist: false,
@@ -448,6 +452,7 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
     let c = &h.control;
     let mut info = ChannelInfo {
         semid: g.semid,
+        lanes: g.lanes,
         capacity: g.capacity,
         max_message: g.max_message,
         persist: g.flags & FLAG_PERSIST != 0,
@@ -460,20 +465,20 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         receiver: Presence::Never,
         creator_pid: h.id.creator_pid.load(Ordering::Relaxed),
         created: h.id.created.load(Ordering::Relaxed),
-        sent: counters(&h.tx.counters),
+        sent: sent_counters(view, g),
         received: counters(&h.rx.counters),
         state: State::Ok,
     };
     info.state = match backlog.corrupt {
         Some(what) => State::Corrupt(what),
-        None => set_state(set, st),
+        None => set_state(set, st, g.lanes),
     };
     if info.state == State::Ok || info.state == State::Stale {
         // Only a set that belongs to the channel is read: the id in the
         // header is untrusted.
         info.parties = set.get(sem::PARTIES).ok().map(|v| v as u32);
         info.sem_gid = set.stat().ok().map(|st| st.gid);
-        info.sender = presence(set, sem::TX_ALIVE, c.tx_connects.load(Ordering::Relaxed));
+        info.sender = sender_presence(set, g.lanes, c.tx_connects.load(Ordering::Relaxed));
         info.receiver = presence(set, sem::RX_ALIVE, c.rx_connects.load(Ordering::Relaxed));
         // SYNC: pairs with the Release store of closed by a remover.
         if c.closed.load(Ordering::Acquire) != 0 {
@@ -488,10 +493,10 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
 /// What the semaphore set says: `Ok` when it belongs to the channel (the
 /// caller then reads the party count), or why not. A segment marked for
 /// removal has lost its key, so only the creator is compared then.
-fn set_state(set: SemSet, seg: &ShmStat) -> State {
+fn set_state(set: SemSet, seg: &ShmStat, lanes: u32) -> State {
     match set.stat() {
         Ok(st) => {
-            let owner = SetOwner::new(seg.key, seg.cuid, seg.removed);
+            let owner = SetOwner::new(seg.key, seg.cuid, seg.removed, lanes);
             channel::foreign_set(set, &st, owner).map_or(State::Ok, State::Corrupt)
         }
         Err(e) if Fail::of(&e) == Fail::Removed => State::Orphaned,
@@ -505,6 +510,32 @@ fn presence(set: SemSet, alive: u16, connects: u64) -> Presence {
         _ if connects > 0 => Presence::Gone,
         _ => Presence::Never,
     }
+}
+
+/// Whether a sender is attached to any lane, was, or never was.
+fn sender_presence(set: SemSet, lanes: u32, connects: u64) -> Presence {
+    let alive =
+        (0..lanes as u16).any(|lane| matches!(set.get(sem::tx_alive(lane)), Ok(v) if v > 0));
+    match () {
+        () if alive => Presence::Attached,
+        () if connects > 0 => Presence::Gone,
+        () => Presence::Never,
+    }
+}
+
+/// The senders' counters, added up over the lanes.
+fn sent_counters(view: &View, g: &Geometry) -> Counters {
+    let mut total = Counters::default();
+    for lane in View::lanes(g) {
+        let c = counters(&view.lane(g, lane).tx.counters);
+        total.messages = total.messages.wrapping_add(c.messages);
+        total.bytes = total.bytes.wrapping_add(c.bytes);
+        total.stalls = total.stalls.wrapping_add(c.stalls);
+        total.parks = total.parks.wrapping_add(c.parks);
+        total.wakes = total.wakes.wrapping_add(c.wakes);
+        total.expired = total.expired.wrapping_add(c.expired);
+    }
+    total
 }
 
 fn counters(c: &SharedCounters) -> Counters {

@@ -23,12 +23,24 @@ use crate::ring::max_message_for;
 
 /// `b"SHMCHAN\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMCHAN\0");
-/// The layout version this library reads and writes.
-pub(crate) const VERSION: u32 = 1;
+/// The layout version this library reads and writes: 2, lanes (lane 0 in
+/// version 1's blocks, lanes 1 and up in a table after them).
+pub(crate) const VERSION: u32 = 2;
 /// Size of one field block.
 pub(crate) const BLOCK: usize = 128;
-/// Size of the header; the data region starts here.
+/// Size of the fixed header (with lane 0); a one-lane channel's data
+/// region starts here.
 pub(crate) const HEADER_SIZE: usize = 6 * BLOCK;
+/// Size of one entry of the lane table (lanes 1 and up).
+pub(crate) const LANE_SIZE: usize = 3 * BLOCK;
+/// Most lanes (senders) a channel may have: 4 + 2 x 64 semaphores, and a
+/// receiver's attach of 2 + 2 x 64 operations in one `semop`.
+pub(crate) const MAX_SENDERS: u32 = 64;
+
+/// Where the data regions start in a channel of `lanes` lanes.
+pub(crate) const fn header_size(lanes: u32) -> u64 {
+    HEADER_SIZE as u64 + (lanes as u64 - 1) * LANE_SIZE as u64
+}
 /// Smallest data capacity.
 pub(crate) const MIN_CAPACITY: u64 = 4096;
 /// Largest data capacity: frame lengths are u32.
@@ -42,22 +54,32 @@ pub(crate) const FLAG_PERSIST: u32 = 1;
 /// `membarrier(2)` instead (every party registered for it; wait.rs).
 pub(crate) const FLAG_MEMBARRIER: u32 = 2;
 
-/// Semaphore numbers in the channel's set.
+/// Semaphore numbers in the channel's set. 0 to 5 are version 1's, lane 0
+/// included; lane `i` >= 1 has `4 + 2i` and `5 + 2i`.
 pub(crate) mod sem {
-    /// The receiver parks here; the sender posts it.
+    /// The receiver parks here; any sender posts it.
     pub(crate) const RX_WAKE: u16 = 0;
-    /// The sender parks here; the receiver posts it.
-    pub(crate) const TX_WAKE: u16 = 1;
-    /// 1 while a sender holds the role (SEM_UNDO).
-    pub(crate) const TX_ALIVE: u16 = 2;
     /// 1 while a receiver holds the role (SEM_UNDO).
     pub(crate) const RX_ALIVE: u16 = 3;
     /// Number of live parties (SEM_UNDO).
     pub(crate) const PARTIES: u16 = 4;
     /// 1 while the last party out is deciding to remove the channel.
     pub(crate) const CLOSING: u16 = 5;
-    /// Number of semaphores in the set.
-    pub(crate) const COUNT: u16 = 6;
+
+    /// Lane `lane`'s sender parks here; the receiver posts it.
+    pub(crate) const fn tx_wake(lane: u16) -> u16 {
+        if lane == 0 { 1 } else { 5 + 2 * lane }
+    }
+
+    /// 1 while a sender holds lane `lane` (SEM_UNDO).
+    pub(crate) const fn tx_alive(lane: u16) -> u16 {
+        if lane == 0 { 2 } else { 4 + 2 * lane }
+    }
+
+    /// Number of semaphores in the set of a channel of `lanes` lanes.
+    pub(crate) const fn count(lanes: u16) -> u16 {
+        4 + 2 * lanes
+    }
 }
 
 /// Block 0: written once by the creator before `state` turns ready.
@@ -79,6 +101,7 @@ pub(crate) struct Identity {
     pub(crate) path_dev: AtomicU64,
     pub(crate) path_ino: AtomicU64,
     pub(crate) creator_uid: AtomicU32,
+    pub(crate) max_senders: AtomicU32,
 }
 
 /// Counters kept by one side, beside its index.
@@ -113,13 +136,43 @@ pub(crate) fn bump(counter: &AtomicU64) {
     );
 }
 
-/// Blocks 1 and 2: an index and counters, written only by one side.
+/// Blocks 1 and 2 (lane 0), and the first two blocks of each lane table
+/// entry: an index and counters, written only by one side.
 #[repr(C, align(128))]
 #[derive(Debug)]
 pub(crate) struct SideBlock {
     /// `tail` in the sender block, `head` in the receiver block.
     pub(crate) index: AtomicU64,
+    /// The sender's counters in the sender block; in the receiver block,
+    /// lane 0's are the receiver's over all lanes, other lanes' unused.
     pub(crate) counters: Counters,
+    /// The sender block: the lane's session, bumped by each claimer. The
+    /// receiver block: the session of the frames at `head` (`rx_session`).
+    pub(crate) session: AtomicU64,
+    /// The sender block: 1 while a sender is attached to the lane (cleared
+    /// at a clean release). Unused in the receiver block.
+    pub(crate) attached: AtomicU32,
+}
+
+/// One entry of the lane table: lane `i` >= 1.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct LaneBlock {
+    pub(crate) tx: SideBlock,
+    pub(crate) rx: SideBlock,
+    pub(crate) tx_waiting: FlagBlock,
+}
+
+/// A lane's fields, wherever they live (lane 0 in the fixed header, the
+/// others in the lane table).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaneRefs<'a> {
+    /// `tail`, the sender's counters, `session`, `attached`.
+    pub(crate) tx: &'a SideBlock,
+    /// `head` and `rx_session`.
+    pub(crate) rx: &'a SideBlock,
+    /// The lane's sender waits for room with this flag.
+    pub(crate) tx_waiting: &'a FlagBlock,
 }
 
 /// Blocks 3 and 4: one waiting flag each.
@@ -136,12 +189,13 @@ pub(crate) struct FlagBlock {
 pub(crate) struct Control {
     pub(crate) tx_connects: AtomicU64,
     pub(crate) rx_connects: AtomicU64,
-    pub(crate) tx_attached: AtomicU32,
+    /// Reserved (version 1's `tx_attached`; each lane has its own now).
+    pub(crate) reserved: AtomicU32,
     pub(crate) rx_attached: AtomicU32,
     pub(crate) closed: AtomicU32,
 }
 
-/// The whole header, version 1.
+/// The fixed header, with lane 0.
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Header {
@@ -169,7 +223,13 @@ const _: () = {
     assert!(offset_of!(Identity, state) == 60);
     assert!(offset_of!(Identity, path_dev) == 64);
     assert!(offset_of!(Identity, creator_uid) == 80);
-    assert!(offset_of!(Control, tx_attached) == 16);
+    assert!(offset_of!(Identity, max_senders) == 84);
+    assert!(offset_of!(SideBlock, session) == 56);
+    assert!(offset_of!(SideBlock, attached) == 64);
+    assert!(size_of::<LaneBlock>() == LANE_SIZE);
+    assert!(offset_of!(LaneBlock, rx) == BLOCK);
+    assert!(offset_of!(LaneBlock, tx_waiting) == 2 * BLOCK);
+    assert!(offset_of!(Control, reserved) == 16);
     assert!(offset_of!(Control, closed) == 24);
     assert!(HEADER_SIZE % 64 == 0);
 };
@@ -178,6 +238,7 @@ const _: () = {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identify {
     pub(crate) capacity: u64,
+    pub(crate) max_senders: u32,
     pub(crate) semid: i32,
     pub(crate) key: i32,
     pub(crate) mode: u32,
@@ -195,7 +256,12 @@ pub(crate) struct Identify {
 /// attach; never re-read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
+    /// Bytes of each lane's data region.
     pub(crate) capacity: u64,
+    /// Number of lanes, 1..=MAX_SENDERS.
+    pub(crate) lanes: u32,
+    /// Offset of lane 0's data region.
+    pub(crate) header_size: u64,
     pub(crate) max_message: u64,
     pub(crate) semid: i32,
     pub(crate) flags: u32,
@@ -226,7 +292,9 @@ impl Header {
     pub(crate) fn identify(&self, what: &Identify) {
         let id = &self.id;
         id.version.store(VERSION, Ordering::Relaxed);
-        id.header_size.store(HEADER_SIZE as u32, Ordering::Relaxed);
+        id.header_size
+            .store(header_size(what.max_senders) as u32, Ordering::Relaxed);
+        id.max_senders.store(what.max_senders, Ordering::Relaxed);
         id.capacity.store(what.capacity, Ordering::Relaxed);
         id.max_message
             .store(max_message_for(what.capacity), Ordering::Relaxed);
@@ -287,19 +355,28 @@ impl Header {
     /// the private copy of its geometry. Each field is read once.
     pub(crate) fn validate(&self, segment_size: usize) -> Result<Geometry, Invalid> {
         let id = &self.id;
-        let header_size = id.header_size.load(Ordering::Relaxed);
+        let header = u64::from(id.header_size.load(Ordering::Relaxed));
         let capacity = id.capacity.load(Ordering::Relaxed);
         let max_message = id.max_message.load(Ordering::Relaxed);
+        let lanes = id.max_senders.load(Ordering::Relaxed);
         let corrupt = |what: String| Err(Invalid::Corrupt(what));
-        if header_size as usize != HEADER_SIZE {
-            return corrupt(format!("header size {header_size}, expected {HEADER_SIZE}"));
+        if !(1..=MAX_SENDERS).contains(&lanes) {
+            return corrupt(format!("{lanes} lanes, expected 1 to {MAX_SENDERS}"));
+        }
+        if header != header_size(lanes) {
+            return corrupt(format!(
+                "header size {header}, expected {} for {lanes} lanes",
+                header_size(lanes)
+            ));
         }
         if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) {
             return corrupt(format!("capacity {capacity} is not a valid ring size"));
         }
-        if HEADER_SIZE as u64 + capacity > segment_size as u64 {
+        // At most 2^6 lanes of 2^31 bytes after a header of under 2^15:
+        // no overflow in u64.
+        if header + u64::from(lanes) * capacity > segment_size as u64 {
             return corrupt(format!(
-                "capacity {capacity} does not fit a segment of {segment_size} bytes"
+                "{lanes} lanes of {capacity} bytes do not fit a segment of {segment_size} bytes"
             ));
         }
         if max_message != max_message_for(capacity) {
@@ -311,6 +388,8 @@ impl Header {
         );
         Ok(Geometry {
             capacity,
+            lanes,
+            header_size: header,
             max_message,
             semid: id.semid.load(Ordering::Relaxed) as i32,
             flags: id.flags.load(Ordering::Relaxed),
@@ -334,6 +413,7 @@ mod tests {
         let h = zeroed();
         h.identify(&Identify {
             capacity,
+            max_senders: 1,
             semid: 7,
             key: 0x1234,
             mode: 0o600,
@@ -363,8 +443,8 @@ mod tests {
     #[test]
     fn other_version_is_refused() {
         let h = identified(4096);
-        h.id.version.store(2, Ordering::Relaxed);
-        assert_eq!(h.check_magic(), Err(Invalid::Version(2)));
+        h.id.version.store(1, Ordering::Relaxed);
+        assert_eq!(h.check_magic(), Err(Invalid::Version(1)));
     }
 
     #[test]

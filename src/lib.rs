@@ -77,8 +77,8 @@ mod wait;
 
 #[cfg(not(all(test, loom)))]
 pub use channel::{
-    Channel, DEFAULT_CAPACITY, FRAME_OVERHEAD, Iter, MIN_CAPACITY, Options, Receiver, RecvGuard,
-    SendGrant, Sender,
+    Channel, DEFAULT_CAPACITY, FRAME_OVERHEAD, Iter, MAX_SENDERS, MIN_CAPACITY, Options, Receiver,
+    RecvGuard, SendGrant, Sender, SenderId,
 };
 pub use error::{Error, Result, Role};
 #[cfg(not(all(test, loom)))]

@@ -451,20 +451,21 @@ fn header_of_another_version_is_a_version_mismatch() {
     let tk = TempKey::new();
     let chan = Channel::create(tk.key, &Options::new()).expect("create");
     let _guard = Cleanup::of(&chan);
-    assert_eq!(poke(chan.id(), VERSION_AT, 4, 2), 1, "version field");
+    // Version 1 (one sender, no lanes) is another layout now.
+    assert_eq!(poke(chan.id(), VERSION_AT, 4, 1), 2, "version field");
     for r in [open_key(tk.key), open_id(chan.id())] {
         match r {
             Err(Error::VersionMismatch {
                 found, expected, ..
             }) => {
-                assert_eq!((found, expected), (2, 1))
+                assert_eq!((found, expected), (1, 2))
             }
             other => panic!("expected VersionMismatch, got {other:?}"),
         }
     }
     // With the version put back, the same channel opens: only it was wrong.
-    assert_eq!(poke(chan.id(), VERSION_AT, 4, 1), 2);
-    open_key(tk.key).expect("open with version 1 again");
+    assert_eq!(poke(chan.id(), VERSION_AT, 4, 2), 1);
+    open_key(tk.key).expect("open with version 2 again");
 }
 
 // -------------------------------------------------- too large a message

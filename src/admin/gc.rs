@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use super::remove::{Verdict, remove_unless};
 use super::sysvipc::{self, SemRow};
 use super::{ChannelInfo, Kind, SegmentInfo, State};
+use crate::channel::channel_shaped;
 use crate::error::{Error, Result};
 use crate::layout::sem;
 use crate::sys::{self, Fail, Key, SemSet};
@@ -220,11 +221,13 @@ fn orphan_sets(sets: &[SemRow], segs: &[SegmentInfo], opts: &GcOptions) -> Vec<G
 
 /// Whether a set is a channel's set whose channel is gone.
 fn is_orphan(r: &SemRow, named: &HashSet<i32>, blind: bool) -> bool {
-    if r.nsems != u64::from(sem::COUNT) || r.cuid != sys::euid() || named.contains(&r.semid) {
+    if !channel_shaped(r.nsems) || r.cuid != sys::euid() || named.contains(&r.semid) {
         return false;
     }
     let set = SemSet::from_id(r.semid);
-    let counts = [sem::TX_ALIVE, sem::RX_ALIVE, sem::PARTIES, sem::CLOSING];
+    let lanes = ((r.nsems - 4) / 2) as u16;
+    let mut counts = vec![sem::RX_ALIVE, sem::PARTIES, sem::CLOSING];
+    counts.extend((0..lanes).map(sem::tx_alive));
     if !counts.iter().all(|&n| matches!(set.get(n), Ok(0))) {
         return false;
     }

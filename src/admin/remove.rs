@@ -119,7 +119,7 @@ pub(super) fn own_set(seg: &SegmentInfo, chan: &ChannelInfo) -> Option<SemSet> {
         return None;
     }
     let set = SemSet::from_id(chan.semid);
-    let owner = SetOwner::new(seg.key.raw(), seg.cuid, seg.removed);
+    let owner = SetOwner::new(seg.key.raw(), seg.cuid, seg.removed, chan.lanes);
     foreign_set(set, &set.stat().ok()?, owner)
         .is_none()
         .then_some(set)

@@ -12,8 +12,8 @@ use super::shared::{Doing, Shared, os_error};
 use super::view::View;
 use crate::error::{Error, Result};
 use crate::layout::{
-    FLAG_MEMBARRIER, FLAG_PERSIST, HEADER_SIZE, Identify, Invalid, MAX_CAPACITY, round_capacity,
-    sem,
+    FLAG_MEMBARRIER, FLAG_PERSIST, Identify, Invalid, MAX_CAPACITY, MAX_SENDERS, header_size,
+    round_capacity, sem,
 };
 use crate::sys::{self, Fail, Key, Mapping, Perm, SemSet, SemStat, ShmStat};
 
@@ -37,7 +37,10 @@ pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
             ),
         ),
     })?;
-    let shmid = create_segment(key, HEADER_SIZE + capacity as usize, options, &name)?;
+    let lanes = check_senders(options.max_senders, &name)?;
+    let size = header_size(lanes) + u64::from(lanes) * capacity;
+    let size = usize::try_from(size).map_err(|_| invalid_input(&name, "shmget", "too large"))?;
+    let shmid = create_segment(key, size, options, &name)?;
     let mut undo = Undo {
         shmid: Some(shmid),
         sem: None,
@@ -46,6 +49,7 @@ pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
     let view = attach(shmid, &name)?;
     view.header().identify(&Identify {
         capacity,
+        max_senders: lanes,
         semid: 0,
         key: key.raw(),
         mode: options.mode,
@@ -55,9 +59,10 @@ pub(super) fn create(key: Key, options: &Options) -> Result<Party> {
         creator_uid: sys::euid(),
         created: sys::unix_now(),
     });
-    let sem = create_sems(key, first_mode(options), &name)?;
+    let count = sem::count(lanes as u16);
+    let sem = create_sems(key, count, first_mode(options), &name)?;
     undo.sem = Some(sem);
-    sem.set_all(&mut [0; sem::COUNT as usize])
+    sem.set_all(&mut vec![0; usize::from(count)])
         .map_err(|e| os_error(Doing::Other, "semctl(SETALL)", &name, e))?;
     if let Some(gid) = options.group {
         give_group(shmid, sem, gid, options.mode, &name)?;
@@ -140,13 +145,43 @@ fn create_segment(key: Key, size: usize, options: &Options, name: &str) -> Resul
     }
 }
 
+/// `max_senders` checked: 1 to [`MAX_SENDERS`], and few enough that a
+/// receiver's attach (one `semop` of 2 + 2 per lane operations) fits this
+/// kernel's SEMOPM.
+fn check_senders(senders: u32, name: &str) -> Result<u32> {
+    if !(1..=MAX_SENDERS).contains(&senders) {
+        let why = format!("max_senders {senders} is not within 1 to {MAX_SENDERS}");
+        return Err(invalid_input(name, "shmget", &why));
+    }
+    let ops = 2 + 2 * senders as usize;
+    match sys::semopm() {
+        Some(max) if ops > max => {
+            let why = format!(
+                "max_senders {senders} needs {ops} operations in one semop, \
+                 above this kernel's SEMOPM of {max} (sysctl kernel.sem, third field)"
+            );
+            Err(invalid_input(name, "semop", &why))
+        }
+        _ => Ok(senders),
+    }
+}
+
+/// An `Error::Os` for a request the caller got wrong.
+fn invalid_input(name: &str, call: &'static str, why: &str) -> Error {
+    Error::Os {
+        call,
+        channel: name.to_owned(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()),
+    }
+}
+
 /// Creates the semaphore set; an orphan set left at the key by a channel
 /// whose segment is gone (no party alive) is removed first.
-fn create_sems(key: Key, mode: u32, name: &str) -> Result<SemSet> {
-    match SemSet::create(key.raw(), sem::COUNT, mode) {
+fn create_sems(key: Key, count: u16, mode: u32, name: &str) -> Result<SemSet> {
+    match SemSet::create(key.raw(), count, mode) {
         Err(e) if Fail::of(&e) == Fail::Exists => {
             remove_orphan_sems(key, name)?;
-            SemSet::create(key.raw(), sem::COUNT, mode)
+            SemSet::create(key.raw(), count, mode)
         }
         r => r,
     }
@@ -166,7 +201,7 @@ fn remove_orphan_sems(key: Key, name: &str) -> Result<()> {
         .map_err(|e| os_error(Doing::Other, "semctl(IPC_STAT)", name, e))?;
     // Only a set of our shape, made by this user, with no party: another
     // program's set at the same key is never touched.
-    let ours = st.nsems == u64::from(sem::COUNT) && st.cuid == sys::euid();
+    let ours = channel_shaped(st.nsems) && st.cuid == sys::euid();
     if !ours || set.get(sem::PARTIES).map_err(|_| exists())? != 0 {
         return Err(exists());
     }
@@ -229,7 +264,7 @@ pub(super) fn open_id(shmid: i32, key: Option<Key>) -> Result<Arc<Shared>> {
     let key = key.unwrap_or(Key::from_raw(st.key));
     check_origin(key, geometry.path, &name)?;
     let sem = SemSet::from_id(geometry.semid);
-    check_sems(sem, &st, &name)?;
+    check_sems(sem, &st, geometry.lanes, &name)?;
     let shared = Shared {
         view,
         sem,
@@ -302,11 +337,15 @@ pub(crate) fn check_origin(key: Key, recorded: Option<(u64, u64)>, name: &str) -
 }
 
 /// The set id in the header is untrusted: it must be the segment's own.
-fn check_sems(sem: SemSet, seg: &ShmStat, name: &str) -> Result<()> {
+fn check_sems(sem: SemSet, seg: &ShmStat, lanes: u32, name: &str) -> Result<()> {
     let st = sem
         .stat()
         .map_err(|e| os_error(Doing::Using, "semctl(IPC_STAT)", name, e))?;
-    match foreign_set(sem, &st, SetOwner::new(seg.key, seg.cuid, seg.removed)) {
+    match foreign_set(
+        sem,
+        &st,
+        SetOwner::new(seg.key, seg.cuid, seg.removed, lanes),
+    ) {
         Some(what) => Err(Error::Corrupted {
             channel: name.to_owned(),
             what,
@@ -323,14 +362,18 @@ pub(crate) struct SetOwner {
     key: Option<i32>,
     /// The segment's creator.
     cuid: u32,
+    /// The channel's lanes (its header's, validated).
+    lanes: u32,
 }
 
 impl SetOwner {
-    /// The segment of key `key` made by `cuid`, perhaps marked `removed`.
-    pub(crate) fn new(key: i32, cuid: u32, removed: bool) -> SetOwner {
+    /// The segment of key `key` made by `cuid`, perhaps marked `removed`,
+    /// whose header says `lanes` lanes.
+    pub(crate) fn new(key: i32, cuid: u32, removed: bool, lanes: u32) -> SetOwner {
         SetOwner {
             key: (!removed).then_some(key),
             cuid,
+            lanes,
         }
     }
 }
@@ -341,7 +384,8 @@ impl SetOwner {
 /// size, the segment's key (unless a removal took it) and its creator.
 pub(crate) fn foreign_set(set: SemSet, st: &SemStat, owner: SetOwner) -> Option<String> {
     let key_ok = owner.key.is_none_or(|key| key == st.key);
-    if st.nsems == u64::from(sem::COUNT) && key_ok && st.cuid == owner.cuid {
+    let nsems = u64::from(sem::count(owner.lanes as u16));
+    if st.nsems == nsems && key_ok && st.cuid == owner.cuid {
         return None;
     }
     Some(format!(
@@ -393,7 +437,7 @@ fn replace_stale(key: Key, name: &str) -> Result<()> {
         }
         return Err(os_error(Doing::Other, "semctl(IPC_STAT)", name, e));
     }
-    check_sems(set, &st, name)?;
+    check_sems(set, &st, geometry.lanes, name)?;
     match close_gate(set) {
         Ok(()) => {
             let _ = sys::shm_remove(shmid);
@@ -443,4 +487,10 @@ pub(crate) fn key_name(key: Key, shmid: Option<i32>) -> String {
         (false, Some(id)) => format!("{key} (shmid {id})"),
         (false, None) => key.to_string(),
     }
+}
+
+/// Whether a set of `nsems` semaphores has a channel's shape: 4 + 2 per
+/// lane, for 1 to [`MAX_SENDERS`] lanes.
+pub(crate) fn channel_shaped(nsems: u64) -> bool {
+    nsems >= 6 && nsems % 2 == 0 && (nsems - 4) / 2 <= u64::from(MAX_SENDERS)
 }

@@ -8,16 +8,16 @@ mod sender;
 mod shared;
 mod view;
 
-pub use options::{DEFAULT_CAPACITY, FRAME_OVERHEAD, MIN_CAPACITY, Options};
+pub use options::{DEFAULT_CAPACITY, FRAME_OVERHEAD, MAX_SENDERS, MIN_CAPACITY, Options};
 pub use receiver::{Iter, Receiver, RecvGuard};
-pub use sender::{SendGrant, Sender};
+pub use sender::{SendGrant, Sender, SenderId};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::sys::Key;
-pub(crate) use create::{SetOwner, check_origin, foreign_set, key_name};
+pub(crate) use create::{SetOwner, channel_shaped, check_origin, foreign_set, key_name};
 use party::Party;
 pub(crate) use party::{close_gate, open_gate};
 use shared::Shared;

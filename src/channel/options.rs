@@ -23,6 +23,7 @@ use crate::wait::DEFAULT_SPIN;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub(crate) capacity: usize,
+    pub(crate) max_senders: u32,
     pub(crate) mode: u32,
     pub(crate) group: Option<u32>,
     pub(crate) persist: bool,
@@ -41,6 +42,12 @@ pub struct Options {
 /// choice: `benchmarks/README.md`, "What changed", point 5.
 pub const DEFAULT_CAPACITY: usize = 4 << 20;
 
+/// The most senders a channel may have at once
+/// ([`Options::max_senders`]): 64, so that the semaphore set (4 + 2 per
+/// sender) and a receiver's attach (one `semop` of 2 + 2 per sender
+/// operations) stay well inside the kernel's SEMMSL and SEMOPM.
+pub const MAX_SENDERS: u32 = crate::layout::MAX_SENDERS;
+
 /// The smallest ring capacity, in bytes: [`Options::capacity`] rounds a
 /// smaller request up to it (and any request up to a power of two).
 pub const MIN_CAPACITY: usize = crate::layout::MIN_CAPACITY as usize;
@@ -55,6 +62,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             capacity: DEFAULT_CAPACITY,
+            max_senders: 1,
             mode: 0o600,
             group: None,
             persist: false,
@@ -99,6 +107,36 @@ impl Options {
     /// ```
     pub fn capacity(mut self, bytes: usize) -> Options {
         self.capacity = bytes;
+        self
+    }
+
+    /// How many senders may be attached at once (default 1; at most
+    /// [`MAX_SENDERS`]). Each sender gets a lane of its own, a ring of
+    /// [`capacity`](Self::capacity) bytes, so the channel takes
+    /// `max_senders` x `capacity` bytes of memory (pages are allocated as
+    /// first written); `max_message_len()` is per lane. A further sender
+    /// gets [`Error::RoleTaken`](crate::Error::RoleTaken) while every lane is
+    /// held; a lane whose sender died (even by SIGKILL) is free again, with
+    /// its committed messages still queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096).max_senders(2))?;
+    /// let mut rx = chan.receiver()?;
+    /// let (mut a, mut b) = (chan.sender()?, chan.sender()?);
+    /// a.send(b"from a")?;
+    /// b.send(b"from b")?;
+    /// let (msg, from) = rx.recv_from()?;
+    /// assert_eq!((msg.as_slice(), from), (&b"from a"[..], a.id()));
+    /// let (msg, from) = rx.recv_from()?;
+    /// assert_eq!((msg.as_slice(), from), (&b"from b"[..], b.id()));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn max_senders(mut self, senders: u32) -> Options {
+        self.max_senders = senders;
         self
     }
 

@@ -3,10 +3,11 @@
 //! watching the peer's liveness, and parking.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::shared::{Doing, Shared, os_error};
+use super::view::View;
 use crate::error::{Error, Result, Role};
 use crate::layout::{Counters, bump, sem};
 use crate::sys::{self, Fail, SemOp, SemSet, retry_on_intr, sop};
@@ -113,89 +114,137 @@ pub(crate) fn open_gate(set: SemSet) -> std::io::Result<()> {
 /// How many times a role semop switches between its two orders before
 /// giving up (see `claim_ops`).
 const ORDER_SWITCHES: u32 = 8;
+/// The largest value a semaphore holds (the kernel's SEMVMX).
+const SEMVMX: i32 = 32767;
 
-/// The claim: take the role, and arm the death wake-up (net change 0 to the
-/// peer's wake semaphore, undo +1). Normally `+1` then `-1`; when the
-/// peer's semaphore is already at SEMVMX (posts nobody drained), `+1`
-/// first would fail with ERANGE, so `-1` goes first: same effect.
-fn claim_ops(alive: u16, peer_wake: u16, at_max: bool) -> [SemOp; 4] {
-    let take = [sop(alive, 0).nowait(), sop(alive, 1).undo()];
-    let arm = if at_max {
-        [sop(peer_wake, -1).nowait().undo(), sop(peer_wake, 1)]
+/// Arms a death wake-up on `wake` (net change 0, undo +1). Normally `+1`
+/// then `-1`; when the semaphore is already at SEMVMX (posts nobody
+/// drained), `+1` first would fail with ERANGE, so `-1` goes first: same
+/// effect.
+fn arm_ops(wake: u16, at_max: bool) -> [SemOp; 2] {
+    if at_max {
+        [sop(wake, -1).nowait().undo(), sop(wake, 1)]
     } else {
-        [sop(peer_wake, 1), sop(peer_wake, -1).undo()]
-    };
-    [take[0], take[1], arm[0], arm[1]]
+        [sop(wake, 1), sop(wake, -1).undo()]
+    }
 }
 
-/// The release: give the role back and post the peer (cancelling the
-/// armed undo), in one semop. At SEMVMX the post is made net-zero (the peer
-/// has posts enough to wake) while still cancelling the undo. The `-1` on
-/// ALIVE does not wait: ALIVE is 1 while we hold the role, unless another
-/// process zeroed the set (`SETVAL`), and a drop must not block for ever
-/// on that.
-fn release_ops(alive: u16, peer_wake: u16, at_max: bool) -> Vec<SemOp> {
-    let mut ops = vec![sop(alive, -1).nowait().undo()];
+/// Posts `wake` with SEM_UNDO, cancelling an armed undo. At SEMVMX the
+/// post is made net-zero (the sleeper has posts enough to wake) while
+/// still cancelling the undo.
+fn post_ops(wake: u16, at_max: bool) -> Vec<SemOp> {
+    let mut ops = Vec::with_capacity(2);
     if at_max {
-        ops.push(sop(peer_wake, -1).nowait());
+        ops.push(sop(wake, -1).nowait());
     }
-    ops.push(sop(peer_wake, 1).undo());
+    ops.push(sop(wake, 1).undo());
     ops
 }
 
-/// A held role: `{ALIVE, 0, NOWAIT}, {ALIVE, +1, SEM_UNDO}` plus the death
-/// wake-up `{PEER_WAKE, +1, 0}, {PEER_WAKE, -1, SEM_UNDO}` in one semop, so
-/// that the kernel's undo at our exit posts the peer's wake semaphore.
+/// The claim of role semaphore `alive`: take it if it is 0, and arm the
+/// death wake-up of each of `wakes` (their `at_max` forms as given).
+fn claim_ops(alive: u16, wakes: &[u16], at_max: &[bool]) -> Vec<SemOp> {
+    let mut ops = vec![sop(alive, 0).nowait(), sop(alive, 1).undo()];
+    for (&wake, &max) in wakes.iter().zip(at_max) {
+        ops.extend(arm_ops(wake, max));
+    }
+    ops
+}
+
+/// The release: give `alive` back and post each of `wakes` (cancelling the
+/// armed undo), in one semop. The `-1` on ALIVE does not wait: ALIVE is 1
+/// while we hold the role, unless another process zeroed the set
+/// (`SETVAL`), and a drop must not block for ever on that.
+fn release_ops(alive: u16, wakes: &[u16], at_max: &[bool]) -> Vec<SemOp> {
+    let mut ops = vec![sop(alive, -1).nowait().undo()];
+    for (&wake, &max) in wakes.iter().zip(at_max) {
+        ops.extend(post_ops(wake, max));
+    }
+    ops
+}
+
+/// Runs a claim or release semop (`ops(at_max)`) whose posts go to
+/// `wakes`, switching a wake semaphore to its SEMVMX form when it is at
+/// its maximum. `Ok(true)`: done. `Ok(false)`: it would block in the
+/// normal form (the role is held by someone else; for a release, ALIVE was
+/// zeroed by another process).
+fn run_with_wakes(
+    s: &Shared,
+    wakes: &[u16],
+    ops: impl Fn(&[bool]) -> Vec<SemOp>,
+) -> std::io::Result<bool> {
+    let mut at_max = vec![false; wakes.len()];
+    let mut switches = 0;
+    loop {
+        let err = match retry_on_intr(|| s.sem.op(&mut ops(&at_max))) {
+            Ok(()) => return Ok(true),
+            Err(e) => e,
+        };
+        let fail = Fail::of(&err);
+        if !matches!(fail, Fail::Range | Fail::WouldBlock) || switches == ORDER_SWITCHES {
+            return Err(err);
+        }
+        // In the SEMVMX form "would block" may mean a semaphore was drained
+        // meanwhile: look again at which are at their maximum.
+        let any_max = at_max.iter().any(|&m| m);
+        if fail == Fail::WouldBlock && !any_max {
+            return Ok(false);
+        }
+        for (max, &wake) in at_max.iter_mut().zip(wakes) {
+            *max = s.sem.get(wake).is_ok_and(|v| v >= SEMVMX);
+        }
+        switches += 1;
+    }
+}
+
+/// A held role: a sender's lane or the receiver's role, claimed with the
+/// death wake-up of the other side armed in the same semop, so that the
+/// kernel's undo at our exit posts the other side's wake semaphore(s).
 #[derive(Debug)]
 pub(crate) struct RoleHold {
     party: Party,
     role: Role,
+    /// A sender's lane (0 for the receiver).
+    lane: u16,
 }
 
 impl RoleHold {
-    /// Joins as a party and claims `role`.
+    /// Joins as a party and claims `role`: for a sender, the first free
+    /// lane.
     pub(crate) fn claim(shared: Arc<Shared>, role: Role) -> Result<RoleHold> {
         let party = Party::join(shared)?;
         let s = party.shared();
-        let (_, alive) = Shared::role_sems(role == Role::Sender);
-        let peer_wake = peer_wake(role);
-        let mut at_max = false;
-        let mut switches = 0;
-        loop {
-            let err = match retry_on_intr(|| s.sem.op(&mut claim_ops(alive, peer_wake, at_max))) {
-                Ok(()) => break,
-                Err(e) => e,
-            };
-            match Fail::of(&err) {
-                // The peer's wake semaphore is full: use the other order.
-                Fail::Range if switches < ORDER_SWITCHES => {
-                    at_max = true;
-                    switches += 1;
+        let lane = match role {
+            Role::Sender => claim_lane(s)?,
+            Role::Receiver => {
+                let wakes = all_tx_wakes(s);
+                let ops = |m: &[bool]| claim_ops(sem::RX_ALIVE, &wakes, m);
+                if !run_with_wakes(s, &wakes, ops).map_err(|e| claim_error(s, e))? {
+                    return Err(role_taken(s, role));
                 }
-                // In that order "would block" may mean it was drained
-                // meanwhile (or the role is taken): retry in the normal order.
-                Fail::WouldBlock if at_max => {
-                    at_max = false;
-                    switches += 1;
-                }
-                Fail::WouldBlock => {
-                    return Err(Error::RoleTaken {
-                        channel: s.name.clone(),
-                        role,
-                    });
-                }
-                _ => return Err(os_error(Doing::Using, "semop(claim role)", &s.name, err)),
+                0
             }
-        }
+        };
         // The role is ours from here on: if what follows fails, dropping
         // the hold gives it back (and wakes the peer) at once, rather than
         // leaving it held until this process exits.
-        let hold = RoleHold { party, role };
-        let s = hold.shared();
+        let hold = RoleHold { party, role, lane };
         // Posts left on our own wake semaphore by earlier peers are stale.
-        let (own_wake, _) = Shared::role_sems(role == Role::Sender);
-        drain_sem(s, own_wake)?;
+        drain_sem(hold.shared(), hold.own_wake())?;
         Ok(hold)
+    }
+
+    /// The lane this sender holds (0 for the receiver).
+    pub(crate) fn lane(&self) -> u16 {
+        self.lane
+    }
+
+    /// The semaphore this side parks on.
+    pub(crate) fn own_wake(&self) -> u16 {
+        match self.role {
+            Role::Sender => sem::tx_wake(self.lane),
+            Role::Receiver => sem::RX_WAKE,
+        }
     }
 
     /// Tells the peer that this role is attached: bumps the role's
@@ -204,15 +253,25 @@ impl RoleHold {
     /// (a corrupt ring) never counts as a peer that came and went, which
     /// would end a waiting peer with `Disconnected`.
     pub(crate) fn announce(&self) {
-        let c = &self.shared().header().control;
-        let (connects, attached) = match self.role {
-            Role::Sender => (&c.tx_connects, &c.tx_attached),
-            Role::Receiver => (&c.rx_connects, &c.rx_attached),
+        let s = self.shared();
+        let c = &s.header().control;
+        let connects = match self.role {
+            Role::Sender => &c.tx_connects,
+            Role::Receiver => &c.rx_connects,
         };
         // SYNC: pairs with the Acquire loads in `PeerWatch::refresh`.
         connects.fetch_add(1, Ordering::Release);
-        // SYNC: pairs with the Acquire load in `PeerWatch::maybe_gone`.
-        attached.store(1, Ordering::Release);
+        // SYNC: pairs with the Acquire loads in `PeerWatch::maybe_gone`.
+        self.attached_flag().store(1, Ordering::Release);
+    }
+
+    /// This side's attached flag: the lane's for a sender.
+    fn attached_flag(&self) -> &AtomicU32 {
+        let s = self.shared();
+        match self.role {
+            Role::Sender => &s.view.lane(&s.geometry, self.lane).tx.attached,
+            Role::Receiver => &s.header().control.rx_attached,
+        }
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -220,42 +279,52 @@ impl RoleHold {
     }
 }
 
+/// Claims the first free lane; `RoleTaken` when every lane is held.
+fn claim_lane(s: &Shared) -> Result<u16> {
+    for lane in View::lanes(&s.geometry) {
+        let ops = |m: &[bool]| claim_ops(sem::tx_alive(lane), &[sem::RX_WAKE], m);
+        if run_with_wakes(s, &[sem::RX_WAKE], ops).map_err(|e| claim_error(s, e))? {
+            return Ok(lane);
+        }
+    }
+    Err(role_taken(s, Role::Sender))
+}
+
+fn role_taken(s: &Shared, role: Role) -> Error {
+    Error::RoleTaken {
+        channel: s.name.clone(),
+        role,
+    }
+}
+
+fn claim_error(s: &Shared, e: std::io::Error) -> Error {
+    os_error(Doing::Using, "semop(claim role)", &s.name, e)
+}
+
+/// Every lane's `TX_WAKE`, which the receiver arms and posts.
+fn all_tx_wakes(s: &Shared) -> Vec<u16> {
+    View::lanes(&s.geometry).map(sem::tx_wake).collect()
+}
+
 impl Drop for RoleHold {
     fn drop(&mut self) {
         if !self.party.is_own() {
             return;
         }
+        // SYNC: pairs with the Acquire loads in `PeerWatch::maybe_gone`.
+        self.attached_flag().store(0, Ordering::Release);
         let s = self.party.shared();
-        let c = &s.header().control;
-        let attached = match self.role {
-            Role::Sender => &c.tx_attached,
-            Role::Receiver => &c.rx_attached,
-        };
-        // SYNC: pairs with the Acquire load in `PeerWatch::gone_quick`.
-        attached.store(0, Ordering::Release);
-        let (_, alive) = Shared::role_sems(self.role == Role::Sender);
         // Release the role and wake the peer in one semop: done as two, the
         // peer could wake, still read ALIVE = 1, and park for ever. The post
         // carries SEM_UNDO so that it cancels the undo armed at claim.
-        let peer = peer_wake(self.role);
-        let mut at_max = false;
-        for _ in 0..ORDER_SWITCHES {
-            let r = retry_on_intr(|| s.sem.op(&mut release_ops(alive, peer, at_max)));
-            match r.map_err(|e| Fail::of(&e)) {
-                Err(Fail::Range | Fail::WouldBlock) => at_max = !at_max,
-                // Done; or the set was removed: no role left to release.
-                _ => break,
-            }
-        }
+        let (alive, wakes) = match self.role {
+            Role::Sender => (sem::tx_alive(self.lane), vec![sem::RX_WAKE]),
+            Role::Receiver => (sem::RX_ALIVE, all_tx_wakes(s)),
+        };
+        // Done; or the set was removed, or zeroed by another process: no
+        // role left to release.
+        let _ = run_with_wakes(s, &wakes, |m| release_ops(alive, &wakes, m));
         // `party` drops next and leaves.
-    }
-}
-
-/// The semaphore the peer of `role` sleeps on.
-fn peer_wake(role: Role) -> u16 {
-    match role {
-        Role::Sender => sem::RX_WAKE,
-        Role::Receiver => sem::TX_WAKE,
     }
 }
 
@@ -300,7 +369,7 @@ impl PeerWatch {
             Role::Sender => &c.tx_connects,
             Role::Receiver => &c.rx_connects,
         };
-        // SYNC: pairs with the Release fetch_add in `RoleHold::claim`.
+        // SYNC: pairs with the Release fetch_add in `RoleHold::announce`.
         counter.load(Ordering::Acquire)
     }
 
@@ -312,9 +381,27 @@ impl PeerWatch {
         }
     }
 
+    /// Whether the peer holds its role now; for senders, whether any lane
+    /// has one: one semop that waits for every lane's ALIVE to be 0, without
+    /// waiting (`GETALL` is never used: the set id is untrusted, and a
+    /// larger set would write past a buffer sized from the header).
     fn alive(&self, shared: &Shared) -> Result<bool> {
-        let (_, alive) = Shared::role_sems(self.peer == Role::Sender);
-        Ok(shared.sem_value(alive)? > 0)
+        if self.peer == Role::Receiver {
+            return Ok(shared.sem_value(sem::RX_ALIVE)? > 0);
+        }
+        let mut ops: Vec<SemOp> = View::lanes(&shared.geometry)
+            .map(|lane| sop(sem::tx_alive(lane), 0).nowait())
+            .collect();
+        match retry_on_intr(|| shared.sem.op(&mut ops)) {
+            Ok(()) => Ok(false),
+            Err(e) if Fail::of(&e) == Fail::WouldBlock => Ok(true),
+            Err(e) => Err(os_error(
+                Doing::Using,
+                "semop(senders alive)",
+                &shared.name,
+                e,
+            )),
+        }
     }
 
     /// Cheap check for every call: the seen peer detached cleanly (header
@@ -323,18 +410,24 @@ impl PeerWatch {
         Ok(self.maybe_gone(shared) && !self.alive(shared)?)
     }
 
-    /// The header's word alone, no system call: whether the seen peer may
-    /// have detached cleanly (`gone_quick` then confirms).
+    /// The header's words alone, no system call: whether the seen peer may
+    /// have detached cleanly (`gone_quick` then confirms). For senders:
+    /// no lane's attached flag is up.
     #[inline]
     pub(crate) fn maybe_gone(&mut self, shared: &Shared) -> bool {
         self.refresh(shared);
-        let c = &shared.header().control;
-        let flag = match self.peer {
-            Role::Sender => &c.tx_attached,
-            Role::Receiver => &c.rx_attached,
-        };
-        // SYNC: pairs with the Release stores in RoleHold.
-        self.seen && flag.load(Ordering::Acquire) == 0
+        if !self.seen {
+            return false;
+        }
+        // SYNC: pairs with the Release stores in `RoleHold::announce` and
+        // `RoleHold::drop`.
+        match self.peer {
+            Role::Receiver => shared.header().control.rx_attached.load(Ordering::Acquire) == 0,
+            Role::Sender => View::lanes(&shared.geometry).all(|lane| {
+                let flag = &shared.view.lane(&shared.geometry, lane).tx.attached;
+                flag.load(Ordering::Acquire) == 0
+            }),
+        }
     }
 
     /// Full check, before waiting: a seen peer is no longer alive (killed

@@ -19,7 +19,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::party::{PeerWatch, RoleHold, SemParker};
+use super::sender::{SenderId, session_of_tag};
 use super::shared::Shared;
+use super::view::View;
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::layout::{bump, sem};
@@ -65,8 +67,7 @@ use crate::wait::{self, CatchUp, Phase};
 #[derive(Debug)]
 pub struct Receiver {
     hold: RoleHold,
-    ring: Consumer,
-    pace: CatchUp,
+    lanes: Lanes,
     peer: PeerWatch,
     poison: Poison,
     spin: Duration,
@@ -89,18 +90,15 @@ impl Receiver {
         // SAFETY: the ring lies in the mapping that `hold` keeps attached for
         // the life of the Receiver, and the receiver role (held) guarantees
         // no other consumer.
-        let ring = unsafe { Consumer::new(s.view.ring(&s.geometry), s.geometry.max_message) }
-            .map_err(|c| s.corrupted(c.0))?;
-        let peer = watch.start(s, ring.has_cached())?;
+        let lanes = Lanes::attach(s)?;
+        let peer = watch.start(s, lanes.has_cached())?;
         hold.announce();
         let counters = &s.header().rx.counters;
         let received = counters.messages.load(Ordering::Relaxed);
         let bytes = counters.bytes.load(Ordering::Relaxed);
-        let pace = CatchUp::new(s.geometry.capacity);
         Ok(Receiver {
             hold,
-            ring,
-            pace,
+            lanes,
             peer,
             poison: Poison::default(),
             spin,
@@ -164,6 +162,7 @@ impl Receiver {
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
         self.recv_into_how(buf, How::Block(None))
+            .map(|(len, _)| len)
     }
 
     /// Receives a message if one is queued now.
@@ -378,41 +377,123 @@ impl Receiver {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn set_catch_up(&mut self, pause: Duration) {
-        self.pace.set_pause(pause);
+        for lane in &mut self.lanes.lanes {
+            lane.pace.set_pause(pause);
+        }
+    }
+
+    /// Receives the next message and the sender it came from, waiting for
+    /// one.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096).max_senders(2))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"ping")?;
+    /// let (msg, from) = rx.recv_from()?;
+    /// assert_eq!((msg.as_slice(), from), (&b"ping"[..], tx.id()));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn recv_from(&mut self) -> Result<(Vec<u8>, SenderId)> {
+        let mut buf = Vec::new();
+        let (_, from) = self.recv_into_how(&mut buf, How::Block(None))?;
+        Ok((buf, from))
+    }
+
+    /// Receives a message and its sender if one is queued now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`], and as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// assert!(matches!(rx.try_recv_from(), Err(Error::Empty)));
+    /// tx.send(b"now")?;
+    /// assert_eq!(rx.try_recv_from()?.1, tx.id());
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn try_recv_from(&mut self) -> Result<(Vec<u8>, SenderId)> {
+        let mut buf = Vec::new();
+        let (_, from) = self.recv_into_how(&mut buf, How::Try)?;
+        Ok((buf, from))
+    }
+
+    /// Receives a message and its sender, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`], and as [`recv`](Self::recv).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// let wait = Duration::from_millis(1);
+    /// assert!(matches!(rx.recv_from_timeout(wait), Err(Error::Timeout)));
+    /// tx.send(b"late")?;
+    /// assert_eq!(rx.recv_from_timeout(wait)?.1, tx.id());
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn recv_from_timeout(&mut self, timeout: Duration) -> Result<(Vec<u8>, SenderId)> {
+        let mut buf = Vec::new();
+        let (_, from) = self.recv_into_how(&mut buf, How::Block(deadline_after(timeout)))?;
+        Ok((buf, from))
     }
 
     #[inline]
-    fn recv_into_how(&mut self, buf: &mut Vec<u8>, how: How) -> Result<usize> {
-        let frame = self.next_frame(how)?;
-        let len = frame.len as usize;
+    fn recv_into_how(&mut self, buf: &mut Vec<u8>, how: How) -> Result<(usize, SenderId)> {
+        let at = self.next_frame(how)?;
+        let len = at.frame.len as usize;
         buf.clear();
         buf.reserve(len);
         // SAFETY: peek validated the frame: its payload lies inside the data
         // region and was committed (published with Release, read after the
         // Acquire load of tail); buf has room for len bytes.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.ring.payload(frame), buf.as_mut_ptr(), len);
+            let from = self.lanes.lanes[at.lane].ring.payload(at.frame);
+            std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
+        let from = self.lanes.sender_of(at, self.hold.shared());
         // The message is ours now; a failed wake-up (the set was removed)
         // is reported by the next call that waits, not by losing it here.
-        let _ = self.release(frame);
-        Ok(len)
+        let _ = self.release(at);
+        Ok((len, from))
     }
 
     fn guard_how(&mut self, how: How) -> Result<RecvGuard<'_>> {
-        let frame = self.next_frame(how)?;
-        Ok(RecvGuard { rx: self, frame })
+        let at = self.next_frame(how)?;
+        Ok(RecvGuard { rx: self, at })
     }
 
     /// The next frame: the common case without building a `Result` or
     /// looking at the poison again; everything else (errors, padding,
-    /// waiting) on the slow path, which repeats every check and remembers
-    /// a `Corrupted`.
+    /// session frames, waiting) on the slow path, which repeats every check
+    /// and remembers a `Corrupted`.
     #[inline]
-    fn next_frame(&mut self, how: How) -> Result<Frame> {
+    fn next_frame(&mut self, how: How) -> Result<At> {
         match self.fast_frame() {
-            Some(frame) => Ok(frame),
+            Some(at) => Ok(at),
             None => {
                 let r = self.find_frame_slow(how);
                 self.poison.record(r)
@@ -420,42 +501,39 @@ impl Receiver {
         }
     }
 
-    /// Not poisoned, not closed, a frame queued, no released padding to
-    /// announce (peek again on the slow path returns the same frame).
+    /// Not poisoned, not closed, a message queued, nothing to announce or
+    /// record on the way (the slow path looks again and does that).
     #[inline]
-    fn fast_frame(&mut self) -> Option<Frame> {
+    fn fast_frame(&mut self) -> Option<At> {
         if self.poison.is_set() || self.hold.shared().is_closed() {
             return None;
         }
-        match self.ring.peek_paced(&mut self.pace) {
-            Ok(Some(frame)) if !self.ring.padding_pending() => Some(frame),
-            _ => None,
-        }
+        self.lanes.fast()
     }
 
     #[cold]
     #[inline(never)]
-    fn find_frame_slow(&mut self, how: How) -> Result<Frame> {
+    fn find_frame_slow(&mut self, how: How) -> Result<At> {
         self.poison.check()?;
         let s = self.hold.shared();
         s.check_open()?;
-        if let Some(frame) = peek(&mut self.ring, &mut self.pace, s)? {
-            return Ok(frame);
+        if let Some(at) = self.lanes.look(s)? {
+            return Ok(at);
         }
         bump(&s.header().rx.counters.stalls);
         match how {
             How::Try => match self.peer.gone(s)? {
-                // The sender may have committed and exited after our peek.
-                true => peek(&mut self.ring, &mut self.pace, s)?.ok_or(Error::Disconnected),
+                // A sender may have committed and exited after our look.
+                true => self.lanes.look(s)?.ok_or(Error::Disconnected),
                 false => Err(Error::Empty),
             },
             How::Block(deadline) => self.wait_frame(deadline),
         }
     }
 
-    fn wait_frame(&mut self, deadline: Option<Instant>) -> Result<Frame> {
+    fn wait_frame(&mut self, deadline: Option<Instant>) -> Result<At> {
         let s = self.hold.shared();
-        let (ring, pace, peer) = (&mut self.ring, &mut self.pace, &mut self.peer);
+        let (lanes, peer) = (&mut self.lanes, &mut self.peer);
         let h = s.header();
         let mut parker = SemParker {
             shared: s,
@@ -469,52 +547,201 @@ impl Receiver {
             deadline,
             &mut parker,
             |phase| {
-                if let Some(frame) = peek(ring, pace, s)? {
-                    return Ok(Some(frame));
+                if let Some(at) = lanes.look(s)? {
+                    return Ok(Some(at));
                 }
                 s.check_open()?;
                 if phase == Phase::BeforePark && peer.gone(s)? {
-                    // The sender may have committed and exited after our peek.
-                    return peek(ring, pace, s)?.map(Some).ok_or(Error::Disconnected);
+                    // A sender may have committed and exited after our look.
+                    return lanes.look(s)?.map(Some).ok_or(Error::Disconnected);
                 }
                 Ok(None)
             },
         )
     }
 
-    fn release(&mut self, frame: Frame) -> Result<()> {
-        self.ring.release(frame);
+    fn release(&mut self, at: At) -> Result<()> {
+        self.lanes.lanes[at.lane].ring.release(at.frame);
         self.peer.mark_seen();
         // Wrapping: the counters start from values read from the segment.
         self.received = self.received.wrapping_add(1);
-        self.bytes = self.bytes.wrapping_add(frame.len);
+        self.bytes = self.bytes.wrapping_add(at.frame.len);
         let s = self.hold.shared();
         let counters = &s.header().rx.counters;
         counters.messages.store(self.received, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
-        wake_sender(s)
+        wake_sender(s, at.lane)
     }
 }
 
-/// One look at the ring; wakes the sender when padding was released on
-/// the way (it may be waiting for exactly that room).
-fn peek(ring: &mut Consumer, pace: &mut CatchUp, s: &Shared) -> Result<Option<Frame>> {
-    let r = ring.peek_paced(pace);
-    // Padding released before a corrupt frame was met is released all
-    // the same: wake a sender waiting for that room first.
-    if ring.take_released_padding() {
-        wake_sender(s)?;
-    }
-    r.map_err(|c| s.corrupted(c.0))
+/// Messages taken from one lane before the receiver moves on to the next
+/// (a turn): a message committed in one lane is received after at most
+/// `(lanes - 1) x TURN` messages of other lanes.
+pub(crate) const TURN: u32 = 16;
+
+/// A message frame and the lane it is in.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    lane: usize,
+    frame: Frame,
 }
 
-/// The waker's half of the handshake in `wait`, for a sender waiting for
-/// room.
-fn wake_sender(s: &Shared) -> Result<()> {
-    let h = s.header();
-    if wait::notify(&h.tx_waiting.waiting, s.fences()) {
-        bump(&h.rx.counters.wakes);
-        s.post(sem::TX_WAKE)?;
+/// One lane as the receiver reads it.
+#[derive(Debug)]
+struct RxLane {
+    ring: Consumer,
+    pace: CatchUp,
+    /// The last tag seen, and the session it stood for.
+    tag: u32,
+    session: u64,
+}
+
+/// Every lane of the channel, served in turns (docs/lanes.md).
+#[derive(Debug)]
+struct Lanes {
+    lanes: Vec<RxLane>,
+    /// The lane whose turn it is, and the messages taken in this turn.
+    cursor: usize,
+    taken: u32,
+}
+
+impl Lanes {
+    fn attach(s: &Shared) -> Result<Lanes> {
+        let mut lanes = Vec::with_capacity(s.geometry.lanes as usize);
+        for lane in View::lanes(&s.geometry) {
+            // SAFETY: the ring lies in the mapping that the receiver's role
+            // hold keeps attached for the life of the Receiver, and the
+            // receiver role (held) guarantees no other consumer.
+            let ring =
+                unsafe { Consumer::new(s.view.ring(&s.geometry, lane), s.geometry.max_message) }
+                    .map_err(|c| s.corrupted(lane_what(s, lane as usize, c.0)))?;
+            lanes.push(RxLane {
+                ring,
+                pace: CatchUp::new(s.geometry.capacity),
+                tag: u32::MAX, // no frame's: the first message looks up its session
+                session: 0,
+            });
+        }
+        Ok(Lanes {
+            lanes,
+            cursor: 0,
+            taken: 0,
+        })
+    }
+
+    /// Whether any lane holds committed bytes, as last seen.
+    fn has_cached(&self) -> bool {
+        self.lanes.iter().any(|l| l.ring.has_cached())
+    }
+
+    /// The sender of the message `at`: its frame's tag, resolved against
+    /// the lane's latest session when it is not the tag seen last.
+    fn sender_of(&mut self, at: At, s: &Shared) -> SenderId {
+        let lane = &mut self.lanes[at.lane];
+        if at.frame.tag != lane.tag {
+            lane.session = session_of(at, s);
+            lane.tag = at.frame.tag;
+        }
+        SenderId {
+            lane: at.lane as u16,
+            session: lane.session,
+        }
+    }
+
+    /// The next message without anything to record on the way: no padding
+    /// released, no session frame met, no error.
+    #[inline]
+    fn fast(&mut self) -> Option<At> {
+        let n = self.lanes.len();
+        for k in 0..n {
+            let i = if k == 0 {
+                self.cursor
+            } else {
+                (self.cursor + k) % n
+            };
+            let lane = &mut self.lanes[i];
+            match lane.ring.peek_paced(&mut lane.pace) {
+                Ok(Some(frame)) if !lane.ring.padding_pending() => {
+                    self.took(i);
+                    return Some(At { lane: i, frame });
+                }
+                Ok(None) if !lane.ring.padding_pending() => {}
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// Counts a message taken from lane `i` against the turns.
+    #[inline]
+    fn took(&mut self, i: usize) {
+        let n = self.lanes.len();
+        if n == 1 {
+            return;
+        }
+        if i != self.cursor {
+            self.cursor = i;
+            self.taken = 0;
+        }
+        self.taken += 1;
+        if self.taken >= TURN {
+            self.cursor = (i + 1) % n;
+            self.taken = 0;
+        }
+    }
+
+    /// One look at every lane, from the one whose turn it is: the first
+    /// message found. Session frames are recorded and released, released
+    /// padding wakes the lane's sender.
+    fn look(&mut self, s: &Shared) -> Result<Option<At>> {
+        let n = self.lanes.len();
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            if let Some(frame) = self.look_at(i, s)? {
+                self.took(i);
+                return Ok(Some(At { lane: i, frame }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One look at lane `i`; released padding wakes the lane's sender.
+    fn look_at(&mut self, i: usize, s: &Shared) -> Result<Option<Frame>> {
+        let lane = &mut self.lanes[i];
+        let r = lane.ring.peek_paced(&mut lane.pace);
+        // Padding released before a corrupt frame was met is released all
+        // the same: wake a sender waiting for that room first.
+        if lane.ring.take_released_padding() {
+            wake_sender(s, i)?;
+        }
+        r.map_err(|c| s.corrupted(lane_what(s, i, c.0)))
+    }
+}
+
+/// The session of the message `at`, from its tag and the lane's latest
+/// session (read from the segment: an identity, never an index).
+fn session_of(at: At, s: &Shared) -> u64 {
+    let refs = s.view.lane(&s.geometry, at.lane as u16);
+    session_of_tag(at.frame.tag, refs.tx.session.load(Ordering::Relaxed))
+}
+
+/// What was wrong, naming the lane when there is more than one.
+fn lane_what(s: &Shared, lane: usize, what: String) -> String {
+    if s.geometry.lanes > 1 {
+        format!("lane {lane}: {what}")
+    } else {
+        what
+    }
+}
+
+/// The waker's half of the handshake in `wait`, for lane `lane`'s sender
+/// waiting for room.
+fn wake_sender(s: &Shared, lane: usize) -> Result<()> {
+    let lane = lane as u16;
+    let refs = s.view.lane(&s.geometry, lane);
+    if wait::notify(&refs.tx_waiting.waiting, s.fences()) {
+        bump(&s.header().rx.counters.wakes);
+        s.post(sem::tx_wake(lane))?;
     }
     Ok(())
 }
@@ -526,7 +753,31 @@ fn wake_sender(s: &Shared) -> Result<()> {
 #[derive(Debug)]
 pub struct RecvGuard<'a> {
     rx: &'a mut Receiver,
-    frame: Frame,
+    at: At,
+}
+
+impl RecvGuard<'_> {
+    /// The sender this message came from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"in place")?;
+    /// let msg = rx.recv_ref()?;
+    /// assert_eq!((&*msg, msg.sender()), (&b"in place"[..], tx.id()));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn sender(&self) -> SenderId {
+        SenderId {
+            lane: self.at.lane as u16,
+            session: session_of(self.at, self.rx.hold.shared()),
+        }
+    }
 }
 
 impl Deref for RecvGuard<'_> {
@@ -537,7 +788,8 @@ impl Deref for RecvGuard<'_> {
         // committed); the sender does not reuse it until we release it on
         // drop.
         unsafe {
-            std::slice::from_raw_parts(self.rx.ring.payload(self.frame), self.frame.len as usize)
+            let ring = &self.rx.lanes.lanes[self.at.lane].ring;
+            std::slice::from_raw_parts(ring.payload(self.at.frame), self.at.frame.len as usize)
         }
     }
 }
@@ -546,7 +798,7 @@ impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
         // An error here means the semaphore set was removed while waking the
         // sender; the next call on the receiver reports `Removed`.
-        let _ = self.rx.release(self.frame);
+        let _ = self.rx.release(self.at);
     }
 }
 

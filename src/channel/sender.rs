@@ -16,7 +16,7 @@ use super::party::{PeerWatch, RoleHold, SemParker};
 use super::shared::Shared;
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
-use crate::layout::{bump, sem};
+use crate::layout::{LaneRefs, bump, sem};
 use crate::ring::Producer;
 use crate::wait::{self, Phase};
 
@@ -52,6 +52,8 @@ use crate::wait::{self, Phase};
 pub struct Sender {
     hold: RoleHold,
     ring: Producer,
+    /// This sender's lane and session.
+    id: SenderId,
     peer: PeerWatch,
     poison: Poison,
     spin: Duration,
@@ -71,19 +73,27 @@ impl Sender {
         shared.register_fences()?;
         let hold = RoleHold::claim(shared, Role::Sender)?;
         let s = hold.shared();
+        let lane = hold.lane();
         // SAFETY: the ring lies in the mapping that `hold` keeps attached for
-        // the life of the Sender, and the sender role (held) guarantees no
-        // other producer.
-        let ring = unsafe { Producer::new(s.view.ring(&s.geometry), s.geometry.max_message) }
-            .map_err(|c| s.corrupted(c.0))?;
+        // the life of the Sender, and holding the lane guarantees no other
+        // producer on it.
+        let mut ring =
+            unsafe { Producer::new(s.view.ring(&s.geometry, lane), s.geometry.max_message) }
+                .map_err(|c| s.corrupted(c.0))?;
         let peer = watch.start(s, false)?;
+        let refs = s.view.lane(&s.geometry, lane);
+        // Only this sender writes the lane's session while it holds the
+        // lane; wrapping, because another process may have written anything.
+        let session = refs.tx.session.load(Ordering::Relaxed).wrapping_add(1);
+        refs.tx.session.store(session, Ordering::Relaxed);
+        ring.set_tag(session_tag(session));
         hold.announce();
-        let counters = &s.header().tx.counters;
-        let sent = counters.messages.load(Ordering::Relaxed);
-        let bytes = counters.bytes.load(Ordering::Relaxed);
+        let sent = refs.tx.counters.messages.load(Ordering::Relaxed);
+        let bytes = refs.tx.counters.bytes.load(Ordering::Relaxed);
         Ok(Sender {
             hold,
             ring,
+            id: SenderId { lane, session },
             peer,
             poison: Poison::default(),
             spin,
@@ -353,11 +363,17 @@ impl Sender {
         if self.peer.gone_quick(s)? {
             return Err(Error::Disconnected);
         }
-        let len = len as u64;
-        if let Some(off) = try_reserve(&mut self.ring, s, len)? {
+        self.room(len as u64, how)
+    }
+
+    /// Room for a frame of `len` bytes, waiting as `how` says.
+    fn room(&mut self, len: u64, how: How) -> Result<u64> {
+        let s = self.hold.shared();
+        let refs = s.view.lane(&s.geometry, self.id.lane);
+        if let Some(off) = try_reserve(&mut self.ring, s, refs, len)? {
             return Ok(off);
         }
-        bump(&s.header().tx.counters.stalls);
+        bump(&refs.tx.counters.stalls);
         match how {
             How::Try if self.peer.gone(s)? => Err(Error::Disconnected),
             How::Try => Err(Error::Full),
@@ -365,29 +381,52 @@ impl Sender {
         }
     }
 
+    /// This sender's identity: its lane and its session on that lane. A
+    /// receiver gets the same value with each of its messages
+    /// ([`Receiver::recv_from`](crate::Receiver::recv_from)), and prints
+    /// the same text for it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"hi")?;
+    /// let (_, from) = rx.recv_from()?;
+    /// assert_eq!(from, tx.id());
+    /// assert_eq!(from.to_string(), tx.id().to_string());
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn id(&self) -> SenderId {
+        self.id
+    }
+
     fn wait_room(&mut self, len: u64, deadline: Option<Instant>) -> Result<u64> {
         let s = self.hold.shared();
         let (ring, peer) = (&mut self.ring, &mut self.peer);
-        let h = s.header();
+        let refs = s.view.lane(&s.geometry, self.id.lane);
         let mut parker = SemParker {
             shared: s,
-            num: sem::TX_WAKE,
-            counters: &h.tx.counters,
+            num: sem::tx_wake(self.id.lane),
+            counters: &refs.tx.counters,
         };
         wait::wait(
-            &h.tx_waiting.waiting,
+            &refs.tx_waiting.waiting,
             s.fences(),
             self.spin,
             deadline,
             &mut parker,
             |phase| {
-                if let Some(off) = try_reserve(ring, s, len)? {
+                if let Some(off) = try_reserve(ring, s, refs, len)? {
                     return Ok(Some(off));
                 }
                 s.check_open()?;
                 if phase == Phase::BeforePark && peer.gone(s)? {
                     // The receiver may have made room just before it died.
-                    return try_reserve(ring, s, len)?
+                    return try_reserve(ring, s, refs, len)?
                         .map(Some)
                         .ok_or(Error::Disconnected);
                 }
@@ -402,35 +441,41 @@ impl Sender {
         self.sent = self.sent.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(len as u64);
         let s = self.hold.shared();
-        let counters = &s.header().tx.counters;
+        let refs = s.view.lane(&s.geometry, self.id.lane);
+        let counters = &refs.tx.counters;
         counters.messages.store(self.sent, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
         // The message is committed: a failed wake-up (the set was removed)
         // is reported by the next call that waits, not as a failed send
         // that the caller would repeat.
-        let _ = wake_receiver(s);
+        let _ = wake_receiver(s, refs);
         Ok(())
     }
 }
 
 /// One reservation attempt; wakes the receiver when a padding frame was
 /// published on the way (it must skip it before the sender can go on).
-fn try_reserve(ring: &mut Producer, s: &Shared, len: u64) -> Result<Option<u64>> {
+fn try_reserve(
+    ring: &mut Producer,
+    s: &Shared,
+    refs: LaneRefs<'_>,
+    len: u64,
+) -> Result<Option<u64>> {
     let r = ring.try_reserve(len);
     // Padding published before corruption was met is published all the
     // same: wake a receiver that must skip it first.
     if ring.take_published_padding() {
-        wake_receiver(s)?;
+        wake_receiver(s, refs)?;
     }
     r.map_err(|c| s.corrupted(c.0))
 }
 
 /// The waker's half of the handshake in `wait`: post only if the receiver
 /// announced it would sleep.
-fn wake_receiver(s: &Shared) -> Result<()> {
+fn wake_receiver(s: &Shared, refs: LaneRefs<'_>) -> Result<()> {
     let h = s.header();
     if wait::notify(&h.rx_waiting.waiting, s.fences()) {
-        bump(&h.tx.counters.wakes);
+        bump(&refs.tx.counters.wakes);
         s.post(sem::RX_WAKE)?;
     }
     Ok(())
@@ -489,5 +534,55 @@ impl DerefMut for SendGrant<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes the borrow unique.
         unsafe { std::slice::from_raw_parts_mut(self.tx.ring.payload(self.offset), self.len) }
+    }
+}
+
+/// The identity of one sender's session on one lane of a channel: which
+/// sender a message came from ([`Receiver::recv_from`](crate::Receiver::recv_from),
+/// [`Sender::id`]). A new sender on the same lane is a new `SenderId`.
+///
+/// Its `Display` text (`lane:session`, for example `2:17`) is the same in
+/// every process, so a sender can print its id and a receiver recognise
+/// it.
+///
+/// # Examples
+///
+/// ```
+/// use shmchan::{Channel, Key, Options};
+///
+/// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096).max_senders(2))?;
+/// let a = chan.sender()?.id();
+/// let b = chan.sender()?.id();
+/// assert_ne!(a, b);
+/// assert!(a.to_string().contains(':'));
+/// # Ok::<(), shmchan::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SenderId {
+    pub(crate) lane: u16,
+    pub(crate) session: u64,
+}
+
+/// Bits of a session carried in each message frame's kind word.
+const TAG_BITS: u32 = 24;
+
+/// The tag a message frame carries for `session`: the low 24 bits of
+/// `session - 1`, so that the first sender on a lane (session 1) writes
+/// tag 0 and its frames' kind words are version 1's.
+pub(crate) fn session_tag(session: u64) -> u32 {
+    (session.wrapping_sub(1) & ((1 << TAG_BITS) - 1)) as u32
+}
+
+/// The session whose tag is `tag`, given that the lane's latest session is
+/// `latest`: the last one at or before it with that tag. Exact while fewer
+/// than 2^24 senders have claimed the lane since the message was sent.
+pub(crate) fn session_of_tag(tag: u32, latest: u64) -> u64 {
+    let back = session_tag(latest).wrapping_sub(tag) & ((1 << TAG_BITS) - 1);
+    latest.wrapping_sub(u64::from(back))
+}
+
+impl std::fmt::Display for SenderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.lane, self.session)
     }
 }

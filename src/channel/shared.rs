@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::view::View;
 use crate::error::{Error, Result};
-use crate::layout::{FLAG_MEMBARRIER, Geometry, Header, sem};
+use crate::layout::{FLAG_MEMBARRIER, Geometry, Header};
 use crate::sys::{Fail, Key, SemSet, sop};
 use crate::wait::Fences;
 
@@ -126,15 +126,6 @@ impl Shared {
     pub(crate) fn destroy(&self) {
         let _ = crate::sys::shm_remove(self.shmid);
         let _ = self.sem.remove();
-    }
-
-    /// Number of the semaphore a role sleeps on, and its ALIVE semaphore.
-    pub(crate) const fn role_sems(sender: bool) -> (u16, u16) {
-        if sender {
-            (sem::TX_WAKE, sem::TX_ALIVE)
-        } else {
-            (sem::RX_WAKE, sem::RX_ALIVE)
-        }
     }
 }
 

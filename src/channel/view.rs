@@ -8,7 +8,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
-use crate::layout::{Geometry, HEADER_SIZE, Header, Invalid};
+use crate::layout::{Geometry, HEADER_SIZE, Header, Invalid, LANE_SIZE, LaneBlock, LaneRefs};
 use crate::ring::{RingPtrs, check_span, holds_messages};
 use crate::sys::Mapping;
 
@@ -39,19 +39,53 @@ impl View {
         unsafe { &*self.mapping.as_ptr().cast::<Header>() }
     }
 
-    /// The ring over the data region of a validated `geometry`.
-    pub(crate) fn ring(&self, geometry: &Geometry) -> RingPtrs {
-        debug_assert!(HEADER_SIZE as u64 + geometry.capacity <= self.mapping.len() as u64);
-        let header = self.header();
-        // SAFETY: validate() checked HEADER_SIZE + capacity <= segment size,
-        // so the data region lies inside the mapping.
-        let data = unsafe { self.mapping.as_non_null().add(HEADER_SIZE) };
+    /// Lane `lane`'s fields, `lane` < `geometry.lanes` (a validated
+    /// geometry of this view).
+    pub(crate) fn lane(&self, geometry: &Geometry, lane: u16) -> LaneRefs<'_> {
+        assert!(u32::from(lane) < geometry.lanes, "lane {lane} out of range");
+        let h = self.header();
+        if lane == 0 {
+            return LaneRefs {
+                tx: &h.tx,
+                rx: &h.rx,
+                tx_waiting: &h.tx_waiting,
+            };
+        }
+        let offset = HEADER_SIZE + (usize::from(lane) - 1) * LANE_SIZE;
+        debug_assert!(offset + LANE_SIZE <= geometry.header_size as usize);
+        // SAFETY: validate() checked that the header of `lanes` lanes (and
+        // their data) fits the mapping, and lane < lanes, so the entry lies
+        // inside it; the mapping is page-aligned and the entry's offset a
+        // multiple of 128, LaneBlock's alignment; every field is an atomic
+        // integer, valid for any bit pattern and shared with other writers.
+        let entry = unsafe { &*self.mapping.as_ptr().add(offset).cast::<LaneBlock>() };
+        LaneRefs {
+            tx: &entry.tx,
+            rx: &entry.rx,
+            tx_waiting: &entry.tx_waiting,
+        }
+    }
+
+    /// The ring of lane `lane` of a validated `geometry`.
+    pub(crate) fn ring(&self, geometry: &Geometry, lane: u16) -> RingPtrs {
+        let lane_refs = self.lane(geometry, lane);
+        let offset = geometry.header_size + u64::from(lane) * geometry.capacity;
+        debug_assert!(offset + geometry.capacity <= self.mapping.len() as u64);
+        // SAFETY: validate() checked header_size + lanes x capacity <=
+        // segment size and lane < lanes, so the data region lies inside
+        // the mapping.
+        let data = unsafe { self.mapping.as_non_null().add(offset as usize) };
         RingPtrs {
-            head: NonNull::from(&header.rx.index),
-            tail: NonNull::from(&header.tx.index),
+            head: NonNull::from(&lane_refs.rx.index),
+            tail: NonNull::from(&lane_refs.tx.index),
             data,
             capacity: geometry.capacity,
         }
+    }
+
+    /// The lane numbers of a validated `geometry`.
+    pub(crate) fn lanes(geometry: &Geometry) -> impl Iterator<Item = u16> {
+        0..geometry.lanes as u16
     }
 
     /// Size of the segment in bytes.
@@ -63,22 +97,31 @@ impl View {
     /// indices: only a hint for lifecycle decisions, never for the ring;
     /// a lone padding frame is no message).
     pub(crate) fn holds_messages(&self, geometry: &Geometry) -> bool {
-        holds_messages(&self.ring(geometry))
+        View::lanes(geometry).any(|lane| holds_messages(&self.ring(geometry, lane)))
     }
 
     /// What the shared indices say about the queue now, for inspection.
     pub(crate) fn backlog(&self, geometry: &Geometry) -> Backlog {
-        let h = self.header();
-        // SYNC: pair with the Release stores of head and tail in
-        // `Consumer::advance` and `Producer::advance` (a snapshot for
-        // display; never used to read the ring).
-        let head = h.rx.index.load(Ordering::Acquire);
-        let tail = h.tx.index.load(Ordering::Acquire);
-        Backlog {
-            queued: tail.saturating_sub(head),
+        let mut total = Backlog {
+            queued: 0,
             has_messages: self.holds_messages(geometry),
-            corrupt: check_span(head, tail, geometry.capacity).err().map(|c| c.0),
+            corrupt: None,
+        };
+        for lane in View::lanes(geometry) {
+            let l = self.lane(geometry, lane);
+            // SYNC: pair with the Release stores of head and tail in
+            // `Consumer::advance` and `Producer::advance` (a snapshot for
+            // display; never used to read the ring).
+            let head = l.rx.index.load(Ordering::Acquire);
+            let tail = l.tx.index.load(Ordering::Acquire);
+            total.queued = total.queued.saturating_add(tail.saturating_sub(head));
+            if total.corrupt.is_none() {
+                total.corrupt = check_span(head, tail, geometry.capacity)
+                    .err()
+                    .map(|c| format!("lane {lane}: {}", c.0));
+            }
         }
+        total
     }
 }
 

@@ -49,6 +49,10 @@ pub(crate) type Data = NonNull<loom::cell::UnsafeCell<u64>>;
 pub(crate) const KIND_MESSAGE: u32 = 1;
 /// Frame kind of padding up to the end of the region.
 pub(crate) const KIND_PADDING: u32 = 2;
+/// The frame header's kind word: the kind in its low 8 bits; in a message
+/// frame, the upper 24 bits are the low 24 bits of the sending session
+/// (the tag the receiver attributes the message by).
+const KIND_BITS: u32 = 0xff;
 
 /// The shared ring was found in a state no honest peer produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +168,8 @@ pub(crate) struct Producer {
     tail: u64,
     head_cache: u64,
     published_padding: bool,
+    /// The kind word of this producer's message frames (its tag included).
+    kind_word: u32,
 }
 
 impl Producer {
@@ -185,6 +191,7 @@ impl Producer {
             tail,
             head_cache: head,
             published_padding: false,
+            kind_word: KIND_MESSAGE,
         })
     }
 
@@ -214,8 +221,15 @@ impl Producer {
     /// caller has written.
     pub(crate) fn commit(&mut self, len: u64) {
         let off = self.ring.offset(self.tail);
-        self.ring.write_frame_header(off, len as u32, KIND_MESSAGE);
+        self.ring
+            .write_frame_header(off, len as u32, self.kind_word);
         self.advance(frame_size(len));
+    }
+
+    /// Tags every message frame from now on with `tag` (24 bits: the low
+    /// bits of the sender's session).
+    pub(crate) fn set_tag(&mut self, tag: u32) {
+        self.kind_word = KIND_MESSAGE | (tag << 8);
     }
 
     /// Pointer to the payload at `off` (from `try_reserve`).
@@ -313,6 +327,8 @@ impl Producer {
 pub(crate) struct Frame {
     pub(crate) offset: u64,
     pub(crate) len: u64,
+    /// The sending session's tag (the kind word's upper 24 bits).
+    pub(crate) tag: u32,
 }
 
 /// The reading side. Owns `head`.
@@ -383,9 +399,9 @@ impl Consumer {
             }
             let off = self.ring.offset(self.head);
             let avail = self.tail_cache - self.head;
-            let (len, kind) = self.ring.read_frame_header(off);
-            match kind {
-                KIND_MESSAGE => return self.check_message(off, len, avail).map(Some),
+            let (len, word) = self.ring.read_frame_header(off);
+            match word & KIND_BITS {
+                KIND_MESSAGE => return self.check_message(off, len, avail, word >> 8).map(Some),
                 KIND_PADDING => self.skip_padding(off, len, avail)?,
                 other => {
                     return Err(Corrupt(format!(
@@ -475,7 +491,7 @@ impl Consumer {
         Ok(tail != self.head)
     }
 
-    fn check_message(&self, off: u64, len: u64, avail: u64) -> Result<Frame, Corrupt> {
+    fn check_message(&self, off: u64, len: u64, avail: u64, tag: u32) -> Result<Frame, Corrupt> {
         if len > self.max_message {
             return Err(Corrupt(format!(
                 "frame at {} claims {len} bytes, above the maximum {}",
@@ -492,6 +508,7 @@ impl Consumer {
         Ok(Frame {
             offset: off + FRAME_HEADER,
             len,
+            tag,
         })
     }
 
@@ -536,8 +553,8 @@ pub(crate) fn holds_messages(ring: &RingPtrs) -> bool {
     if check_span(head, tail, ring.capacity).is_err() {
         return true;
     }
-    let (len, kind) = ring.read_frame_header(ring.offset(head));
-    !(kind == KIND_PADDING && FRAME_HEADER + len == tail - head)
+    let (len, word) = ring.read_frame_header(ring.offset(head));
+    !(word & KIND_BITS == KIND_PADDING && FRAME_HEADER + len == tail - head)
 }
 
 /// Largest index accepted from the segment: far beyond any real traffic

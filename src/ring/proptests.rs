@@ -478,7 +478,8 @@ fn judge_header(word: u64, start: u64, cap: u64, frame: &Published) -> Header {
     if (len, kind) == original {
         return Header::Same;
     }
-    let plausible = match kind {
+    // The kind is the low 8 bits; a message's upper 24 are its sender's tag.
+    let plausible = match kind & 0xff {
         KIND_MESSAGE => len <= cap - FRAME_HEADER && frame_size(len) <= to_end,
         KIND_PADDING => FRAME_HEADER + len == to_end,
         _ => false,

@@ -64,3 +64,10 @@ pub(crate) fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
+
+/// SEMOPM, the most operations one `semop` may take here (the third field
+/// of /proc/sys/kernel/sem); `None` when it cannot be read.
+pub(crate) fn semopm() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/sem").ok()?;
+    text.split_whitespace().nth(2)?.parse().ok()
+}

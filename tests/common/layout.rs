@@ -1,5 +1,6 @@
-//! Byte offsets in a channel's segment, layout version 1 (docs/layout.md),
-//! for the tests that read or write it as a third party would.
+//! Byte offsets in a channel's segment, layout version 2 with one lane
+//! (lane 0 sits in version 1's blocks; docs/layout.md), for the tests that
+//! read or write it as a third party would.
 
 pub const MAGIC_AT: usize = 0;
 pub const VERSION_AT: usize = 8;
