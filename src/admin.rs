@@ -113,12 +113,27 @@ pub struct ChannelInfo {
     pub creator_pid: u32,
     /// Creation time, seconds since the Unix epoch.
     pub created: u64,
-    /// Sender-side counters.
+    /// Sender-side counters, added up over the lanes.
     pub sent: Counters,
+    /// Each lane: its sender and what it holds (empty when unknown).
+    pub lane_info: Vec<LaneInfo>,
     /// Receiver-side counters.
     pub received: Counters,
     /// Overall state.
     pub state: State,
+}
+
+/// One lane of a channel: a sender's ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneInfo {
+    /// Whether a sender holds the lane now, held it, or never did.
+    pub sender: Presence,
+    /// The lane's session: how many senders have claimed it.
+    pub sessions: u64,
+    /// Committed bytes not yet received (frames and padding included).
+    pub queued: u64,
+    /// The counters of the lane's senders.
+    pub sent: Counters,
 }
 
 /// Whether a role is held.
@@ -440,6 +455,7 @@ fn blank_info(state: State) -> ChannelInfo {
         creator_pid: 0,
         created: 0,
         sent: Counters::default(),
+        lane_info: Vec::new(),
         received: Counters::default(),
         state,
     }
@@ -466,6 +482,7 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         creator_pid: h.id.creator_pid.load(Ordering::Relaxed),
         created: h.id.created.load(Ordering::Relaxed),
         sent: sent_counters(view, g),
+        lane_info: Vec::new(),
         received: counters(&h.rx.counters),
         state: State::Ok,
     };
@@ -479,6 +496,7 @@ fn describe(view: &View, g: &Geometry, st: &ShmStat) -> ChannelInfo {
         info.parties = set.get(sem::PARTIES).ok().map(|v| v as u32);
         info.sem_gid = set.stat().ok().map(|st| st.gid);
         info.sender = sender_presence(set, g.lanes, c.tx_connects.load(Ordering::Relaxed));
+        info.lane_info = lanes(view, g, set);
         info.receiver = presence(set, sem::RX_ALIVE, c.rx_connects.load(Ordering::Relaxed));
         // SYNC: pairs with the Release store of closed by a remover.
         if c.closed.load(Ordering::Acquire) != 0 {
@@ -521,6 +539,31 @@ fn sender_presence(set: SemSet, lanes: u32, connects: u64) -> Presence {
         () if connects > 0 => Presence::Gone,
         () => Presence::Never,
     }
+}
+
+/// What each lane holds and who holds it.
+fn lanes(view: &View, g: &Geometry, set: SemSet) -> Vec<LaneInfo> {
+    View::lanes(g)
+        .map(|lane| {
+            let l = view.lane(g, lane);
+            // SYNC: pair with the Release stores of head and tail in the
+            // ring (a snapshot for display).
+            let head = l.rx.index.load(Ordering::Acquire);
+            let tail = l.tx.index.load(Ordering::Acquire);
+            let sessions = l.tx.session.load(Ordering::Relaxed);
+            let sender = match set.get(sem::tx_alive(lane)) {
+                Ok(v) if v > 0 => Presence::Attached,
+                _ if sessions > 0 => Presence::Gone,
+                _ => Presence::Never,
+            };
+            LaneInfo {
+                sender,
+                sessions,
+                queued: tail.saturating_sub(head),
+                sent: counters(&l.tx.counters),
+            }
+        })
+        .collect()
 }
 
 /// The senders' counters, added up over the lanes.

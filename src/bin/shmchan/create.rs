@@ -29,6 +29,10 @@ pub(crate) struct Args {
     /// channel.
     #[arg(long, value_name = "NAME|GID", value_parser = parse_group)]
     group: Option<GroupArg>,
+    /// How many senders may be attached at once, each on a lane of its own
+    /// of --capacity bytes (1 to 64) [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    max_senders: Option<u32>,
     /// Keep the channel after its last party leaves. Always on for create
     /// (accepted for symmetry with send/recv --create).
     #[arg(long)]
@@ -41,13 +45,20 @@ pub(crate) fn run(args: Args, proj: u8) -> Result<(), Failure> {
     if let Some(group) = &args.group {
         opts = opts.group(group.gid()?);
     }
+    if let Some(n) = args.max_senders {
+        opts = opts.max_senders(n);
+    }
     let chan = Channel::create(key, &opts)?;
     let text = format!(
-        "key       {}\nshmid     {}\nsemid     {}\ncapacity  {}\n",
+        "key       {}\nshmid     {}\nsemid     {}\ncapacity  {}\n{}",
         human::key(chan.key()),
         chan.id(),
         chan.sem_id(),
         human::bytes(chan.capacity() as u64),
+        match args.max_senders {
+            Some(n) if n > 1 => format!("senders   {n} (a lane of that capacity each)\n"),
+            _ => String::new(),
+        },
     );
     std::io::stdout()
         .write_all(text.as_bytes())

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use serde::Serialize;
-use shmchan::admin::{self, ChannelInfo, Kind, SegmentInfo, State};
+use shmchan::admin::{self, ChannelInfo, Kind, Presence, SegmentInfo, State};
 
 use crate::Failure;
 use crate::human;
@@ -40,6 +40,10 @@ pub(crate) struct Row {
     pub(crate) queued: Option<u64>,
     pub(crate) persist: Option<bool>,
     pub(crate) parties: Option<u32>,
+    /// How many senders the channel takes at once (its lanes).
+    pub(crate) lanes: Option<u32>,
+    /// How many of its lanes a sender holds now.
+    pub(crate) senders: Option<u32>,
     pub(crate) sender: Option<&'static str>,
     pub(crate) receiver: Option<&'static str>,
     pub(crate) mode: String,
@@ -95,6 +99,8 @@ impl Row {
             queued: None,
             persist: None,
             parties: None,
+            lanes: None,
+            senders: None,
             sender: None,
             receiver: None,
             mode: human::mode(seg.mode),
@@ -133,6 +139,13 @@ impl Row {
         self.persist = Some(c.persist);
         self.parties = c.parties;
         self.sender = Some(human::presence(c.sender));
+        self.lanes = Some(c.lanes);
+        self.senders = Some(
+            c.lane_info
+                .iter()
+                .filter(|l| l.sender == Presence::Attached)
+                .count() as u32,
+        );
         self.receiver = Some(human::presence(c.receiver));
     }
 }
@@ -183,6 +196,15 @@ fn line(cells: &[String; 11], widths: &[usize; 11]) -> String {
     out + "\n"
 }
 
+/// The SENDER column: the sender's state, or for a channel of several
+/// lanes how many of them a sender holds (`2/4 attached`).
+fn sender_cell(r: &Row) -> String {
+    match (r.lanes, r.senders) {
+        (Some(lanes), Some(held)) if lanes > 1 => format!("{held}/{lanes} attached"),
+        _ => r.sender.unwrap_or("-").to_owned(),
+    }
+}
+
 fn cells(r: &Row) -> [String; 11] {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     let mut state = r.state.to_owned();
@@ -201,7 +223,7 @@ fn cells(r: &Row) -> [String; 11] {
         opt(r.semid.map(|s| s.to_string())),
         opt(r.capacity.map(human::bytes)),
         opt(r.queued.map(human::bytes)),
-        r.sender.unwrap_or("-").to_owned(),
+        sender_cell(r),
         r.receiver.unwrap_or("-").to_owned(),
         r.mode.clone(),
         r.owner.clone(),

@@ -48,6 +48,16 @@ struct Detail {
     sem_gid: Option<u32>,
     sent: Side,
     received: Side,
+    lane_info: Vec<Lane>,
+}
+
+/// One lane in `stat --json`.
+#[derive(Serialize)]
+struct Lane {
+    sender: &'static str,
+    sessions: u64,
+    queued: u64,
+    sent: Side,
 }
 
 #[derive(Serialize, Clone, Copy)]
@@ -125,6 +135,16 @@ fn detail(seg: &SegmentInfo, chan: &ChannelInfo) -> Detail {
         sem_gid: chan.sem_gid,
         sent: chan.sent.into(),
         received: chan.received.into(),
+        lane_info: chan
+            .lane_info
+            .iter()
+            .map(|l| Lane {
+                sender: human::presence(l.sender),
+                sessions: l.sessions,
+                queued: l.queued,
+                sent: l.sent.into(),
+            })
+            .collect(),
     }
 }
 
@@ -225,6 +245,20 @@ fn render(seg: &SegmentInfo, chan: &ChannelInfo, rates: Option<Rates>) -> String
         chan.parties.map_or("-".into(), |p| p.to_string()),
     );
     field("sender", human::presence(chan.sender).into());
+    if chan.lanes > 1 {
+        for (i, lane) in chan.lane_info.iter().enumerate() {
+            field(
+                &format!("lane {i}"),
+                format!(
+                    "{}, {} sessions, {} queued, {} messages sent",
+                    human::presence(lane.sender),
+                    lane.sessions,
+                    human::bytes(lane.queued),
+                    lane.sent.messages
+                ),
+            );
+        }
+    }
     field("receiver", human::presence(chan.receiver).into());
     field("mode", permissions(&row, chan));
     field(
