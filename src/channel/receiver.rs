@@ -161,7 +161,7 @@ impl Receiver {
     /// ```
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_into_how(buf, How::Block(None))
+        self.recv_into_how::<false>(buf, How::Block(None))
             .map(|(len, _)| len)
     }
 
@@ -186,7 +186,7 @@ impl Receiver {
     /// ```
     pub fn try_recv(&mut self) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        self.recv_into_how(&mut buf, How::Try)?;
+        self.recv_into_how::<false>(&mut buf, How::Try)?;
         Ok(buf)
     }
 
@@ -213,7 +213,7 @@ impl Receiver {
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        self.recv_into_how(&mut buf, How::Block(deadline_after(timeout)))?;
+        self.recv_into_how::<false>(&mut buf, How::Block(deadline_after(timeout)))?;
         Ok(buf)
     }
 
@@ -404,8 +404,8 @@ impl Receiver {
     /// ```
     pub fn recv_from(&mut self) -> Result<(Vec<u8>, SenderId)> {
         let mut buf = Vec::new();
-        let (_, from) = self.recv_into_how(&mut buf, How::Block(None))?;
-        Ok((buf, from))
+        let (_, from) = self.recv_into_how::<true>(&mut buf, How::Block(None))?;
+        Ok((buf, known(from)))
     }
 
     /// Receives a message and its sender if one is queued now.
@@ -429,8 +429,8 @@ impl Receiver {
     /// ```
     pub fn try_recv_from(&mut self) -> Result<(Vec<u8>, SenderId)> {
         let mut buf = Vec::new();
-        let (_, from) = self.recv_into_how(&mut buf, How::Try)?;
-        Ok((buf, from))
+        let (_, from) = self.recv_into_how::<true>(&mut buf, How::Try)?;
+        Ok((buf, known(from)))
     }
 
     /// Receives a message and its sender, waiting at most `timeout`.
@@ -456,12 +456,19 @@ impl Receiver {
     /// ```
     pub fn recv_from_timeout(&mut self, timeout: Duration) -> Result<(Vec<u8>, SenderId)> {
         let mut buf = Vec::new();
-        let (_, from) = self.recv_into_how(&mut buf, How::Block(deadline_after(timeout)))?;
-        Ok((buf, from))
+        let (_, from) =
+            self.recv_into_how::<true>(&mut buf, How::Block(deadline_after(timeout)))?;
+        Ok((buf, known(from)))
     }
 
     #[inline]
-    fn recv_into_how(&mut self, buf: &mut Vec<u8>, how: How) -> Result<(usize, SenderId)> {
+    /// Receives into `buf`; with `FROM`, also says who sent it (the tag
+    /// lookup costs a compare per message, so plain receives skip it).
+    fn recv_into_how<const FROM: bool>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        how: How,
+    ) -> Result<(usize, Option<SenderId>)> {
         let at = self.next_frame(how)?;
         let len = at.frame.len as usize;
         buf.clear();
@@ -474,7 +481,7 @@ impl Receiver {
             std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
-        let from = self.lanes.sender_of(at, self.hold.shared());
+        let from = FROM.then(|| self.lanes.sender_of(at, self.hold.shared()));
         // The message is ours now; a failed wake-up (the set was removed)
         // is reported by the next call that waits, not by losing it here.
         let _ = self.release(at);
@@ -716,6 +723,14 @@ impl Lanes {
         }
         r.map_err(|c| s.corrupted(lane_what(s, i, c.0)))
     }
+}
+
+/// The sender `recv_into_how::<true>` found (always there).
+fn known(from: Option<SenderId>) -> SenderId {
+    from.unwrap_or(SenderId {
+        lane: 0,
+        session: 0,
+    })
 }
 
 /// The session of the message `at`, from its tag and the lane's latest
