@@ -66,6 +66,8 @@ pub struct Shm {
     pub fence: bool,
     /// The receiver's catch-up pause off (`Receiver::set_catch_up(ZERO)`).
     pub eager: bool,
+    /// `Options::max_senders`: lanes of the channel (one sender uses one).
+    pub lanes: u32,
 }
 
 impl Shm {
@@ -75,6 +77,7 @@ impl Shm {
         park: false,
         fence: false,
         eager: false,
+        lanes: 1,
     };
 }
 
@@ -324,6 +327,7 @@ fn close(fd: RawFd) {
 fn shm_channel(shm: Shm, size: usize, ring: usize) -> shmchan::Channel {
     let mut opts = shmchan::Options::new()
         .capacity(ring)
+        .max_senders(shm.lanes)
         .membarrier(!shm.fence);
     if shm.park {
         opts = opts.spin(Duration::ZERO);

@@ -87,7 +87,12 @@ fn parse_args() -> Args {
         pin: false,
         kinds: transport::ALL
             .into_iter()
-            .filter(|&k| !matches!(k, Kind::ShmFence | Kind::ShmEager | Kind::PipeRaw))
+            .filter(|&k| {
+                !matches!(
+                    k,
+                    Kind::ShmFence | Kind::ShmEager | Kind::Shm8Lanes | Kind::PipeRaw
+                )
+            })
             .collect(),
         iceoryx2_buffer: None,
         capacity: None,
@@ -904,6 +909,7 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         (Kind::ShmZc, Kind::Shm),
         (Kind::Shm, Kind::ShmFence),
         (Kind::Shm, Kind::ShmEager),
+        (Kind::Shm8Lanes, Kind::Shm),
         (Kind::Shm, Kind::Bare),
         (Kind::ShmZc, Kind::Bare),
         (Kind::Bare, Kind::Pipe),

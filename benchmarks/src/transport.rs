@@ -33,6 +33,10 @@ pub enum Kind {
     /// (`Receiver::set_catch_up(ZERO)`): the receiver reads each message as
     /// soon as it is published (for A/B runs; not in the default set).
     ShmEager,
+    /// shmchan `send` / `recv_into`, one sender on a channel of 8 lanes
+    /// (`Options::max_senders(8)`): the receiver also looks at 7 empty
+    /// lanes (for A/B runs; not in the default set).
+    Shm8Lanes,
     /// ipmpsc 0.5: `Sender::send(&Bytes)` / `zero_copy_context().recv::<&Bytes>()`.
     Ipmpsc,
     /// iceoryx2 0.10 publish-subscribe of `[u8]`: `loan_slice_uninit` +
@@ -61,11 +65,12 @@ pub enum Kind {
     Bare,
 }
 
-pub const ALL: [Kind; 12] = [
+pub const ALL: [Kind; 13] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
     Kind::ShmEager,
+    Kind::Shm8Lanes,
     Kind::Ipmpsc,
     Kind::Iceoryx2,
     Kind::Pipe,
@@ -83,6 +88,7 @@ impl Kind {
             Kind::ShmZc => "shmchan-zc",
             Kind::ShmFence => "shmchan-fence",
             Kind::ShmEager => "shmchan-eager",
+            Kind::Shm8Lanes => "shmchan-8lanes",
             Kind::Ipmpsc => "ipmpsc",
             Kind::Iceoryx2 => "iceoryx2",
             Kind::Pipe => "pipe",
@@ -113,6 +119,10 @@ impl Kind {
             }),
             Kind::ShmEager => shm(Shm {
                 eager: true,
+                ..Shm::COPY
+            }),
+            Kind::Shm8Lanes => shm(Shm {
+                lanes: 8,
                 ..Shm::COPY
             }),
             Kind::Pipe => Some(Transport::Pipe { buffered: true }),
