@@ -1,5 +1,6 @@
 //! The `#[repr(C)]` header at offset 0 of a channel's segment: layout
-//! version 1, its constants, and its validation against the real segment.
+//! version 2 (lanes), its constants, and its validation against the real
+//! segment.
 //!
 //! docs/layout.md describes the same bytes for other languages. Every field
 //! is a fixed-width atomic, because other processes write this memory at any
@@ -147,7 +148,7 @@ pub(crate) struct SideBlock {
     /// lane 0's are the receiver's over all lanes, other lanes' unused.
     pub(crate) counters: Counters,
     /// The sender block: the lane's session, bumped by each claimer. The
-    /// receiver block: the session of the frames at `head` (`rx_session`).
+    /// receiver block: unused (reserved, 0).
     pub(crate) session: AtomicU64,
     /// The sender block: 1 while a sender is attached to the lane (cleared
     /// at a clean release). Unused in the receiver block.
@@ -169,7 +170,7 @@ pub(crate) struct LaneBlock {
 pub(crate) struct LaneRefs<'a> {
     /// `tail`, the sender's counters, `session`, `attached`.
     pub(crate) tx: &'a SideBlock,
-    /// `head` and `rx_session`.
+    /// `head`.
     pub(crate) rx: &'a SideBlock,
     /// The lane's sender waits for room with this flag.
     pub(crate) tx_waiting: &'a FlagBlock,

@@ -3,7 +3,7 @@
 //! and semaphore sets whose channel is gone.
 //!
 //! Conservative by design: a semaphore set is only ever taken for an
-//! orphan when it has the shape of a channel's set (six semaphores, every
+//! orphan when it has the shape of a channel's set (4 + 2 per lane, every
 //! role and party count at zero), was created by this user, and no
 //! segment claims it: for a keyed set, no segment has its key; for a
 //! private one, no shmchan header names it and it is older than

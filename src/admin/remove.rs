@@ -112,7 +112,7 @@ fn channel_of(seg: &SegmentInfo, name: &str) -> Result<ChannelInfo> {
 }
 
 /// The channel's semaphore set, checked now (the id in the header is
-/// untrusted, and ids can be reused once a set is gone): six semaphores,
+/// untrusted, and ids can be reused once a set is gone): 4 + 2 per lane,
 /// the segment's key (unless the segment lost it to a removal) and creator.
 pub(super) fn own_set(seg: &SegmentInfo, chan: &ChannelInfo) -> Option<SemSet> {
     if !matches!(chan.state, State::Ok | State::Stale | State::Closed) {

@@ -190,8 +190,14 @@ fn run_with_wakes(
         if fail == Fail::WouldBlock && !any_max {
             return Ok(false);
         }
+        let before = at_max.clone();
         for (max, &wake) in at_max.iter_mut().zip(wakes) {
             *max = s.sem.get(wake).is_ok_and(|v| v >= SEMVMX);
+        }
+        if fail == Fail::WouldBlock && at_max == before {
+            // The wake semaphores are as they were: the "would block" came
+            // from ALIVE, so the role is held (or, in a release, zeroed).
+            return Ok(false);
         }
         switches += 1;
     }

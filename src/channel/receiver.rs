@@ -495,7 +495,7 @@ impl Receiver {
 
     /// The next frame: the common case without building a `Result` or
     /// looking at the poison again; everything else (errors, padding,
-    /// session frames, waiting) on the slow path, which repeats every check
+    /// waiting) on the slow path, which repeats every check
     /// and remembers a `Corrupted`.
     #[inline]
     fn next_frame(&mut self, how: How) -> Result<At> {
@@ -656,7 +656,7 @@ impl Lanes {
     }
 
     /// The next message without anything to record on the way: no padding
-    /// released, no session frame met, no error.
+    /// released, no error.
     #[inline]
     fn fast(&mut self) -> Option<At> {
         let n = self.lanes.len();
@@ -698,8 +698,7 @@ impl Lanes {
     }
 
     /// One look at every lane, from the one whose turn it is: the first
-    /// message found. Session frames are recorded and released, released
-    /// padding wakes the lane's sender.
+    /// message found; released padding wakes the lane's sender.
     fn look(&mut self, s: &Shared) -> Result<Option<At>> {
         let n = self.lanes.len();
         for k in 0..n {
