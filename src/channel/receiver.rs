@@ -377,8 +377,8 @@ impl Receiver {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn set_catch_up(&mut self, pause: Duration) {
-        for lane in &mut self.lanes.lanes {
-            lane.pace.set_pause(pause);
+        for i in 0..self.lanes.len() {
+            self.lanes.get(i).pace.set_pause(pause);
         }
     }
 
@@ -477,7 +477,7 @@ impl Receiver {
         // region and was committed (published with Release, read after the
         // Acquire load of tail); buf has room for len bytes.
         unsafe {
-            let from = self.lanes.lanes[at.lane].ring.payload(at.frame);
+            let from = self.lanes.get(at.lane).ring.payload(at.frame);
             std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
@@ -568,7 +568,7 @@ impl Receiver {
     }
 
     fn release(&mut self, at: At) -> Result<()> {
-        self.lanes.lanes[at.lane].ring.release(at.frame);
+        self.lanes.get(at.lane).ring.release(at.frame);
         self.peer.mark_seen();
         // Wrapping: the counters start from values read from the segment.
         self.received = self.received.wrapping_add(1);
@@ -606,7 +606,11 @@ struct RxLane {
 /// Every lane of the channel, served in turns (docs/lanes.md).
 #[derive(Debug)]
 struct Lanes {
-    lanes: Vec<RxLane>,
+    /// Lane 0, inline: a channel of one lane reads it without a pointer
+    /// chase.
+    first: RxLane,
+    /// Lanes 1 and up.
+    more: Vec<RxLane>,
     /// The lane whose turn it is, and the messages taken in this turn.
     cursor: usize,
     taken: u32,
@@ -629,22 +633,53 @@ impl Lanes {
                 session: 0,
             });
         }
+        let mut lanes = lanes.into_iter();
+        let first = lanes.next().ok_or_else(|| s.corrupted("no lanes".into()))?;
         Ok(Lanes {
-            lanes,
+            first,
+            more: lanes.collect(),
             cursor: 0,
             taken: 0,
         })
     }
 
+    /// Number of lanes.
+    #[inline]
+    fn len(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    /// Lane `i` (< `len()`), to read.
+    #[inline]
+    fn lane(&self, i: usize) -> &RxLane {
+        if i == 0 {
+            &self.first
+        } else {
+            &self.more[i - 1]
+        }
+    }
+
+    /// Lane `i` (< `len()`).
+    #[inline]
+    fn get(&mut self, i: usize) -> &mut RxLane {
+        if i == 0 {
+            &mut self.first
+        } else {
+            &mut self.more[i - 1]
+        }
+    }
+
     /// Whether any lane holds committed bytes, as last seen.
     fn has_cached(&self) -> bool {
-        self.lanes.iter().any(|l| l.ring.has_cached())
+        std::iter::once(&self.first)
+            .chain(&self.more)
+            .any(|l| l.ring.has_cached())
     }
 
     /// The sender of the message `at`: its frame's tag, resolved against
     /// the lane's latest session when it is not the tag seen last.
     fn sender_of(&mut self, at: At, s: &Shared) -> SenderId {
-        let lane = &mut self.lanes[at.lane];
+        let lane = self.get(at.lane);
         if at.frame.tag != lane.tag {
             lane.session = session_of(at, s);
             lane.tag = at.frame.tag;
@@ -656,17 +691,29 @@ impl Lanes {
     }
 
     /// The next message without anything to record on the way: no padding
-    /// released, no error.
+    /// released, no error. One lane: version 1's fast path, as it was.
     #[inline]
     fn fast(&mut self) -> Option<At> {
-        let n = self.lanes.len();
+        if self.more.is_empty() {
+            let lane = &mut self.first;
+            return match lane.ring.peek_paced(&mut lane.pace) {
+                Ok(Some(frame)) if !lane.ring.padding_pending() => Some(At { lane: 0, frame }),
+                _ => None,
+            };
+        }
+        self.fast_many()
+    }
+
+    /// [`fast`](Self::fast) over several lanes, from the one whose turn it is.
+    fn fast_many(&mut self) -> Option<At> {
+        let n = self.len();
         for k in 0..n {
             let i = if k == 0 {
                 self.cursor
             } else {
                 (self.cursor + k) % n
             };
-            let lane = &mut self.lanes[i];
+            let lane = self.get(i);
             match lane.ring.peek_paced(&mut lane.pace) {
                 Ok(Some(frame)) if !lane.ring.padding_pending() => {
                     self.took(i);
@@ -682,7 +729,7 @@ impl Lanes {
     /// Counts a message taken from lane `i` against the turns.
     #[inline]
     fn took(&mut self, i: usize) {
-        let n = self.lanes.len();
+        let n = self.len();
         if n == 1 {
             return;
         }
@@ -700,7 +747,7 @@ impl Lanes {
     /// One look at every lane, from the one whose turn it is: the first
     /// message found; released padding wakes the lane's sender.
     fn look(&mut self, s: &Shared) -> Result<Option<At>> {
-        let n = self.lanes.len();
+        let n = self.len();
         for k in 0..n {
             let i = (self.cursor + k) % n;
             if let Some(frame) = self.look_at(i, s)? {
@@ -713,7 +760,7 @@ impl Lanes {
 
     /// One look at lane `i`; released padding wakes the lane's sender.
     fn look_at(&mut self, i: usize, s: &Shared) -> Result<Option<Frame>> {
-        let lane = &mut self.lanes[i];
+        let lane = self.get(i);
         let r = lane.ring.peek_paced(&mut lane.pace);
         // Padding released before a corrupt frame was met is released all
         // the same: wake a sender waiting for that room first.
@@ -802,7 +849,7 @@ impl Deref for RecvGuard<'_> {
         // committed); the sender does not reuse it until we release it on
         // drop.
         unsafe {
-            let ring = &self.rx.lanes.lanes[self.at.lane].ring;
+            let ring = &self.rx.lanes.lane(self.at.lane).ring;
             std::slice::from_raw_parts(ring.payload(self.at.frame), self.at.frame.len as usize)
         }
     }
