@@ -161,8 +161,8 @@ impl Receiver {
     /// ```
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_into_how::<false>(buf, How::Block(None))
-            .map(|(len, _)| len)
+        self.recv_into_how(buf, How::Block(None))
+            .map(|at| at.frame.len as usize)
     }
 
     /// Receives a message if one is queued now.
@@ -186,7 +186,7 @@ impl Receiver {
     /// ```
     pub fn try_recv(&mut self) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        self.recv_into_how::<false>(&mut buf, How::Try)?;
+        self.recv_into_how(&mut buf, How::Try)?;
         Ok(buf)
     }
 
@@ -213,7 +213,7 @@ impl Receiver {
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        self.recv_into_how::<false>(&mut buf, How::Block(deadline_after(timeout)))?;
+        self.recv_into_how(&mut buf, How::Block(deadline_after(timeout)))?;
         Ok(buf)
     }
 
@@ -404,8 +404,8 @@ impl Receiver {
     /// ```
     pub fn recv_from(&mut self) -> Result<(Vec<u8>, SenderId)> {
         let mut buf = Vec::new();
-        let (_, from) = self.recv_into_how::<true>(&mut buf, How::Block(None))?;
-        Ok((buf, known(from)))
+        let at = self.recv_into_how(&mut buf, How::Block(None))?;
+        Ok((buf, self.lanes.sender_of(at, self.hold.shared())))
     }
 
     /// Receives a message and its sender if one is queued now.
@@ -429,8 +429,8 @@ impl Receiver {
     /// ```
     pub fn try_recv_from(&mut self) -> Result<(Vec<u8>, SenderId)> {
         let mut buf = Vec::new();
-        let (_, from) = self.recv_into_how::<true>(&mut buf, How::Try)?;
-        Ok((buf, known(from)))
+        let at = self.recv_into_how(&mut buf, How::Try)?;
+        Ok((buf, self.lanes.sender_of(at, self.hold.shared())))
     }
 
     /// Receives a message and its sender, waiting at most `timeout`.
@@ -456,19 +456,14 @@ impl Receiver {
     /// ```
     pub fn recv_from_timeout(&mut self, timeout: Duration) -> Result<(Vec<u8>, SenderId)> {
         let mut buf = Vec::new();
-        let (_, from) =
-            self.recv_into_how::<true>(&mut buf, How::Block(deadline_after(timeout)))?;
-        Ok((buf, known(from)))
+        let at = self.recv_into_how(&mut buf, How::Block(deadline_after(timeout)))?;
+        Ok((buf, self.lanes.sender_of(at, self.hold.shared())))
     }
 
+    /// Receives into `buf`; returns where the message was (its length, and
+    /// for `recv_from` its lane and tag).
     #[inline]
-    /// Receives into `buf`; with `FROM`, also says who sent it (the tag
-    /// lookup costs a compare per message, so plain receives skip it).
-    fn recv_into_how<const FROM: bool>(
-        &mut self,
-        buf: &mut Vec<u8>,
-        how: How,
-    ) -> Result<(usize, Option<SenderId>)> {
+    fn recv_into_how(&mut self, buf: &mut Vec<u8>, how: How) -> Result<At> {
         let at = self.next_frame(how)?;
         let len = at.frame.len as usize;
         buf.clear();
@@ -481,11 +476,10 @@ impl Receiver {
             std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
-        let from = FROM.then(|| self.lanes.sender_of(at, self.hold.shared()));
         // The message is ours now; a failed wake-up (the set was removed)
         // is reported by the next call that waits, not by losing it here.
         let _ = self.release(at);
-        Ok((len, from))
+        Ok(at)
     }
 
     fn guard_how(&mut self, how: How) -> Result<RecvGuard<'_>> {
@@ -567,12 +561,13 @@ impl Receiver {
         )
     }
 
+    #[inline]
     fn release(&mut self, at: At) -> Result<()> {
         self.lanes.get(at.lane).ring.release(at.frame);
         self.peer.mark_seen();
         // Wrapping: the counters start from values read from the segment.
         self.received = self.received.wrapping_add(1);
-        self.bytes = self.bytes.wrapping_add(at.frame.len);
+        self.bytes = self.bytes.wrapping_add(u64::from(at.frame.len));
         let s = self.hold.shared();
         let counters = &s.header().rx.counters;
         counters.messages.store(self.received, Ordering::Relaxed);
@@ -771,14 +766,6 @@ impl Lanes {
     }
 }
 
-/// The sender `recv_into_how::<true>` found (always there).
-fn known(from: Option<SenderId>) -> SenderId {
-    from.unwrap_or(SenderId {
-        lane: 0,
-        session: 0,
-    })
-}
-
 /// The session of the message `at`, from its tag and the lane's latest
 /// session (read from the segment: an identity, never an index).
 fn session_of(at: At, s: &Shared) -> u64 {
@@ -797,6 +784,7 @@ fn lane_what(s: &Shared, lane: usize, what: String) -> String {
 
 /// The waker's half of the handshake in `wait`, for lane `lane`'s sender
 /// waiting for room.
+#[inline]
 fn wake_sender(s: &Shared, lane: usize) -> Result<()> {
     let lane = lane as u16;
     let refs = s.view.lane(&s.geometry, lane);
