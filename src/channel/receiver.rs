@@ -161,8 +161,8 @@ impl Receiver {
     /// ```
     #[inline]
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_into_how(buf, How::Block(None))
-            .map(|at| at.frame.len as usize)
+        self.recv_into_how::<false>(buf, How::Block(None))
+            .map(|(len, _)| len)
     }
 
     /// Receives a message if one is queued now.
@@ -186,7 +186,7 @@ impl Receiver {
     /// ```
     pub fn try_recv(&mut self) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        self.recv_into_how(&mut buf, How::Try)?;
+        self.recv_into_how::<false>(&mut buf, How::Try)?;
         Ok(buf)
     }
 
@@ -213,7 +213,7 @@ impl Receiver {
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        self.recv_into_how(&mut buf, How::Block(deadline_after(timeout)))?;
+        self.recv_into_how::<false>(&mut buf, How::Block(deadline_after(timeout)))?;
         Ok(buf)
     }
 
@@ -377,8 +377,8 @@ impl Receiver {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn set_catch_up(&mut self, pause: Duration) {
-        for i in 0..self.lanes.len() {
-            self.lanes.get(i).pace.set_pause(pause);
+        for lane in &mut self.lanes.lanes {
+            lane.pace.set_pause(pause);
         }
     }
 
@@ -404,8 +404,8 @@ impl Receiver {
     /// ```
     pub fn recv_from(&mut self) -> Result<(Vec<u8>, SenderId)> {
         let mut buf = Vec::new();
-        let at = self.recv_into_how(&mut buf, How::Block(None))?;
-        Ok((buf, self.lanes.sender_of(at, self.hold.shared())))
+        let (_, from) = self.recv_into_how::<true>(&mut buf, How::Block(None))?;
+        Ok((buf, known(from)))
     }
 
     /// Receives a message and its sender if one is queued now.
@@ -429,8 +429,8 @@ impl Receiver {
     /// ```
     pub fn try_recv_from(&mut self) -> Result<(Vec<u8>, SenderId)> {
         let mut buf = Vec::new();
-        let at = self.recv_into_how(&mut buf, How::Try)?;
-        Ok((buf, self.lanes.sender_of(at, self.hold.shared())))
+        let (_, from) = self.recv_into_how::<true>(&mut buf, How::Try)?;
+        Ok((buf, known(from)))
     }
 
     /// Receives a message and its sender, waiting at most `timeout`.
@@ -456,14 +456,19 @@ impl Receiver {
     /// ```
     pub fn recv_from_timeout(&mut self, timeout: Duration) -> Result<(Vec<u8>, SenderId)> {
         let mut buf = Vec::new();
-        let at = self.recv_into_how(&mut buf, How::Block(deadline_after(timeout)))?;
-        Ok((buf, self.lanes.sender_of(at, self.hold.shared())))
+        let (_, from) =
+            self.recv_into_how::<true>(&mut buf, How::Block(deadline_after(timeout)))?;
+        Ok((buf, known(from)))
     }
 
-    /// Receives into `buf`; returns where the message was (its length, and
-    /// for `recv_from` its lane and tag).
     #[inline]
-    fn recv_into_how(&mut self, buf: &mut Vec<u8>, how: How) -> Result<At> {
+    /// Receives into `buf`; with `FROM`, also says who sent it (the tag
+    /// lookup costs a compare per message, so plain receives skip it).
+    fn recv_into_how<const FROM: bool>(
+        &mut self,
+        buf: &mut Vec<u8>,
+        how: How,
+    ) -> Result<(usize, Option<SenderId>)> {
         let at = self.next_frame(how)?;
         let len = at.frame.len as usize;
         buf.clear();
@@ -472,14 +477,15 @@ impl Receiver {
         // region and was committed (published with Release, read after the
         // Acquire load of tail); buf has room for len bytes.
         unsafe {
-            let from = self.lanes.get(at.lane).ring.payload(at.frame);
+            let from = self.lanes.lanes[at.lane].ring.payload(at.frame);
             std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
+        let from = FROM.then(|| self.lanes.sender_of(at, self.hold.shared()));
         // The message is ours now; a failed wake-up (the set was removed)
         // is reported by the next call that waits, not by losing it here.
         let _ = self.release(at);
-        Ok(at)
+        Ok((len, from))
     }
 
     fn guard_how(&mut self, how: How) -> Result<RecvGuard<'_>> {
@@ -561,13 +567,12 @@ impl Receiver {
         )
     }
 
-    #[inline]
     fn release(&mut self, at: At) -> Result<()> {
-        self.lanes.get(at.lane).ring.release(at.frame);
+        self.lanes.lanes[at.lane].ring.release(at.frame);
         self.peer.mark_seen();
         // Wrapping: the counters start from values read from the segment.
         self.received = self.received.wrapping_add(1);
-        self.bytes = self.bytes.wrapping_add(u64::from(at.frame.len));
+        self.bytes = self.bytes.wrapping_add(at.frame.len);
         let s = self.hold.shared();
         let counters = &s.header().rx.counters;
         counters.messages.store(self.received, Ordering::Relaxed);
@@ -601,11 +606,7 @@ struct RxLane {
 /// Every lane of the channel, served in turns (docs/lanes.md).
 #[derive(Debug)]
 struct Lanes {
-    /// Lane 0, inline: a channel of one lane reads it without a pointer
-    /// chase.
-    first: RxLane,
-    /// Lanes 1 and up.
-    more: Vec<RxLane>,
+    lanes: Vec<RxLane>,
     /// The lane whose turn it is, and the messages taken in this turn.
     cursor: usize,
     taken: u32,
@@ -628,53 +629,22 @@ impl Lanes {
                 session: 0,
             });
         }
-        let mut lanes = lanes.into_iter();
-        let first = lanes.next().ok_or_else(|| s.corrupted("no lanes".into()))?;
         Ok(Lanes {
-            first,
-            more: lanes.collect(),
+            lanes,
             cursor: 0,
             taken: 0,
         })
     }
 
-    /// Number of lanes.
-    #[inline]
-    fn len(&self) -> usize {
-        1 + self.more.len()
-    }
-
-    /// Lane `i` (< `len()`), to read.
-    #[inline]
-    fn lane(&self, i: usize) -> &RxLane {
-        if i == 0 {
-            &self.first
-        } else {
-            &self.more[i - 1]
-        }
-    }
-
-    /// Lane `i` (< `len()`).
-    #[inline]
-    fn get(&mut self, i: usize) -> &mut RxLane {
-        if i == 0 {
-            &mut self.first
-        } else {
-            &mut self.more[i - 1]
-        }
-    }
-
     /// Whether any lane holds committed bytes, as last seen.
     fn has_cached(&self) -> bool {
-        std::iter::once(&self.first)
-            .chain(&self.more)
-            .any(|l| l.ring.has_cached())
+        self.lanes.iter().any(|l| l.ring.has_cached())
     }
 
     /// The sender of the message `at`: its frame's tag, resolved against
     /// the lane's latest session when it is not the tag seen last.
     fn sender_of(&mut self, at: At, s: &Shared) -> SenderId {
-        let lane = self.get(at.lane);
+        let lane = &mut self.lanes[at.lane];
         if at.frame.tag != lane.tag {
             lane.session = session_of(at, s);
             lane.tag = at.frame.tag;
@@ -686,29 +656,17 @@ impl Lanes {
     }
 
     /// The next message without anything to record on the way: no padding
-    /// released, no error. One lane: version 1's fast path, as it was.
+    /// released, no error.
     #[inline]
     fn fast(&mut self) -> Option<At> {
-        if self.more.is_empty() {
-            let lane = &mut self.first;
-            return match lane.ring.peek_paced(&mut lane.pace) {
-                Ok(Some(frame)) if !lane.ring.padding_pending() => Some(At { lane: 0, frame }),
-                _ => None,
-            };
-        }
-        self.fast_many()
-    }
-
-    /// [`fast`](Self::fast) over several lanes, from the one whose turn it is.
-    fn fast_many(&mut self) -> Option<At> {
-        let n = self.len();
+        let n = self.lanes.len();
         for k in 0..n {
             let i = if k == 0 {
                 self.cursor
             } else {
                 (self.cursor + k) % n
             };
-            let lane = self.get(i);
+            let lane = &mut self.lanes[i];
             match lane.ring.peek_paced(&mut lane.pace) {
                 Ok(Some(frame)) if !lane.ring.padding_pending() => {
                     self.took(i);
@@ -724,7 +682,7 @@ impl Lanes {
     /// Counts a message taken from lane `i` against the turns.
     #[inline]
     fn took(&mut self, i: usize) {
-        let n = self.len();
+        let n = self.lanes.len();
         if n == 1 {
             return;
         }
@@ -742,7 +700,7 @@ impl Lanes {
     /// One look at every lane, from the one whose turn it is: the first
     /// message found; released padding wakes the lane's sender.
     fn look(&mut self, s: &Shared) -> Result<Option<At>> {
-        let n = self.len();
+        let n = self.lanes.len();
         for k in 0..n {
             let i = (self.cursor + k) % n;
             if let Some(frame) = self.look_at(i, s)? {
@@ -755,7 +713,7 @@ impl Lanes {
 
     /// One look at lane `i`; released padding wakes the lane's sender.
     fn look_at(&mut self, i: usize, s: &Shared) -> Result<Option<Frame>> {
-        let lane = self.get(i);
+        let lane = &mut self.lanes[i];
         let r = lane.ring.peek_paced(&mut lane.pace);
         // Padding released before a corrupt frame was met is released all
         // the same: wake a sender waiting for that room first.
@@ -764,6 +722,14 @@ impl Lanes {
         }
         r.map_err(|c| s.corrupted(lane_what(s, i, c.0)))
     }
+}
+
+/// The sender `recv_into_how::<true>` found (always there).
+fn known(from: Option<SenderId>) -> SenderId {
+    from.unwrap_or(SenderId {
+        lane: 0,
+        session: 0,
+    })
 }
 
 /// The session of the message `at`, from its tag and the lane's latest
@@ -784,7 +750,6 @@ fn lane_what(s: &Shared, lane: usize, what: String) -> String {
 
 /// The waker's half of the handshake in `wait`, for lane `lane`'s sender
 /// waiting for room.
-#[inline]
 fn wake_sender(s: &Shared, lane: usize) -> Result<()> {
     let lane = lane as u16;
     let refs = s.view.lane(&s.geometry, lane);
@@ -837,7 +802,7 @@ impl Deref for RecvGuard<'_> {
         // committed); the sender does not reuse it until we release it on
         // drop.
         unsafe {
-            let ring = &self.rx.lanes.lane(self.at.lane).ring;
+            let ring = &self.rx.lanes.lanes[self.at.lane].ring;
             std::slice::from_raw_parts(ring.payload(self.at.frame), self.at.frame.len as usize)
         }
     }

@@ -31,7 +31,6 @@ impl View {
     }
 
     /// The header at offset 0.
-    #[inline]
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is at least HEADER_SIZE bytes (checked in
         // `new`) and page-aligned (shmat), so it holds a Header at offset 0;
@@ -42,17 +41,16 @@ impl View {
 
     /// Lane `lane`'s fields, `lane` < `geometry.lanes` (a validated
     /// geometry of this view).
-    #[inline]
     pub(crate) fn lane(&self, geometry: &Geometry, lane: u16) -> LaneRefs<'_> {
+        assert!(u32::from(lane) < geometry.lanes, "lane {lane} out of range");
+        let h = self.header();
         if lane == 0 {
-            let h = self.header();
             return LaneRefs {
                 tx: &h.tx,
                 rx: &h.rx,
                 tx_waiting: &h.tx_waiting,
             };
         }
-        assert!(u32::from(lane) < geometry.lanes, "lane {lane} out of range");
         let offset = HEADER_SIZE + (usize::from(lane) - 1) * LANE_SIZE;
         debug_assert!(offset + LANE_SIZE <= geometry.header_size as usize);
         // SAFETY: validate() checked that the header of `lanes` lanes (and

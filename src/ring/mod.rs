@@ -326,9 +326,7 @@ impl Producer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Frame {
     pub(crate) offset: u64,
-    /// At most the ring's largest message, below 2^31: 32 bits keep a
-    /// frame (with its tag) in 16 bytes, two registers.
-    pub(crate) len: u32,
+    pub(crate) len: u64,
     /// The sending session's tag (the kind word's upper 24 bits).
     pub(crate) tag: u32,
 }
@@ -427,7 +425,7 @@ impl Consumer {
     #[cfg(all(test, loom))]
     pub(crate) fn read_payload(&self, frame: Frame) -> Vec<u8> {
         let mut out = Vec::with_capacity(frame.len as usize + 8);
-        for i in 0..u64::from(frame.len).div_ceil(8) {
+        for i in 0..frame.len.div_ceil(8) {
             let word = self.ring.read_word(frame.offset + 8 * i);
             out.extend_from_slice(&word.to_le_bytes());
         }
@@ -437,7 +435,7 @@ impl Consumer {
 
     /// Releases `frame` (the one `peek` returned last) to the producer.
     pub(crate) fn release(&mut self, frame: Frame) {
-        self.advance(frame_size(u64::from(frame.len)));
+        self.advance(frame_size(frame.len));
     }
 
     /// Whether a padding frame was released since the last call (the
@@ -509,7 +507,7 @@ impl Consumer {
         }
         Ok(Frame {
             offset: off + FRAME_HEADER,
-            len: len as u32, // below max_message, checked above
+            len,
             tag,
         })
     }
