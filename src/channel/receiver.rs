@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use super::party::{PeerWatch, RoleHold, SemParker};
 use super::sender::{SenderId, session_of_tag};
 use super::shared::Shared;
-use super::view::View;
+use super::view::{LanePtrs, View};
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
-use crate::layout::{bump, sem};
+use crate::layout::{LaneRefs, bump, sem};
 use crate::ring::{Consumer, Frame};
 use crate::wait::{self, CatchUp, Phase};
 
@@ -76,9 +76,9 @@ pub struct Receiver {
     _not_sync: PhantomData<Cell<()>>,
 }
 
-// SAFETY: the raw pointers in `ring` point into the mapping that `hold`
-// keeps attached; they are valid from any thread, and `&mut self` methods
-// keep the single-consumer rule within the process.
+// SAFETY: the raw pointers in `ring` and the lane pointers point into
+// the mapping that `hold` keeps attached; they are valid from any thread,
+// and `&mut self` methods keep the single-consumer rule within the process.
 unsafe impl Send for Receiver {}
 
 impl Receiver {
@@ -577,7 +577,10 @@ impl Receiver {
         let counters = &s.header().rx.counters;
         counters.messages.store(self.received, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
-        wake_sender(s, at.lane)
+        // SAFETY: the receiver's role hold keeps the mapping attached for
+        // the life of the Receiver, and the refs do not outlive this call.
+        let refs = unsafe { self.lanes.lanes[at.lane].ptrs.refs() };
+        wake_sender(s, at.lane, refs)
     }
 }
 
@@ -601,6 +604,8 @@ struct RxLane {
     /// The last tag seen, and the session it stood for.
     tag: u32,
     session: u64,
+    /// The lane's fields in the mapping.
+    ptrs: LanePtrs,
 }
 
 /// Every lane of the channel, served in turns (docs/lanes.md).
@@ -627,6 +632,7 @@ impl Lanes {
                 pace: CatchUp::new(s.geometry.capacity),
                 tag: u32::MAX, // no frame's: the first message looks up its session
                 session: 0,
+                ptrs: LanePtrs::of(s.view.lane(&s.geometry, lane)),
             });
         }
         Ok(Lanes {
@@ -718,7 +724,9 @@ impl Lanes {
         // Padding released before a corrupt frame was met is released all
         // the same: wake a sender waiting for that room first.
         if lane.ring.take_released_padding() {
-            wake_sender(s, i)?;
+            // SAFETY: the receiver's role hold keeps the mapping attached for
+            // the life of the Receiver, and the refs do not outlive this call.
+            wake_sender(s, i, unsafe { lane.ptrs.refs() })?;
         }
         r.map_err(|c| s.corrupted(lane_what(s, i, c.0)))
     }
@@ -750,12 +758,10 @@ fn lane_what(s: &Shared, lane: usize, what: String) -> String {
 
 /// The waker's half of the handshake in `wait`, for lane `lane`'s sender
 /// waiting for room.
-fn wake_sender(s: &Shared, lane: usize) -> Result<()> {
-    let lane = lane as u16;
-    let refs = s.view.lane(&s.geometry, lane);
+fn wake_sender(s: &Shared, lane: usize, refs: LaneRefs<'_>) -> Result<()> {
     if wait::notify(&refs.tx_waiting.waiting, s.fences()) {
         bump(&s.header().rx.counters.wakes);
-        s.post(sem::tx_wake(lane))?;
+        s.post(sem::tx_wake(lane as u16))?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::party::{PeerWatch, RoleHold, SemParker};
 use super::shared::Shared;
+use super::view::LanePtrs;
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::layout::{LaneRefs, bump, sem};
@@ -54,6 +55,8 @@ pub struct Sender {
     ring: Producer,
     /// This sender's lane and session.
     id: SenderId,
+    /// Its lane's fields in the mapping that `hold` keeps attached.
+    lane_ptrs: LanePtrs,
     peer: PeerWatch,
     poison: Poison,
     spin: Duration,
@@ -62,9 +65,9 @@ pub struct Sender {
     _not_sync: PhantomData<Cell<()>>,
 }
 
-// SAFETY: the raw pointers in `ring` point into the mapping that `hold`
-// keeps attached; they are valid from any thread, and `&mut self` methods
-// keep the single-producer rule within the process.
+// SAFETY: the raw pointers in `ring` and the lane pointers point into
+// the mapping that `hold` keeps attached; they are valid from any thread,
+// and `&mut self` methods keep the single-producer rule within the process.
 unsafe impl Send for Sender {}
 
 impl Sender {
@@ -90,10 +93,12 @@ impl Sender {
         hold.announce();
         let sent = refs.tx.counters.messages.load(Ordering::Relaxed);
         let bytes = refs.tx.counters.bytes.load(Ordering::Relaxed);
+        let lane_ptrs = LanePtrs::of(refs);
         Ok(Sender {
             hold,
             ring,
             id: SenderId { lane, session },
+            lane_ptrs,
             peer,
             poison: Poison::default(),
             spin,
@@ -369,7 +374,9 @@ impl Sender {
     /// Room for a frame of `len` bytes, waiting as `how` says.
     fn room(&mut self, len: u64, how: How) -> Result<u64> {
         let s = self.hold.shared();
-        let refs = s.view.lane(&s.geometry, self.id.lane);
+        // SAFETY: `hold` keeps the mapping attached for the life of the
+        // Sender, and the refs do not outlive this call.
+        let refs = unsafe { self.lane_ptrs.refs() };
         if let Some(off) = try_reserve(&mut self.ring, s, refs, len)? {
             return Ok(off);
         }
@@ -407,7 +414,9 @@ impl Sender {
     fn wait_room(&mut self, len: u64, deadline: Option<Instant>) -> Result<u64> {
         let s = self.hold.shared();
         let (ring, peer) = (&mut self.ring, &mut self.peer);
-        let refs = s.view.lane(&s.geometry, self.id.lane);
+        // SAFETY: `hold` keeps the mapping attached for the life of the
+        // Sender, and the refs do not outlive this call.
+        let refs = unsafe { self.lane_ptrs.refs() };
         let mut parker = SemParker {
             shared: s,
             num: sem::tx_wake(self.id.lane),
@@ -441,7 +450,9 @@ impl Sender {
         self.sent = self.sent.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(len as u64);
         let s = self.hold.shared();
-        let refs = s.view.lane(&s.geometry, self.id.lane);
+        // SAFETY: `hold` keeps the mapping attached for the life of the
+        // Sender, and the refs do not outlive this call.
+        let refs = unsafe { self.lane_ptrs.refs() };
         let counters = &refs.tx.counters;
         counters.messages.store(self.sent, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
