@@ -185,22 +185,15 @@ fn a_creator_may_give_a_group_it_is_not_in() {
     let mut peer = common::spawn_peer_by(cmd, "peer", "create_private", &[]);
     let n = common::NOBODY;
     peer.expect_line(&format!("as {n} {n}"));
-    let line = peer.next_line().expect("the peer's ids");
-    let ids: Vec<i32> = line
-        .strip_prefix("ids ")
-        .unwrap_or_else(|| panic!("peer said {line:?}"))
-        .split(' ')
-        .map(|n| n.parse().unwrap())
-        .collect();
-    let _guard = Cleanup {
-        shmid: ids[0],
-        semid: ids[1],
-    };
+    let guard = common::expect_ids(&mut peer);
     // The kernel takes any group from the owner, and the owner stays.
     let g = FOREIGN_GROUP;
     peer.expect_line(&format!("gid {g} Some({g}) mode 660 uid {n} cuid {n}"));
     peer.join();
-    assert!(!common::shm_exists(ids[0]), "the last party out removed it");
+    assert!(
+        !common::shm_exists(guard.shmid),
+        "the last party out removed it"
+    );
 }
 
 #[test]

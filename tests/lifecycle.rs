@@ -160,21 +160,6 @@ fn spawn_as_nobody(nobody: &AsNobody, env: &[(&str, String)]) -> Peer {
     common::spawn_peer_by(nobody.command(), "peer", "open_as_nobody", env)
 }
 
-/// Reads the peer's "ids SHMID SEMID" line into a cleanup guard.
-fn expect_ids(peer: &mut Peer) -> Cleanup {
-    let line = peer.next_line().expect("peer reports its channel's ids");
-    let ids: Vec<i32> = line
-        .strip_prefix("ids ")
-        .unwrap_or_else(|| panic!("peer said {line:?}"))
-        .split(' ')
-        .map(|n| n.parse().unwrap())
-        .collect();
-    Cleanup {
-        shmid: ids[0],
-        semid: ids[1],
-    }
-}
-
 fn assert_gone(shmid: i32, semid: i32) {
     assert!(!common::shm_exists(shmid), "segment {shmid} still exists");
     assert!(
@@ -293,7 +278,7 @@ fn queued_messages_keep_the_channel_for_a_later_receiver() {
     const N: u64 = 20;
     let key = TempKey::new();
     let mut sender = spawn_keyed("create_send_exit", &key, &[(COUNT, N.to_string())]);
-    let guard = expect_ids(&mut sender);
+    let guard = common::expect_ids(&mut sender);
     sender.expect_line("sent");
     sender.join();
     assert_present(guard.shmid, guard.semid);
@@ -422,7 +407,7 @@ fn parties_leaving_at_the_same_moment_still_remove_the_channel() {
 fn replace_stale_replaces_a_channel_whose_parties_were_killed() {
     let key = TempKey::new();
     let mut creator = spawn_keyed("create_and_stay", &key, &[]);
-    let old = expect_ids(&mut creator);
+    let old = common::expect_ids(&mut creator);
     creator.kill();
     assert_present(old.shmid, old.semid);
 
@@ -450,7 +435,7 @@ fn replace_stale_never_replaces_a_live_channel() {
     let key = TempKey::new();
     let mut gate = Gate::new();
     let mut creator = spawn_keyed("create_and_stay", &key, &[(GATE, gate.env_value())]);
-    let ids = expect_ids(&mut creator);
+    let ids = common::expect_ids(&mut creator);
 
     let opts = Options::new().capacity(4096).replace_stale(true);
     let r = Channel::create(key.key, &opts);

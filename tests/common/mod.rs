@@ -592,3 +592,18 @@ pub fn receive_and_report(rx: &mut shmchan::Receiver) {
     say(format!("seqs {}", seqs.join(",")));
     say(format!("end {end:?}"));
 }
+
+/// Reads the peer's "ids SHMID SEMID" line into a cleanup guard.
+pub fn expect_ids(peer: &mut Peer) -> Cleanup {
+    let line = peer.next_line().expect("peer reports its channel's ids");
+    let ids: Vec<i32> = line
+        .strip_prefix("ids ")
+        .unwrap_or_else(|| panic!("peer said {line:?}"))
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    Cleanup {
+        shmid: ids[0],
+        semid: ids[1],
+    }
+}
