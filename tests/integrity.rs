@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Rng, env, peer_main, spawn_peer};
+use common::{RingPos, Rng, env, peer_main, spawn_peer};
 use shmchan::{Channel, Error};
 
 const CAPACITY: usize = 64 * 1024;
@@ -19,7 +19,7 @@ const SPECIAL_EVERY: u64 = 250;
 /// the ones aimed at the wrap point.
 struct Sizes {
     rng: Rng,
-    pos: u64,
+    pos: RingPos,
     count: u64,
     max: u64,
 }
@@ -28,7 +28,7 @@ impl Sizes {
     fn new(max: usize) -> Sizes {
         Sizes {
             rng: Rng(0x9e37_79b9_7f4a_7c15),
-            pos: 0,
+            pos: RingPos::new(CAPACITY),
             count: 0,
             max: max as u64,
         }
@@ -39,7 +39,7 @@ impl Sizes {
     }
 
     fn special(&mut self, kind: u64) -> u64 {
-        let to_end = CAPACITY as u64 - (self.pos % CAPACITY as u64);
+        let to_end = self.pos.to_end();
         let exact = to_end - 8; // payload that ends the frame at the wrap point
         match kind {
             0 => exact,
@@ -50,12 +50,7 @@ impl Sizes {
     }
 
     fn advance(&mut self, len: u64) {
-        let frame = 8 + len.div_ceil(8) * 8;
-        let to_end = CAPACITY as u64 - (self.pos % CAPACITY as u64);
-        if frame > to_end {
-            self.pos += to_end;
-        }
-        self.pos += frame;
+        self.pos.advance(len);
     }
 }
 

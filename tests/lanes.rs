@@ -26,8 +26,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{
-    Cleanup, Gate, GateReader, Peer, Rng, env, message_number, monotonic_ns, numbered_message,
-    numbered_message_of_len, say, spawn_peer, wait_for,
+    Cleanup, Gate, GateReader, Peer, RingPos, Rng, env, message_number, monotonic_ns,
+    numbered_message, numbered_message_of_len, say, spawn_peer, wait_for,
 };
 use shmchan::{Channel, Error, Key, Options, Receiver, Sender, SenderId};
 
@@ -327,7 +327,7 @@ const MSG_HEAD: usize = 24;
 /// new channel starts at 0.
 struct Sizes {
     rng: Rng,
-    pos: u64,
+    pos: RingPos,
     count: u64,
     max: u64,
 }
@@ -336,7 +336,7 @@ impl Sizes {
     fn new(index: u64, max: usize) -> Sizes {
         Sizes {
             rng: Rng(0x9e37_79b9_7f4a_7c15 ^ (index + 1).wrapping_mul(0x51_7cc1_b727_220a)),
-            pos: 0,
+            pos: RingPos::new(LANE),
             count: 0,
             max: max as u64,
         }
@@ -354,7 +354,7 @@ impl Sizes {
     /// next frame pads); 2: one byte past it (this one pads); 3: the
     /// maximum. A frame too short for the head becomes the maximum.
     fn special(&mut self, kind: u64) -> u64 {
-        let to_end = LANE as u64 - (self.pos % LANE as u64);
+        let to_end = self.pos.to_end();
         let exact = to_end - 8;
         let len = match kind {
             0 => exact,
@@ -370,12 +370,7 @@ impl Sizes {
     }
 
     fn advance(&mut self, len: u64) {
-        let frame = 8 + len.div_ceil(8) * 8;
-        let to_end = LANE as u64 - (self.pos % LANE as u64);
-        if frame > to_end {
-            self.pos += to_end;
-        }
-        self.pos += frame;
+        self.pos.advance(len);
     }
 
     /// Whether message `seq` is aimed at the wrap point or the maximum.
@@ -483,7 +478,7 @@ fn four_senders_messages_arrive_whole_in_order_and_attributed() {
         );
         got[i] += 1;
         if Sizes::is_special(seq) {
-            let to_end = LANE - (sizes[i].pos as usize % LANE);
+            let to_end = sizes[i].pos.to_end() as usize;
             wrap_exact += u64::from(to_end == LANE && msg.len() != max);
             max_sized += u64::from(msg.len() == max);
         }

@@ -607,3 +607,37 @@ pub fn expect_ids(peer: &mut Peer) -> Cleanup {
         semid: ids[1],
     }
 }
+
+/// Where the next frame of a ring of `capacity` bytes starts, simulated
+/// from the payload lengths sent (docs/layout.md: a frame is 8 + len
+/// rounded up to 8; one that does not fit before the end is preceded by
+/// padding to it), for tests that aim messages at the wrap point.
+pub struct RingPos {
+    capacity: u64,
+    pos: u64,
+}
+
+impl RingPos {
+    /// A ring that has carried nothing yet.
+    pub fn new(capacity: usize) -> RingPos {
+        RingPos {
+            capacity: capacity as u64,
+            pos: 0,
+        }
+    }
+
+    /// Bytes from the next frame's start to the end of the region.
+    pub fn to_end(&self) -> u64 {
+        self.capacity - self.pos % self.capacity
+    }
+
+    /// Accounts for a message of `len` payload bytes.
+    pub fn advance(&mut self, len: u64) {
+        let frame = 8 + len.div_ceil(8) * 8;
+        let to_end = self.to_end();
+        if frame > to_end {
+            self.pos += to_end;
+        }
+        self.pos += frame;
+    }
+}
