@@ -744,6 +744,9 @@ fn known(from: Option<SenderId>) -> SenderId {
 /// session (read from the segment: an identity, never an index).
 fn session_of(at: At, s: &Shared) -> u64 {
     let refs = s.view.lane(&s.geometry, at.lane as u16);
+    // Relaxed: the frame was read after the Acquire load of tail that pairs
+    // with its sender's Release store, which follows the sender's store of
+    // its session (`Sender::attach`): this load sees that session or later.
     session_of_tag(at.frame.tag, refs.tx.session.load(Ordering::Relaxed))
 }
 

@@ -88,6 +88,10 @@ impl Sender {
         // Only this sender writes the lane's session while it holds the
         // lane; wrapping, because another process may have written anything.
         let session = refs.tx.session.load(Ordering::Relaxed).wrapping_add(1);
+        // Relaxed: it is published with this sender's first frame, by the
+        // Release store of tail in `Producer::advance`; a receiver that
+        // reads the frame (after its Acquire load of tail) reads this
+        // session or a later one in `receiver::session_of`.
         refs.tx.session.store(session, Ordering::Relaxed);
         ring.set_tag(session_tag(session));
         hold.announce();
