@@ -377,7 +377,7 @@ impl Receiver {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn set_catch_up(&mut self, pause: Duration) {
-        for lane in &mut self.lanes.lanes {
+        for lane in &mut *self.lanes.lanes {
             lane.pace.set_pause(pause);
         }
     }
@@ -477,7 +477,7 @@ impl Receiver {
         // region and was committed (published with Release, read after the
         // Acquire load of tail); buf has room for len bytes.
         unsafe {
-            let from = self.lanes.lanes[at.lane].ring.payload(at.frame);
+            let from = self.lanes.of(at).ring.payload(at.frame);
             std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
@@ -568,19 +568,19 @@ impl Receiver {
     }
 
     fn release(&mut self, at: At) -> Result<()> {
-        self.lanes.lanes[at.lane].ring.release(at.frame);
+        self.lanes.of_mut(at).ring.release(at.frame);
         self.peer.mark_seen();
         // Wrapping: the counters start from values read from the segment.
         self.received = self.received.wrapping_add(1);
-        self.bytes = self.bytes.wrapping_add(at.frame.len);
+        self.bytes = self.bytes.wrapping_add(u64::from(at.frame.len));
         let s = self.hold.shared();
         let counters = &s.header().rx.counters;
         counters.messages.store(self.received, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
         // SAFETY: the receiver's role hold keeps the mapping attached for
         // the life of the Receiver, and the refs do not outlive this call.
-        let refs = unsafe { self.lanes.lanes[at.lane].ptrs.refs() };
-        wake_sender(s, at.lane, refs)
+        let refs = unsafe { self.lanes.of(at).ptrs.refs() };
+        wake_sender(s, at.lane as usize, refs)
     }
 }
 
@@ -589,10 +589,13 @@ impl Receiver {
 /// `(lanes - 1) x TURN` messages of other lanes.
 pub(crate) const TURN: u32 = 16;
 
-/// A message frame and the lane it is in.
+/// A message frame and the lane it is in. Made only by [`Lanes`], with an
+/// index into its lanes (which never change in number): `lane` is always
+/// in bounds.
 #[derive(Debug, Clone, Copy)]
 struct At {
-    lane: usize,
+    /// Below `MAX_SENDERS`; a `u32` keeps `At` 16 bytes.
+    lane: u32,
     frame: Frame,
 }
 
@@ -611,10 +614,15 @@ struct RxLane {
 /// Every lane of the channel, served in turns (docs/lanes.md).
 #[derive(Debug)]
 struct Lanes {
-    lanes: Vec<RxLane>,
-    /// The lane whose turn it is, and the messages taken in this turn.
+    lanes: Box<[RxLane]>,
+    /// The lane whose turn it is (always in bounds), and the messages it
+    /// may still give in this turn (never 0 between calls).
     cursor: usize,
-    taken: u32,
+    left: u64,
+    /// Messages per turn: [`TURN`], or with one lane `u64::MAX` (no turns:
+    /// the count never runs out in practice, and if it did the cursor
+    /// would move from lane 0 to lane 0).
+    turn: u64,
 }
 
 impl Lanes {
@@ -635,11 +643,35 @@ impl Lanes {
                 ptrs: LanePtrs::of(s.view.lane(&s.geometry, lane)),
             });
         }
+        let turn = if lanes.len() > 1 {
+            u64::from(TURN)
+        } else {
+            u64::MAX
+        };
         Ok(Lanes {
-            lanes,
+            lanes: lanes.into_boxed_slice(),
             cursor: 0,
-            taken: 0,
+            left: turn,
+            turn,
         })
+    }
+
+    /// The lane of a message found here.
+    #[inline]
+    fn of(&self, at: At) -> &RxLane {
+        debug_assert!((at.lane as usize) < self.lanes.len());
+        // SAFETY: `At`s are made only by `fast`, `fast_others` and `look`
+        // below, from an index they have just used on `lanes`, whose length
+        // never changes.
+        unsafe { self.lanes.get_unchecked(at.lane as usize) }
+    }
+
+    /// [`of`](Self::of), to change.
+    #[inline]
+    fn of_mut(&mut self, at: At) -> &mut RxLane {
+        debug_assert!((at.lane as usize) < self.lanes.len());
+        // SAFETY: as in `of`.
+        unsafe { self.lanes.get_unchecked_mut(at.lane as usize) }
     }
 
     /// Whether any lane holds committed bytes, as last seen.
@@ -650,7 +682,7 @@ impl Lanes {
     /// The sender of the message `at`: its frame's tag, resolved against
     /// the lane's latest session when it is not the tag seen last.
     fn sender_of(&mut self, at: At, s: &Shared) -> SenderId {
-        let lane = &mut self.lanes[at.lane];
+        let lane = self.of_mut(at);
         if at.frame.tag != lane.tag {
             lane.session = session_of(at, s);
             lane.tag = at.frame.tag;
@@ -662,21 +694,46 @@ impl Lanes {
     }
 
     /// The next message without anything to record on the way: no padding
-    /// released, no error.
+    /// released, no error. The lane whose turn it is first: with one lane,
+    /// or one busy sender, that is the only look.
     #[inline]
     fn fast(&mut self) -> Option<At> {
+        let i = self.cursor;
+        let lane = &mut self.lanes[i];
+        match lane.ring.peek_paced(&mut lane.pace) {
+            Ok(Some(frame)) if !lane.ring.padding_pending() => {
+                self.left -= 1;
+                if self.left == 0 {
+                    self.end_turn();
+                }
+                Some(At {
+                    lane: i as u32,
+                    frame,
+                })
+            }
+            Ok(None) if !lane.ring.padding_pending() && self.lanes.len() > 1 => self.fast_others(),
+            _ => None,
+        }
+    }
+
+    /// [`fast`](Self::fast) for the lanes after the cursor's, which was
+    /// empty: an idle lane costs two loads of lines nobody writes.
+    #[inline(never)]
+    fn fast_others(&mut self) -> Option<At> {
         let n = self.lanes.len();
-        for k in 0..n {
-            let i = if k == 0 {
-                self.cursor
-            } else {
-                (self.cursor + k) % n
-            };
+        for k in 1..n {
+            let i = (self.cursor + k) % n;
             let lane = &mut self.lanes[i];
+            if lane.ring.is_idle(&mut lane.pace) {
+                continue;
+            }
             match lane.ring.peek_paced(&mut lane.pace) {
                 Ok(Some(frame)) if !lane.ring.padding_pending() => {
                     self.took(i);
-                    return Some(At { lane: i, frame });
+                    return Some(At {
+                        lane: i as u32,
+                        frame,
+                    });
                 }
                 Ok(None) if !lane.ring.padding_pending() => {}
                 _ => return None,
@@ -688,19 +745,21 @@ impl Lanes {
     /// Counts a message taken from lane `i` against the turns.
     #[inline]
     fn took(&mut self, i: usize) {
-        let n = self.lanes.len();
-        if n == 1 {
-            return;
-        }
         if i != self.cursor {
             self.cursor = i;
-            self.taken = 0;
+            self.left = self.turn;
         }
-        self.taken += 1;
-        if self.taken >= TURN {
-            self.cursor = (i + 1) % n;
-            self.taken = 0;
+        self.left -= 1;
+        if self.left == 0 {
+            self.end_turn();
         }
+    }
+
+    /// The cursor's lane has had its turn: the next lane's begins.
+    #[cold]
+    fn end_turn(&mut self) {
+        self.cursor = (self.cursor + 1) % self.lanes.len();
+        self.left = self.turn;
     }
 
     /// One look at every lane, from the one whose turn it is: the first
@@ -711,7 +770,10 @@ impl Lanes {
             let i = (self.cursor + k) % n;
             if let Some(frame) = self.look_at(i, s)? {
                 self.took(i);
-                return Ok(Some(At { lane: i, frame }));
+                return Ok(Some(At {
+                    lane: i as u32,
+                    frame,
+                }));
             }
         }
         Ok(None)
@@ -720,6 +782,9 @@ impl Lanes {
     /// One look at lane `i`; released padding wakes the lane's sender.
     fn look_at(&mut self, i: usize, s: &Shared) -> Result<Option<Frame>> {
         let lane = &mut self.lanes[i];
+        if lane.ring.is_idle(&mut lane.pace) {
+            return Ok(None);
+        }
         let r = lane.ring.peek_paced(&mut lane.pace);
         // Padding released before a corrupt frame was met is released all
         // the same: wake a sender waiting for that room first.
@@ -811,7 +876,7 @@ impl Deref for RecvGuard<'_> {
         // committed); the sender does not reuse it until we release it on
         // drop.
         unsafe {
-            let ring = &self.rx.lanes.lanes[self.at.lane].ring;
+            let ring = &self.rx.lanes.of(self.at).ring;
             std::slice::from_raw_parts(ring.payload(self.at.frame), self.at.frame.len as usize)
         }
     }

@@ -325,8 +325,10 @@ impl Producer {
 /// A validated message frame: where its payload is and how long it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Frame {
-    pub(crate) offset: u64,
-    pub(crate) len: u64,
+    /// In the data region, whose capacity a consumer checks fits in 32
+    /// bits (so that a frame is 12 bytes and travels in registers).
+    pub(crate) offset: u32,
+    pub(crate) len: u32,
     /// The sending session's tag (the kind word's upper 24 bits).
     pub(crate) tag: u32,
 }
@@ -370,6 +372,13 @@ impl Consumer {
     ///
     /// As for [`Producer::new`], with "consumer" for "producer".
     pub(crate) unsafe fn new(ring: RingPtrs, max_message: u64) -> Result<Consumer, Corrupt> {
+        // Frames keep 32-bit offsets; the layout's largest capacity is 2^31.
+        if ring.capacity > u64::from(u32::MAX) {
+            return Err(Corrupt(format!(
+                "a ring of {} bytes is above the 4 GiB a consumer reads",
+                ring.capacity
+            )));
+        }
         let head = ring.head().load(Ordering::Relaxed);
         // SYNC: pairs with the Release store of tail in `Producer::advance`.
         let tail = ring.tail().load(Ordering::Acquire);
@@ -417,7 +426,7 @@ impl Consumer {
     #[cfg(not(all(test, loom)))]
     pub(crate) fn payload(&self, frame: Frame) -> *const u8 {
         // SAFETY: peek validated frame.offset + len <= capacity.
-        unsafe { self.ring.at(frame.offset) }
+        unsafe { self.ring.at(u64::from(frame.offset)) }
     }
 
     /// Copies a frame's payload out, word by word through loom's checked
@@ -425,8 +434,8 @@ impl Consumer {
     #[cfg(all(test, loom))]
     pub(crate) fn read_payload(&self, frame: Frame) -> Vec<u8> {
         let mut out = Vec::with_capacity(frame.len as usize + 8);
-        for i in 0..frame.len.div_ceil(8) {
-            let word = self.ring.read_word(frame.offset + 8 * i);
+        for i in 0..u64::from(frame.len).div_ceil(8) {
+            let word = self.ring.read_word(u64::from(frame.offset) + 8 * i);
             out.extend_from_slice(&word.to_le_bytes());
         }
         out.truncate(frame.len as usize);
@@ -435,7 +444,7 @@ impl Consumer {
 
     /// Releases `frame` (the one `peek` returned last) to the producer.
     pub(crate) fn release(&mut self, frame: Frame) {
-        self.advance(frame_size(frame.len));
+        self.advance(frame_size(u64::from(frame.len)));
     }
 
     /// Whether a padding frame was released since the last call (the
@@ -453,6 +462,30 @@ impl Consumer {
     /// Whether committed bytes are queued, as last seen (no reload).
     pub(crate) fn has_cached(&self) -> bool {
         self.head != self.tail_cache
+    }
+
+    /// Whether the ring is empty and untouched, by one look at each index:
+    /// the cheap way to pass over a lane nobody sends on. `false` means
+    /// "peek to find out" (something queued, released padding not yet
+    /// taken, or an index that [`peek_paced`](Self::peek_paced) must
+    /// judge). An empty answer is a reload that found nothing, and `pace`
+    /// is told so, as `peek_paced` would tell it.
+    #[inline]
+    pub(crate) fn is_idle(&mut self, pace: &mut impl Pace) -> bool {
+        if self.head != self.tail_cache || self.released_padding {
+            return false;
+        }
+        // Relaxed, both: nothing is read on the strength of these loads.
+        // When they say empty we read nothing; otherwise `peek_paced`
+        // checks head and reloads tail with Acquire before reading.
+        if self.ring.head().load(Ordering::Relaxed) != self.head
+            || self.ring.tail().load(Ordering::Relaxed) != self.head
+        {
+            return false;
+        }
+        let pause = pace.reloaded(0);
+        debug_assert!(!pause, "no pace pauses on an empty ring");
+        true
     }
 
     fn advance(&mut self, by: u64) {
@@ -505,9 +538,11 @@ impl Consumer {
                 self.head
             )));
         }
+        // Both fit: off + FRAME_HEADER + size <= capacity, which `new`
+        // checked is at most u32::MAX.
         Ok(Frame {
-            offset: off + FRAME_HEADER,
-            len,
+            offset: (off + FRAME_HEADER) as u32,
+            len: len as u32,
             tag,
         })
     }

@@ -320,8 +320,8 @@ impl Harness {
             Err(_) => None,
             Ok(None) => Some(None),
             Ok(Some(frame)) => {
-                prop_assert!(frame.len <= self.ring.max_message());
-                prop_assert!(frame.offset + frame.len <= self.ring.capacity);
+                prop_assert!(u64::from(frame.len) <= self.ring.max_message());
+                prop_assert!(u64::from(frame.offset) + u64::from(frame.len) <= self.ring.capacity);
                 // SAFETY: peek validated the frame; a read out of the region
                 // would hit a guard page.
                 let bytes =
