@@ -28,6 +28,11 @@
 #               binary, reused by later runs (with the same rustc); runs/
 #               keeps each comparison's raw figures, logs and table.
 #   AB_REBUILD  set to 1 to build even when a cached binary exists.
+#   AB_PROFILE  release [default]: benchmarks/'s release profile (LTO, one
+#               codegen unit); nolto: the same with LTO off and 16 codegen
+#               units (cargo's defaults, what a user of the crate builds),
+#               set through CARGO_PROFILE_RELEASE_* so that it applies at
+#               any commit; cached apart (<hash>-nolto).
 #
 # The worktrees (under a temp dir) are removed at exit; the cache is kept.
 set -euo pipefail
@@ -97,7 +102,7 @@ trap 'exit 143' TERM
 # build LABEL HASH: make sure $cache/HASH/shmchan-peer-benchmarks exists.
 build() {
     local label=$1 hash=$2
-    local dir=$cache/$hash
+    local dir=$cache/$hash$suffix
     local bin=$dir/shmchan-peer-benchmarks wt=$tmp/$label
     if [[ ${AB_REBUILD:-0} != 1 && -x $bin && -f $dir/rustc ]] &&
         [[ $(<"$dir/rustc") == "$rustc_id" ]]; then
@@ -110,13 +115,19 @@ build() {
     printf '%s %s: building in %s (target %s)\n' "$label" "${hash:0:10}" "$wt" "$dir/target" >&2
     local start=$SECONDS
     # From the worktree, so that a .cargo/config.toml of that commit applies.
-    (cd "$wt" && CARGO_TARGET_DIR=$dir/target cargo build --release --manifest-path "$wt/benchmarks/Cargo.toml")
+    (cd "$wt" && env "${profile_env[@]}" CARGO_TARGET_DIR="$dir/target" cargo build --release --manifest-path "$wt/benchmarks/Cargo.toml")
     cp "$dir/target/release/shmchan-peer-benchmarks" "$bin.tmp.$$"
     mv -f "$bin.tmp.$$" "$bin"
     printf '%s\n' "$rustc_id" >"$dir/rustc"
     printf '%s %s: built in %d s\n' "$label" "${hash:0:10}" $((SECONDS - start)) >&2
     git -C "$repo" worktree remove --force "$wt" >/dev/null 2>&1 || true
 }
+
+case ${AB_PROFILE:-release} in
+release) suffix='' profile_env=() ;;
+nolto) suffix=-nolto profile_env=(CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16) ;;
+*) die "AB_PROFILE is release or nolto, not ${AB_PROFILE}" ;;
+esac
 
 build OLD "$old"
 [[ $new == "$old" ]] || build NEW "$new"
@@ -146,7 +157,7 @@ run() {
     local side=$1 round=$2 hash
     if [[ $side == old ]]; then hash=$old; else hash=$new; fi
     local log=$runs/r$round-$side
-    if ! SHMCHAN_REV=$hash "$cache/$hash/shmchan-peer-benchmarks" "${args[@]}" >"$log.out" 2>"$log.err"; then
+    if ! SHMCHAN_REV=$hash "$cache/$hash$suffix/shmchan-peer-benchmarks" "${args[@]}" >"$log.out" 2>"$log.err"; then
         tail -n 20 "$log.err" >&2
         die "round $round, ${side^^} (${hash:0:10}) failed; log in $log.err"
     fi
@@ -180,8 +191,9 @@ describe() {
     echo
     echo "- OLD: $(describe "$old")"
     echo "- NEW: $(describe "$new")"
-    echo "- command: \`$cmdline\`"
-    echo "- each run: \`shmchan-peer-benchmarks ${args[*]}\` (binaries in $cache/<hash>/)"
+    echo "- command: \`${AB_PROFILE:+AB_PROFILE=$AB_PROFILE }$cmdline\`"
+    echo "- build: ${AB_PROFILE:-release} (${profile_env[*]:-benchmarks/ release profile: LTO, 1 codegen unit})"
+    echo "- each run: \`shmchan-peer-benchmarks ${args[*]}\` (binaries in $cache/<hash>$suffix/)"
     echo "- load at start: ${load_start#*load average: }; at end: ${load_end#*load average: }"
     echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc --all) CPUs"
     awk -F'\t' '

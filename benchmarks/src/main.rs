@@ -1174,6 +1174,7 @@ fn print_header(args: &Args) {
         ))
     });
     println!("- shmchan: {rev}");
+    println!("- build: {}", env!("BENCH_BUILD"));
     println!(
         "- machine: {}, {} CPUs, {}",
         sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
