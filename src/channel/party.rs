@@ -285,12 +285,42 @@ impl RoleHold {
     }
 }
 
+/// Passes over the lanes a claimer makes when it found every lane held one
+/// at a time but not all at one instant (senders leaving and coming
+/// meanwhile).
+const CLAIM_PASSES: u32 = 8;
+
 /// Claims the first free lane; `RoleTaken` when every lane is held.
+///
+/// One semop per lane cannot see every lane at one instant: a lane freed
+/// after its turn in the pass, while a later one was taken, would give a
+/// `RoleTaken` that was never true. So a pass that finds every lane held
+/// is confirmed by one probe semop, `{TX_ALIVE[i], -1, NOWAIT},
+/// {TX_ALIVE[i], +1}` for every lane, which succeeds (and changes nothing)
+/// only if every lane is held at one instant; when it fails, another pass.
+/// After [`CLAIM_PASSES`] passes the lanes are changing hands faster than
+/// we can claim one, and `RoleTaken` says so (docs/layout.md,
+/// section 4, "Claim a role").
 fn claim_lane(s: &Shared) -> Result<u16> {
-    for lane in View::lanes(&s.geometry) {
-        let ops = |m: &[bool]| claim_ops(sem::tx_alive(lane), &[sem::RX_WAKE], m);
-        if run_with_wakes(s, &[sem::RX_WAKE], ops).map_err(|e| claim_error(s, e))? {
-            return Ok(lane);
+    for _ in 0..CLAIM_PASSES {
+        for lane in View::lanes(&s.geometry) {
+            let ops = |m: &[bool]| claim_ops(sem::tx_alive(lane), &[sem::RX_WAKE], m);
+            if run_with_wakes(s, &[sem::RX_WAKE], ops).map_err(|e| claim_error(s, e))? {
+                return Ok(lane);
+            }
+        }
+        let mut probe: Vec<SemOp> = View::lanes(&s.geometry)
+            .flat_map(|lane| {
+                [
+                    sop(sem::tx_alive(lane), -1).nowait(),
+                    sop(sem::tx_alive(lane), 1),
+                ]
+            })
+            .collect();
+        match retry_on_intr(|| s.sem.op(&mut probe)) {
+            Ok(()) => break,
+            Err(e) if Fail::of(&e) == Fail::WouldBlock => {}
+            Err(e) => return Err(claim_error(s, e)),
         }
     }
     Err(role_taken(s, Role::Sender))
