@@ -916,10 +916,20 @@ fn forty_thousand_sender_sessions_exhaust_no_semaphore_and_leak_no_lane() {
     assert!(committed > 0);
     assert_no_lane_leaked(&chan, LANES);
     {
+        // Sessions spread over the lanes (a claimer prefers an empty
+        // lane): every message once, in order within its lane.
         let mut rx = chan.receiver().expect("receiver role");
-        for seq in 0..committed {
-            let (msg, _) = rx.try_recv_from().expect("a committed message");
-            assert_eq!(message_number(&msg), seq);
+        let mut last: HashMap<String, u64> = HashMap::new();
+        let mut seen = vec![false; committed as usize];
+        for _ in 0..committed {
+            let (msg, from) = rx.try_recv_from().expect("a committed message");
+            let n = message_number(&msg);
+            let lane = lane_of(&from.to_string()).to_owned();
+            if let Some(&before) = last.get(&lane) {
+                assert!(n > before, "lane {lane}: {n} after {before}");
+            }
+            last.insert(lane, n);
+            assert!(!std::mem::replace(&mut seen[n as usize], true), "{n} twice");
         }
         let r = rx.try_recv_from();
         assert!(matches!(r, Err(Error::Disconnected)), "got {r:?}");

@@ -10,6 +10,7 @@ use super::shared::{Doing, Shared, os_error};
 use super::view::View;
 use crate::error::{Error, Result, Role};
 use crate::layout::{Counters, bump, sem};
+use crate::ring::holds_messages;
 use crate::sys::{self, Fail, SemOp, SemSet, retry_on_intr, sop};
 use crate::wait::Park;
 
@@ -290,7 +291,8 @@ impl RoleHold {
 /// meanwhile).
 const CLAIM_PASSES: u32 = 8;
 
-/// Claims the first free lane; `RoleTaken` when every lane is held.
+/// Claims a free lane, the first empty one if any; `RoleTaken` when every
+/// lane is held.
 ///
 /// One semop per lane cannot see every lane at one instant: a lane freed
 /// after its turn in the pass, while a later one was taken, would give a
@@ -303,7 +305,12 @@ const CLAIM_PASSES: u32 = 8;
 /// section 4, "Claim a role").
 fn claim_lane(s: &Shared) -> Result<u16> {
     for _ in 0..CLAIM_PASSES {
-        for lane in View::lanes(&s.geometry) {
+        // Empty lanes first, so that a new sender does not queue behind a
+        // dead sender's backlog while an empty lane is free (the indices
+        // are a hint here; the claim itself is the semop's).
+        let (empty, busy): (Vec<u16>, Vec<u16>) = View::lanes(&s.geometry)
+            .partition(|&lane| !holds_messages(&s.view.ring(&s.geometry, lane)));
+        for lane in empty.into_iter().chain(busy) {
             let ops = |m: &[bool]| claim_ops(sem::tx_alive(lane), &[sem::RX_WAKE], m);
             if run_with_wakes(s, &[sem::RX_WAKE], ops).map_err(|e| claim_error(s, e))? {
                 return Ok(lane);
