@@ -31,8 +31,12 @@ use std::io::BufRead;
 use failure::fail;
 use shmchan::{Channel, Key};
 
+/// The key file when none is given (the server's default too).
+const DEFAULT_PATH: &str = "/tmp/shmchan-example";
+
 fn main() -> Result<(), Box<dyn Error>> {
-    let (path, proj) = key_args::parse_args("usage: client [PATH [PROJ]] < lines")?;
+    let usage = "usage: client [PATH [PROJ]] < lines";
+    let (path, proj) = key_args::parse_key(std::env::args_os().skip(1), DEFAULT_PATH, usage)?;
     let key = Key::ftok(&path, proj).map_err(explain)?;
     let chan = Channel::open(key).map_err(explain)?;
     let mut tx = chan.sender().map_err(explain)?;

@@ -24,22 +24,26 @@
 mod failure;
 #[path = "common/key_args.rs"]
 mod key_args;
+#[path = "common/serve.rs"]
+mod serve;
 
 use std::error::Error;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use failure::fail;
+use serve::show_proj;
 use shmchan::{Channel, Key, Options};
+
+/// The key file when none is given (the client's default too).
+const DEFAULT_PATH: &str = "/tmp/shmchan-example";
 
 /// How often the server looks at the Ctrl-C flag while no message arrives.
 const TICK: Duration = Duration::from_millis(200);
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
 fn main() -> Result<(), Box<dyn Error>> {
-    let (path, proj) = key_args::parse_args("usage: server [PATH [PROJ]]")?;
-    ensure_file(&path)?;
+    let usage = "usage: server [PATH [PROJ]]";
+    let (path, proj) = key_args::parse_key(std::env::args_os().skip(1), DEFAULT_PATH, usage)?;
+    serve::ensure_file(&path)?;
     let key = Key::ftok(&path, proj).map_err(explain)?;
     // replace_stale: a server killed by SIGKILL leaves a channel with no
     // party alive; replace it (discarding what it held) instead of failing.
@@ -47,7 +51,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let options = Options::new().replace_stale(true);
     let chan = Channel::create(key, &options).map_err(explain)?;
     let mut rx = chan.receiver().map_err(explain)?;
-    catch_ctrl_c()?;
+    serve::catch_ctrl_c()?;
     println!(
         "server: channel at {key} (ftok of {} and {}), shmid {}, semid {}, {} bytes of ring",
         path.display(),
@@ -70,7 +74,7 @@ fn receive(rx: &mut shmchan::Receiver) -> Result<(), Box<dyn Error>> {
                 count += 1;
                 println!("[{count}] {}", String::from_utf8_lossy(&msg));
             }
-            Err(shmchan::Error::Timeout) if INTERRUPTED.load(Ordering::Relaxed) => {
+            Err(shmchan::Error::Timeout) if serve::interrupted() => {
                 println!("server: interrupted ({count} messages received)");
                 return Ok(());
             }
@@ -82,50 +86,6 @@ fn receive(rx: &mut shmchan::Receiver) -> Result<(), Box<dyn Error>> {
             Err(e) => return Err(explain(e)),
         }
     }
-}
-
-/// `'A'` for a printable project id, else its number.
-fn show_proj(proj: u8) -> String {
-    if proj.is_ascii_graphic() {
-        format!("{:?}", char::from(proj))
-    } else {
-        proj.to_string()
-    }
-}
-
-/// `ftok` needs an existing file: make the default one if it is missing.
-fn ensure_file(path: &std::path::Path) -> Result<(), Box<dyn Error>> {
-    if path.exists() {
-        return Ok(());
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
-    Ok(())
-}
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// Turns Ctrl-C into a flag that `receive` checks every `TICK`, so that the
-/// handles drop normally and the channel is removed. (Without a handler the
-/// kernel's SEM_UNDO still uncounts this process, but nobody would remove
-/// the segment: the next server replaces it, thanks to `replace_stale`.)
-fn catch_ctrl_c() -> Result<(), Box<dyn Error>> {
-    let handler = on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores to an atomic, which is allowed in a
-    // signal handler; no other code in this program handles SIGINT.
-    if unsafe { libc::signal(libc::SIGINT, handler) } == libc::SIG_ERR {
-        return Err(fail(format!(
-            "cannot handle SIGINT: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    Ok(())
 }
 
 /// A library error, with a hint where the user can do something about it.

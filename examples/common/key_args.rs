@@ -1,20 +1,26 @@
-//! The server's and the client's arguments, `[PATH [PROJ]]`: the file that
-//! `ftok` turns into a key, and the project id.
+//! The examples' key arguments, `[PATH [PROJ]]`: the file that `ftok`
+//! turns into a key, and the project id.
 
 use std::error::Error;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::failure::fail;
 
-const DEFAULT_PATH: &str = "/tmp/shmchan-example";
 const DEFAULT_PROJ: u8 = b'A';
 
-/// `[PATH [PROJ]]`, with the defaults; `usage` is the error for more.
-pub(crate) fn parse_args(usage: &str) -> Result<(PathBuf, u8), Box<dyn Error>> {
-    let mut args = std::env::args_os().skip(1);
+/// `[PATH [PROJ]]` from `operands` (the arguments after any options), with
+/// `default_path` and project id `A` for what is missing; `usage` is the
+/// error for more.
+pub(crate) fn parse_key(
+    operands: impl IntoIterator<Item = OsString>,
+    default_path: &str,
+    usage: &str,
+) -> Result<(PathBuf, u8), Box<dyn Error>> {
+    let mut args = operands.into_iter();
     let path = args
         .next()
-        .map_or_else(|| DEFAULT_PATH.into(), PathBuf::from);
+        .map_or_else(|| default_path.into(), PathBuf::from);
     let proj = match args.next() {
         None => DEFAULT_PROJ,
         Some(p) => parse_proj(&p.to_string_lossy())?,
