@@ -143,6 +143,26 @@ impl Kind {
     pub fn fits(self, size: usize) -> bool {
         self.max_size().is_none_or(|(max, _)| size <= max)
     }
+
+    /// Whether several sending processes can feed one receiver through it
+    /// (`--senders` above 1): every shmchan flavour (a channel of at least
+    /// as many lanes as senders) and ipmpsc (a multi-producer ring: each
+    /// process makes its `Sender` on the same file).
+    pub fn many_senders(self) -> bool {
+        matches!(self.transport(), Some(Transport::Shm(_))) || self == Kind::Ipmpsc
+    }
+
+    /// The shared transport for a link fed by `senders` senders: a shmchan
+    /// channel gets max(its lanes, `senders`) lanes.
+    fn transport_for(self, senders: u32) -> Option<Transport> {
+        self.transport().map(|t| match t {
+            Transport::Shm(shm) => Transport::Shm(Shm {
+                lanes: shm.lanes.max(senders),
+                ..shm
+            }),
+            t => t,
+        })
+    }
 }
 
 /// iceoryx2 queues samples, not bytes: a subscriber buffer of as many
@@ -264,11 +284,11 @@ fn iceoryx2_node(dirs: &RunDirs) -> Node<ipc::Service> {
         .expect("iceoryx2 node")
 }
 
-/// How a link is used: a stream (lossless, deep queue) or a ping-pong leg
-/// (one message in flight).
+/// How a link is used: a stream (lossless, deep queue) from `senders`
+/// sending processes, or a ping-pong leg (one message in flight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
-    Stream,
+    Stream { senders: u32 },
     PingPong,
 }
 
@@ -334,7 +354,11 @@ impl Link {
             (format!("{name}_SIZE"), size.to_string()),
             (format!("{name}_RING"), cap.to_string()),
         ];
-        if let Some(t) = kind.transport() {
+        let senders = match how {
+            Use::Stream { senders } => senders,
+            Use::PingPong => 1,
+        };
+        if let Some(t) = kind.transport_for(senders) {
             link.shared = Some(Objects::create(t, size, cap, name, &mut link.env));
             return link;
         }
@@ -480,7 +504,7 @@ fn iceoryx2_queue(how: Use, size: usize, cap: usize, ice_buf: Option<usize>) -> 
     match how {
         // Lossless: a full subscriber queue makes the publisher wait
         // (RetryUntilDelivered, the default), as the other transports do.
-        Use::Stream => IceQueue {
+        Use::Stream { .. } => IceQueue {
             safe_overflow: false,
             samples: iceoryx2_buffer_for(size, cap, ice_buf),
         },
