@@ -109,7 +109,11 @@ fn parse_args() -> Args {
             .filter(|&k| {
                 !matches!(
                     k,
-                    Kind::ShmFence | Kind::ShmEager | Kind::Shm8Lanes | Kind::PipeRaw
+                    Kind::ShmFence
+                        | Kind::ShmEager
+                        | Kind::ShmPark
+                        | Kind::Shm8Lanes
+                        | Kind::PipeRaw
                 )
             })
             .collect(),
@@ -1384,6 +1388,7 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         (Kind::ShmZc, Kind::Shm),
         (Kind::Shm, Kind::ShmFence),
         (Kind::Shm, Kind::ShmEager),
+        (Kind::Shm, Kind::ShmPark),
         (Kind::Shm8Lanes, Kind::Shm),
         (Kind::Shm, Kind::Bare),
         (Kind::ShmZc, Kind::Bare),

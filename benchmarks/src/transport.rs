@@ -33,6 +33,11 @@ pub enum Kind {
     /// (`Receiver::set_catch_up(ZERO)`): the receiver reads each message as
     /// soon as it is published (for A/B runs; not in the default set).
     ShmEager,
+    /// shmchan `send` / `recv_into` with a spin budget of zero on every
+    /// end (`set_spin(ZERO)`): a side that finds its ring empty or full
+    /// parks at once; against `Shm`, what spinning buys or costs (for A/B
+    /// runs; not in the default set).
+    ShmPark,
     /// shmchan `send` / `recv_into`, one sender on a channel of 8 lanes
     /// (`Options::max_senders(8)`): the receiver also looks at 7 empty
     /// lanes (for A/B runs; not in the default set).
@@ -65,11 +70,12 @@ pub enum Kind {
     Bare,
 }
 
-pub const ALL: [Kind; 13] = [
+pub const ALL: [Kind; 14] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
     Kind::ShmEager,
+    Kind::ShmPark,
     Kind::Shm8Lanes,
     Kind::Ipmpsc,
     Kind::Iceoryx2,
@@ -88,6 +94,7 @@ impl Kind {
             Kind::ShmZc => "shmchan-zc",
             Kind::ShmFence => "shmchan-fence",
             Kind::ShmEager => "shmchan-eager",
+            Kind::ShmPark => "shmchan-park",
             Kind::Shm8Lanes => "shmchan-8lanes",
             Kind::Ipmpsc => "ipmpsc",
             Kind::Iceoryx2 => "iceoryx2",
@@ -119,6 +126,10 @@ impl Kind {
             }),
             Kind::ShmEager => shm(Shm {
                 eager: true,
+                ..Shm::COPY
+            }),
+            Kind::ShmPark => shm(Shm {
+                park: true,
                 ..Shm::COPY
             }),
             Kind::Shm8Lanes => shm(Shm {
