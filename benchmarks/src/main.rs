@@ -843,6 +843,30 @@ struct Rate {
     /// The receiver's window in seconds: `--seconds`, less the spread of
     /// the senders' starts when there are several.
     window: f64,
+    /// shmchan's counters over the whole round (warmup, window and tail).
+    waits: Option<Waits>,
+}
+
+/// How a shmchan round waited: the receiver's counters and its senders'
+/// (added up over the lanes). A stall is a wait (the ring found empty by
+/// the receiver, full by a sender), a park a wait that outlasted the spin
+/// budget and slept on the semaphore.
+#[derive(Debug, Clone, Copy)]
+struct Waits {
+    rx: shmchan::admin::Counters,
+    tx: shmchan::admin::Counters,
+}
+
+impl Waits {
+    /// Stalls per 1000 messages of one side.
+    fn per_k(c: &shmchan::admin::Counters) -> f64 {
+        c.stalls as f64 * 1e3 / c.messages.max(1) as f64
+    }
+
+    /// Parks per stall of one side (NaN without stalls).
+    fn parked(c: &shmchan::admin::Counters) -> f64 {
+        c.parks as f64 / c.stalls as f64
+    }
 }
 
 /// results[size index][kind index] = one Rate per round, for one count of
@@ -876,13 +900,18 @@ fn run_throughput(args: &Args, dirs: &RunDirs) -> Vec<Throughput> {
                         continue;
                     }
                     let r = throughput_round(args, dirs, kind, size, senders);
-                    let window = if senders > 1 {
-                        format!("  window {:.3} s", r.window)
-                    } else {
-                        String::new()
-                    };
+                    let mut more = String::new();
+                    if senders > 1 {
+                        more += &format!("  window {:.3} s", r.window);
+                    }
+                    if let Some(w) = r.waits {
+                        more += &format!(
+                            "  waits rx {} (parked {}) tx {} (parked {})",
+                            w.rx.stalls, w.rx.parks, w.tx.stalls, w.tx.parks
+                        );
+                    }
                     eprintln!(
-                        "throughput {:>8} B  round {}/{}  {:<11} {:>12.0} msg/s {:>10.1} MB/s{window}",
+                        "throughput {:>8} B  round {}/{}  {:<11} {:>12.0} msg/s {:>10.1} MB/s{more}",
                         size,
                         round + 1,
                         args.rounds,
@@ -976,6 +1005,7 @@ fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize, sender
         .sum();
     let answer = peer.line();
     peer.finish();
+    let waits = link.shm_counters().map(|(rx, tx)| Waits { rx, tx });
     drop(link);
     let f: Vec<u64> = answer
         .split_whitespace()
@@ -1025,6 +1055,7 @@ fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize, sender
         msgs: n as f64 / secs,
         bytes: bytes as f64 / secs,
         window: secs,
+        waits,
     }
 }
 
@@ -1248,6 +1279,7 @@ fn print_throughput_table(args: &Args, senders: usize, res: &Throughput, first: 
              sender's start marker to the first one's end marker."
         );
     }
+    print_waits(args, res);
     let mut pairs = ratio_pairs(args);
     if senders > 1 {
         pairs.retain(|(a, b)| a.many_senders() && b.many_senders());
@@ -1278,6 +1310,60 @@ fn print_throughput_table(args: &Args, senders: usize, res: &Throughput, first: 
             })
             .collect();
         println!("| {} | {} |", human_size(size), cells.join(" | "));
+    }
+}
+
+/// The shmchan rows' waits (see [`Waits`]), medians over rounds.
+fn print_waits(args: &Args, res: &Throughput) {
+    // (size index, kind index, each round's waits) of the shmchan rows.
+    let mut rows = Vec::new();
+    for (si, by_kind) in res.iter().enumerate() {
+        for (ki, rates) in by_kind.iter().enumerate() {
+            let w: Vec<Waits> = rates.iter().filter_map(|r| r.waits).collect();
+            if !w.is_empty() {
+                rows.push((si, ki, w));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "Waits of the shmchan rows over the whole round (warmup, window and tail; medians over \
+         rounds): how often the receiver found every lane empty and the senders their lane \
+         full, per 1000 messages, and the parks per wait (a park: a wait that outlasted the \
+         spin budget; `-`: no waits):"
+    );
+    println!();
+    println!(
+        "| size | transport | rx waits/1k msg | rx parks/wait | tx waits/1k msg | tx parks/wait |"
+    );
+    println!("|---:|:---|---:|---:|---:|---:|");
+    let mut last = None;
+    for (si, ki, w) in rows {
+        let cell = |f: &dyn Fn(&Waits) -> f64, pct: bool| {
+            let mut v: Vec<f64> = w.iter().map(f).filter(|x| !x.is_nan()).collect();
+            match (v.is_empty(), pct) {
+                (true, _) => "-".to_owned(),
+                (false, true) => format!("{:.1} %", median(&mut v) * 100.0),
+                (false, false) => format!("{:.2}", median(&mut v)),
+            }
+        };
+        let size = if last == Some(si) {
+            String::new()
+        } else {
+            human_size(args.sizes[si])
+        };
+        last = Some(si);
+        println!(
+            "| {size} | {} | {} | {} | {} | {} |",
+            args.kinds[ki].name(),
+            cell(&|x| Waits::per_k(&x.rx), false),
+            cell(&|x| Waits::parked(&x.rx), true),
+            cell(&|x| Waits::per_k(&x.tx), false),
+            cell(&|x| Waits::parked(&x.tx), true),
+        );
     }
 }
 

@@ -426,6 +426,17 @@ impl Link {
         self.shared.as_ref()?.shm_ids()
     }
 
+    /// A shmchan channel's counters, read from its header (`admin::inspect`):
+    /// the receiver's and its senders' added up over the lanes. Read after
+    /// a round, while the parent's link still holds the channel.
+    pub fn shm_counters(&self) -> Option<(shmchan::admin::Counters, shmchan::admin::Counters)> {
+        let (shmid, _) = self.shm_ids()?;
+        match shmchan::admin::inspect(shmid).ok()?.kind {
+            shmchan::admin::Kind::Channel(info) => Some((info.received, info.sent)),
+            _ => None,
+        }
+    }
+
     /// The message queue's id: removed when the parent's link drops, and
     /// checked for removal at the end of the run.
     pub fn msq_id(&self) -> Option<i32> {
