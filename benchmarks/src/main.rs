@@ -840,8 +840,8 @@ fn echo<K: Sink, S: Source>(rx: &mut K, tx: &mut S, out: &mut impl Write) {
 struct Rate {
     msgs: f64,
     bytes: f64,
-    /// The receiver's window in seconds: `--seconds`, less the spread of
-    /// the senders' starts when there are several.
+    /// The receiver's window in seconds: about `--seconds`, less the
+    /// spread of the senders' starts when there are several.
     window: f64,
     /// shmchan's counters over the whole round (warmup, window and tail).
     waits: Option<Waits>,

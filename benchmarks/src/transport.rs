@@ -35,8 +35,9 @@ pub enum Kind {
     ShmEager,
     /// shmchan `send` / `recv_into` with a spin budget of zero on every
     /// end (`set_spin(ZERO)`): a side that finds its ring empty or full
-    /// parks at once; against `Shm`, what spinning buys or costs (for A/B
-    /// runs; not in the default set).
+    /// parks without spinning (after the one last look before a park);
+    /// against `Shm`, what spinning buys or costs (for A/B runs; not in
+    /// the default set).
     ShmPark,
     /// shmchan `send` / `recv_into`, one sender on a channel of 8 lanes
     /// (`Options::max_senders(8)`): the receiver also looks at 7 empty
