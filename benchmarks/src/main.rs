@@ -10,7 +10,7 @@
 //!     [--mode throughput|roundtrip|all] [--sizes 8,64,1024,65536,1048576] \
 //!     [--rounds 5] [--seconds 1] [--warmup 0.2] [--pin] [--capacity BYTES] \
 //!     [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam,bare] \
-//!     [--rt-sizes 8,64]
+//!     [--rt-sizes 8,64] [--senders 1,2]
 //! ```
 //!
 //! See README.md for what each mode measures.
@@ -24,22 +24,29 @@ mod transport;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shared::{Rx, Sink, Source, Tx, touch};
 use transport::{AnyRx, AnyTx, Kind, Link, RunDirs, Use};
 
-/// Env var naming a child's job (`sink`, `echo`).
+/// Env var naming a child's job (`sink`, `echo`, `source`).
 const ROLE_ENV: &str = "SHMCHAN_PEER_BENCH_ROLE";
 /// Env var: the CPU a child pins itself to (with `--pin`).
 const PIN_ENV: &str = "SHMCHAN_PEER_BENCH_CPU";
 /// Env var: warmup and measured seconds, for a child that plays the
 /// parent's part too (crossbeam's in-process rounds).
 const TIMES_ENV: &str = "SHMCHAN_PEER_BENCH_TIMES";
+/// Env var: how many processes send in a throughput round (the sink's
+/// markers; 1 if unset).
+const SENDERS_ENV: &str = "SHMCHAN_PEER_BENCH_SENDERS";
+/// Env var, set when the round's messages carry a tag (see [`Stamp`]): the
+/// sink checks each sender's order, crossbeam's sending thread tags.
+const TAGGED_ENV: &str = "SHMCHAN_PEER_BENCH_TAGGED";
+/// Env var: a `source` child's sender index (the parent is sender 0).
+const INDEX_ENV: &str = "SHMCHAN_PEER_BENCH_INDEX";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -61,6 +68,9 @@ struct Args {
     iceoryx2_buffer: Option<usize>,
     /// Ring bytes for every transport (`--capacity`); None: `capacity_for`.
     capacity: Option<usize>,
+    /// Sending processes per throughput round (`--senders`), one set of
+    /// rounds for each count, interleaved with the others.
+    senders: Vec<usize>,
 }
 
 impl Args {
@@ -68,13 +78,22 @@ impl Args {
     fn ring(&self, size: usize) -> usize {
         self.capacity.unwrap_or_else(|| shared::capacity_for(size))
     }
+
+    /// Whether the throughput messages of `size` carry a tag (see
+    /// [`Stamp`]): in every round of a run with a count of senders above
+    /// 1, so that its one-sender rounds do the same work; never in a
+    /// one-sender run, whose messages stay as they were; never below
+    /// 8 bytes, which hold no tag.
+    fn tagged(&self, size: usize) -> bool {
+        self.senders.iter().any(|&n| n > 1) && size >= TAG_BYTES
+    }
 }
 
 const USAGE: &str = "usage: shmchan-peer-benchmarks [--mode throughput|roundtrip|all] \
 [--sizes 8,64,1024,65536,1048576] [--rt-sizes 8,64] [--rounds 5] [--seconds 1] \
 [--warmup 0.2] [--pin] \
 [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam,bare] \
-[--iceoryx2-buffer N] [--capacity BYTES]";
+[--iceoryx2-buffer N] [--capacity BYTES] [--senders 1,2]";
 
 fn parse_args() -> Args {
     let mut a = Args {
@@ -90,12 +109,17 @@ fn parse_args() -> Args {
             .filter(|&k| {
                 !matches!(
                     k,
-                    Kind::ShmFence | Kind::ShmEager | Kind::Shm8Lanes | Kind::PipeRaw
+                    Kind::ShmFence
+                        | Kind::ShmEager
+                        | Kind::ShmPark
+                        | Kind::Shm8Lanes
+                        | Kind::PipeRaw
                 )
             })
             .collect(),
         iceoryx2_buffer: None,
         capacity: None,
+        senders: vec![1],
     };
     let mut it = std::env::args().skip(1);
     let list = |v: Option<String>| -> Vec<usize> {
@@ -104,7 +128,7 @@ fn parse_args() -> Args {
             .map(|s| {
                 s.trim()
                     .parse()
-                    .unwrap_or_else(|_| die(&format!("bad size {s:?}")))
+                    .unwrap_or_else(|_| die(&format!("bad number {s:?} in a list")))
             })
             .collect()
     };
@@ -125,6 +149,7 @@ fn parse_args() -> Args {
             "--warmup" => a.warmup = value(&mut it),
             "--iceoryx2-buffer" => a.iceoryx2_buffer = Some(value(&mut it)),
             "--capacity" => a.capacity = Some(value(&mut it)),
+            "--senders" => a.senders = list(it.next()),
             "--pin" => a.pin = true,
             "--transports" => {
                 a.kinds = it
@@ -152,6 +177,7 @@ fn parse_args() -> Args {
     {
         die(USAGE);
     }
+    check_senders(&a);
     if let Some(cap) = a.capacity {
         let largest = a
             .sizes
@@ -169,6 +195,40 @@ fn parse_args() -> Args {
         }
     }
     a
+}
+
+/// `--senders`: counts of 1 to shmchan's `MAX_SENDERS`, for throughput
+/// rounds, unpinned, with at least one transport that takes several
+/// senders when a count is above 1; else a message, and exit.
+fn check_senders(a: &Args) {
+    let max = shmchan::MAX_SENDERS as usize;
+    if let Some(n) = a.senders.iter().find(|&&n| !(1..=max).contains(&n)) {
+        die(&format!("--senders {n}: a count of senders is 1 to {max}"));
+    }
+    if let Some(n) = (1..a.senders.len()).find_map(|i| {
+        let n = a.senders[i];
+        a.senders[..i].contains(&n).then_some(n)
+    }) {
+        die(&format!("--senders: {n} twice"));
+    }
+    if !a.senders.iter().any(|&n| n > 1) {
+        return;
+    }
+    if a.mode == Mode::RoundTrip {
+        die("--senders above 1 is for throughput rounds (--mode throughput or all)");
+    }
+    if a.pin {
+        die(
+            "--pin puts every sender on CPU 0 and the receiver on CPU 1: with --senders above 1, \
+             two busy senders would share one CPU; run several senders unpinned",
+        );
+    }
+    if !a.kinds.iter().any(|k| k.many_senders()) {
+        die(
+            "--senders above 1: none of these transports takes several senders \
+             (the shmchan flavours and ipmpsc do)",
+        );
+    }
 }
 
 /// The next argument as a `T`; else the usage, and exit.
@@ -264,7 +324,7 @@ fn set_termination_signals(how: libc::c_int) -> libc::sigset_t {
 }
 
 /// Blocks SIGINT/SIGTERM/SIGHUP in every thread (before any is spawned)
-/// and has one thread wait for them: it kills the running child, removes
+/// and has one thread wait for them: it kills the running children, removes
 /// what the run made and exits, so that a Ctrl-C leaves nothing behind.
 fn watch_termination_signals() {
     let set = set_termination_signals(libc::SIG_BLOCK);
@@ -274,11 +334,7 @@ fn watch_termination_signals() {
         if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
             return;
         }
-        let pid = CHILD.load(Ordering::SeqCst);
-        if pid > 0 {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        kill_children();
         let left = cleanup();
         eprintln!(
             "signal {sig}: stopped; removed what the run had made ({} leftovers: {left:?})",
@@ -288,8 +344,23 @@ fn watch_termination_signals() {
     });
 }
 
-/// The running child's pid (0: none), for the signal thread.
-static CHILD: AtomicI32 = AtomicI32::new(0);
+/// The running children's pids (the receiver's and, with `--senders`,
+/// the other senders'), for the signal thread and the watchdogs.
+static CHILDREN: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+/// The list of running children (a panic elsewhere does not lock the
+/// signal thread out of it).
+fn children() -> MutexGuard<'static, Vec<libc::pid_t>> {
+    CHILDREN.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// SIGKILLs every running child.
+fn kill_children() {
+    for &pid in children().iter() {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Resources and cleanup
@@ -389,20 +460,30 @@ macro_rules! shared_pair {
 /// drop unless `finish` saw it exit.
 struct Peer {
     child: Child,
-    _ctl: ChildStdin,
+    ctl: ChildStdin,
     out: BufReader<ChildStdout>,
     watchdog: Option<mpsc::Sender<()>>,
     exited: bool,
 }
 
 impl Peer {
-    fn spawn(role: &str, links: &[&Link], args: &Args, dirs: &RunDirs, limit: Duration) -> Peer {
+    /// Spawns a child of `role` that reaches `links`, with `extra` env
+    /// entries (the round's senders, tags, a source's index).
+    fn spawn(
+        role: &str,
+        links: &[&Link],
+        args: &Args,
+        dirs: &RunDirs,
+        limit: Duration,
+        extra: &[(&str, String)],
+    ) -> Peer {
         let mut cmd = Command::new(std::env::current_exe().expect("own executable"));
         cmd.env(ROLE_ENV, role)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         cmd.envs(dirs.to_env());
+        cmd.envs(extra.iter().map(|(k, v)| (k, v)));
         for link in links {
             cmd.envs(link.env.iter().map(|(k, v)| (k, v)));
         }
@@ -412,18 +493,20 @@ impl Peer {
         cmd.env(TIMES_ENV, format!("{} {}", args.warmup, args.seconds));
         let mut child = cmd.spawn().expect("spawn child");
         let pid = child.id() as libc::pid_t;
-        CHILD.store(pid, Ordering::SeqCst);
+        children().push(pid);
         let ctl = child.stdin.take().expect("stdin");
         let out = BufReader::new(child.stdout.take().expect("stdout"));
         // A transport that waits for ever on a dead peer (ipmpsc, iceoryx2
         // with RetryUntilDelivered) would hang the run: past `limit`, kill
-        // the child, clean up and exit.
+        // the round's children, clean up and exit.
         let (tx, rx) = mpsc::channel::<()>();
         std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-                eprintln!("round took longer than {limit:?}: killing child {pid} and giving up");
-                // SAFETY: signalling our own child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                eprintln!(
+                    "round took longer than {limit:?}: killing child {pid} (and the round's \
+                     others) and giving up"
+                );
+                kill_children();
                 let left = cleanup();
                 eprintln!(
                     "removed what the run had made ({} leftovers: {left:?})",
@@ -434,7 +517,7 @@ impl Peer {
         });
         Peer {
             child,
-            _ctl: ctl,
+            ctl,
             out,
             watchdog: Some(tx),
             exited: false,
@@ -457,6 +540,13 @@ impl Peer {
         assert_eq!(l, "ready", "child said {l:?}");
     }
 
+    /// Writes `line` to the child's stdin.
+    fn say(&mut self, line: &str) {
+        writeln!(self.ctl, "{line}")
+            .and_then(|()| self.ctl.flush())
+            .expect("line to child");
+    }
+
     fn finish(mut self) {
         let status = self.child.wait().expect("wait child");
         self.exited = true;
@@ -470,7 +560,8 @@ impl Drop for Peer {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        CHILD.store(0, Ordering::SeqCst);
+        let pid = self.child.id() as libc::pid_t;
+        children().retain(|&p| p != pid);
         drop(self.watchdog.take());
     }
 }
@@ -484,16 +575,17 @@ fn child_main(role: &str) {
     match role {
         "sink" => {
             let mut a = Link::from_env("A", &dirs);
+            let plan = Plan::from_env();
             let rx = a.rx();
-            let (n, bytes, ns, sum) = match rx {
-                AnyRx::Shared(Rx::ShmCopy(mut r)) => sink(&mut r, &mut out),
-                AnyRx::Shared(Rx::ShmZc(mut r)) => sink(&mut r, &mut out),
-                AnyRx::Shared(Rx::Framed(mut r)) => sink(&mut r, &mut out),
-                AnyRx::Shared(Rx::Packet(mut r)) => sink(&mut r, &mut out),
-                AnyRx::Shared(Rx::Msgq(mut r)) => sink(&mut r, &mut out),
-                AnyRx::Ipmpsc(mut r) => sink(&mut r, &mut out),
-                AnyRx::Iceoryx2(mut r) => sink(&mut r, &mut out),
-                AnyRx::Bare(mut r) => sink(&mut r, &mut out),
+            let c = match rx {
+                AnyRx::Shared(Rx::ShmCopy(mut r)) => sink(&mut r, &mut out, plan),
+                AnyRx::Shared(Rx::ShmZc(mut r)) => sink(&mut r, &mut out, plan),
+                AnyRx::Shared(Rx::Framed(mut r)) => sink(&mut r, &mut out, plan),
+                AnyRx::Shared(Rx::Packet(mut r)) => sink(&mut r, &mut out, plan),
+                AnyRx::Shared(Rx::Msgq(mut r)) => sink(&mut r, &mut out, plan),
+                AnyRx::Ipmpsc(mut r) => sink(&mut r, &mut out, plan),
+                AnyRx::Iceoryx2(mut r) => sink(&mut r, &mut out, plan),
+                AnyRx::Bare(mut r) => sink(&mut r, &mut out, plan),
                 AnyRx::Crossbeam(mut r) => {
                     // In-process: a second thread of this process sends,
                     // as the parent does for the others.
@@ -501,20 +593,56 @@ fn child_main(role: &str) {
                         unreachable!("both ends here")
                     };
                     let size = a.size;
-                    let sender =
-                        parent_thread(move |warm, measure| stream(&mut t, size, warm, measure));
-                    let counted = sink(&mut r, &mut out);
+                    let tag = plan.tagged.then_some(0);
+                    let sender = parent_thread(move |warm, measure| {
+                        stream(&mut t, size, warm, measure, tag)
+                    });
+                    let counted = sink(&mut r, &mut out, plan);
                     let sent = sender.join().expect("sending thread");
                     assert_eq!(
-                        counted.0, sent,
+                        counted.n, sent,
                         "crossbeam: the receiver counted {}, the sender sent {sent}",
-                        counted.0
+                        counted.n
                     );
                     counted
                 }
                 AnyRx::InChild => unreachable!("the parent's end"),
             };
-            writeln!(out, "{n} {bytes} {ns} {sum}")
+            writeln!(out, "{} {} {} {} {}", c.n, c.bytes, c.ns, c.sum, c.disorder)
+                .and_then(|()| out.flush())
+                .expect("answer");
+        }
+        "source" => {
+            // One more sender of a throughput round with `--senders`: it
+            // takes its sending end (a lane of the channel, or its own
+            // ipmpsc `Sender`), says so, waits for the parent's "go" so
+            // that all senders start together, streams as the parent does
+            // and reports what it sent between its two markers.
+            let mut a = Link::from_env("A", &dirs);
+            let size = a.size;
+            let index: u8 = std::env::var(INDEX_ENV)
+                .expect("sender index")
+                .parse()
+                .expect("sender index");
+            let tag = std::env::var_os(TAGGED_ENV).map(|_| index);
+            let tx = a.tx();
+            writeln!(out, "ready")
+                .and_then(|()| out.flush())
+                .expect("ready");
+            let mut go = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut go)
+                .expect("the parent's go");
+            if go.trim_end() != "go" {
+                // The parent is gone (end of file) or out of step.
+                die(&format!("source {index}: the parent said {go:?}, not go"));
+            }
+            let (warm, measure) = times();
+            let Some(sent) = stream_any(tx, size, warm, measure, tag) else {
+                unreachable!("a source's link has a sending end here")
+            };
+            writeln!(out, "{sent}")
                 .and_then(|()| out.flush())
                 .expect("answer");
         }
@@ -560,6 +688,19 @@ fn child_main(role: &str) {
 fn parent_thread<T: Send + 'static>(
     part: impl FnOnce(Duration, Duration) -> T + Send + 'static,
 ) -> JoinHandle<T> {
+    let (warm, measure) = times();
+    let pin = std::env::var(PIN_ENV).is_ok();
+    std::thread::spawn(move || {
+        if pin {
+            pin_to(0).expect("sched_setaffinity in the child's second thread");
+        }
+        part(warm, measure)
+    })
+}
+
+/// The parent's warmup and measured times, for a child that plays a
+/// sender's part (crossbeam's second thread, a `source`).
+fn times() -> (Duration, Duration) {
     let times = std::env::var(TIMES_ENV).expect("times");
     let secs: Vec<f64> = times
         .split_whitespace()
@@ -568,41 +709,108 @@ fn parent_thread<T: Send + 'static>(
     let [warm, measure] = secs[..] else {
         panic!("bad times {times:?}")
     };
-    let pin = std::env::var(PIN_ENV).is_ok();
-    std::thread::spawn(move || {
-        if pin {
-            pin_to(0).expect("sched_setaffinity in the child's second thread");
-        }
-        part(
-            Duration::from_secs_f64(warm),
-            Duration::from_secs_f64(measure),
-        )
-    })
+    (
+        Duration::from_secs_f64(warm),
+        Duration::from_secs_f64(measure),
+    )
 }
 
-/// The receiving child of a throughput round: counts and touches every
-/// message between the two empty markers; returns (messages, bytes, ns
-/// between the markers, checksum).
-fn sink<K: Sink>(rx: &mut K, out: &mut impl Write) -> (u64, u64, u64, u64) {
+/// What a sink is told about its round: how many processes send (each
+/// sends two markers) and whether the messages carry tags (see [`Stamp`]).
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    senders: usize,
+    tagged: bool,
+}
+
+impl Plan {
+    fn from_env() -> Plan {
+        Plan {
+            senders: std::env::var(SENDERS_ENV).map_or(1, |v| v.parse().expect("count of senders")),
+            tagged: std::env::var_os(TAGGED_ENV).is_some(),
+        }
+    }
+}
+
+/// What a sink counted in its window: messages, bytes, ns, a checksum,
+/// and the messages that came out of their sender's order (tagged rounds).
+#[derive(Debug, Clone, Copy, Default)]
+struct Counted {
+    n: u64,
+    bytes: u64,
+    ns: u64,
+    sum: u64,
+    disorder: u64,
+}
+
+/// The receiving child of a throughput round (see [`count`]), with the
+/// tag check compiled in or out.
+fn sink<K: Sink>(rx: &mut K, out: &mut impl Write, plan: Plan) -> Counted {
+    if plan.tagged {
+        count::<K, true>(rx, out, plan.senders)
+    } else {
+        count::<K, false>(rx, out, plan.senders)
+    }
+}
+
+/// Counts and touches every message between the `senders`-th empty
+/// marker (the last sender's start marker: every sender is measuring) and
+/// the next one (the first sender's end marker), timed with this
+/// process's clock; then receives until all `2 × senders` markers are in,
+/// so that no sender waits for room for ever. With one sender, the
+/// messages between its two markers. `TAGGED`: also checks that each
+/// sender's messages arrive in the order it sent them (a tag's sequence
+/// number is the one after the sender's previous one).
+fn count<K: Sink, const TAGGED: bool>(rx: &mut K, out: &mut impl Write, senders: usize) -> Counted {
     writeln!(out, "ready")
         .and_then(|()| out.flush())
         .expect("ready");
-    let mut started: Option<Instant> = None;
+    let mut t0 = Instant::now();
     let (mut n, mut bytes, mut sum) = (0u64, 0u64, 0u64);
+    let mut window = Counted::default();
+    let mut markers = 0;
+    // Each sender's next sequence number, and the misses.
+    let mut next = vec![0u64; senders];
+    let mut disorder = 0u64;
     loop {
-        let (len, s) = rx.recv_with(|m| (m.len(), touch(m)));
+        let (len, s, tag) = rx.recv_with(|m| {
+            let tag = if TAGGED { tag_of(m) } else { 0 };
+            (m.len(), touch(m), tag)
+        });
         if len == 0 {
-            match started {
-                None => {
-                    started = Some(Instant::now());
-                    (n, bytes, sum) = (0, 0, 0);
-                }
-                Some(t0) => return (n, bytes, t0.elapsed().as_nanos() as u64, sum),
+            markers += 1;
+            if markers == senders {
+                t0 = Instant::now();
+                (n, bytes, sum) = (0, 0, 0);
+            }
+            if markers == senders + 1 {
+                let ns = t0.elapsed().as_nanos() as u64;
+                window = Counted {
+                    n,
+                    bytes,
+                    ns,
+                    sum,
+                    disorder: 0,
+                };
+            }
+            if markers == 2 * senders {
+                return Counted { disorder, ..window };
             }
         } else {
             n += 1;
             bytes += len as u64;
             sum = sum.wrapping_add(s);
+            if TAGGED {
+                let (i, seq) = ((tag >> SEQ_BITS) as usize, tag & SEQ_MASK);
+                match next.get_mut(i) {
+                    Some(want) if *want == seq => *want += 1,
+                    Some(want) => {
+                        disorder += 1;
+                        *want = seq + 1;
+                    }
+                    None => disorder += 1,
+                }
+            }
         }
     }
 }
@@ -632,35 +840,102 @@ fn echo<K: Sink, S: Source>(rx: &mut K, tx: &mut S, out: &mut impl Write) {
 struct Rate {
     msgs: f64,
     bytes: f64,
+    /// The receiver's window in seconds: about `--seconds`, less the
+    /// spread of the senders' starts when there are several.
+    window: f64,
+    /// shmchan's counters over the whole round (warmup, window and tail).
+    waits: Option<Waits>,
 }
 
-/// results[size index][kind index] = one Rate per round.
+/// How a shmchan round waited: the receiver's counters and its senders'
+/// (added up over the lanes). A stall is a wait (the ring found empty by
+/// the receiver, full by a sender), a park a wait that outlasted the spin
+/// budget and slept on the semaphore.
+#[derive(Debug, Clone, Copy)]
+struct Waits {
+    rx: shmchan::admin::Counters,
+    tx: shmchan::admin::Counters,
+}
+
+impl Waits {
+    /// Stalls per 1000 messages of one side.
+    fn per_k(c: &shmchan::admin::Counters) -> f64 {
+        c.stalls as f64 * 1e3 / c.messages.max(1) as f64
+    }
+
+    /// Parks per stall of one side (NaN without stalls).
+    fn parked(c: &shmchan::admin::Counters) -> f64 {
+        c.parks as f64 / c.stalls as f64
+    }
+}
+
+/// results[size index][kind index] = one Rate per round, for one count of
+/// senders.
 type Throughput = Vec<Vec<Vec<Rate>>>;
 
-fn run_throughput(args: &Args, dirs: &RunDirs) -> Throughput {
-    let mut results = vec![vec![Vec::new(); args.kinds.len()]; args.sizes.len()];
+/// One [`Throughput`] per count of senders (`--senders`), in its order.
+/// For each size and round, every count runs every transport (the counts
+/// in turn, the transports in turn within each), so that the counts are
+/// interleaved as the transports are.
+fn run_throughput(args: &Args, dirs: &RunDirs) -> Vec<Throughput> {
+    let mut results =
+        vec![vec![vec![Vec::new(); args.kinds.len()]; args.sizes.len()]; args.senders.len()];
     for (si, &size) in args.sizes.iter().enumerate() {
         for round in 0..args.rounds {
-            for (ki, &kind) in args.kinds.iter().enumerate() {
-                if !kind.fits(size) {
-                    skipped("throughput", kind, size, round);
-                    continue;
+            for (ci, &senders) in args.senders.iter().enumerate() {
+                for (ki, &kind) in args.kinds.iter().enumerate() {
+                    if !kind.fits(size) {
+                        if ci == 0 {
+                            skipped("throughput", kind, size, round);
+                        }
+                        continue;
+                    }
+                    if senders > 1 && !kind.many_senders() {
+                        if round == 0 {
+                            eprintln!(
+                                "throughput {size:>8} B  {:<11} n/a: one sender only",
+                                label(kind, senders)
+                            );
+                        }
+                        continue;
+                    }
+                    let r = throughput_round(args, dirs, kind, size, senders);
+                    let mut more = String::new();
+                    if senders > 1 {
+                        more += &format!("  window {:.3} s", r.window);
+                    }
+                    if let Some(w) = r.waits {
+                        more += &format!(
+                            "  waits rx {} (parked {}) tx {} (parked {})",
+                            w.rx.stalls, w.rx.parks, w.tx.stalls, w.tx.parks
+                        );
+                    }
+                    eprintln!(
+                        "throughput {:>8} B  round {}/{}  {:<11} {:>12.0} msg/s {:>10.1} MB/s{more}",
+                        size,
+                        round + 1,
+                        args.rounds,
+                        label(kind, senders),
+                        r.msgs,
+                        r.bytes / 1e6
+                    );
+                    results[ci][si][ki].push(r);
                 }
-                let r = throughput_round(args, dirs, kind, size);
-                eprintln!(
-                    "throughput {:>8} B  round {}/{}  {:<11} {:>12.0} msg/s {:>10.1} MB/s",
-                    size,
-                    round + 1,
-                    args.rounds,
-                    kind.name(),
-                    r.msgs,
-                    r.bytes / 1e6
-                );
-                results[si][ki].push(r);
             }
         }
     }
     results
+}
+
+/// A transport's name in progress lines: with `senders` above 1, followed
+/// by ` xN` (two words, so that `ab-commits.sh`, which reads one-sender
+/// lines, passes over these).
+fn label(kind: Kind, senders: usize) -> String {
+    if senders > 1 {
+        format!("{} x{senders}", kind.name())
+    } else {
+        kind.name().to_owned()
+    }
 }
 
 /// Says (once per size) that a transport does not run at a size.
@@ -673,86 +948,189 @@ fn skipped(what: &str, kind: Kind, size: usize, round: usize) {
     }
 }
 
-fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Rate {
+/// One throughput round with `senders` sending processes: the parent and
+/// `senders - 1` `source` children, all on one link to one `sink` child.
+fn throughput_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize, senders: usize) -> Rate {
     let mut link = Link::new(
         kind,
         size,
         args.ring(size),
         "A",
         dirs,
-        Use::Stream,
+        Use::Stream {
+            senders: senders as u32,
+        },
         args.iceoryx2_buffer,
     );
     remember(&link);
     let limit = Duration::from_secs_f64(args.warmup + args.seconds) * 3 + Duration::from_secs(30);
-    let mut peer = Peer::spawn("sink", &[&link], args, dirs, limit);
+    let tagged = args.tagged(size);
+    let mut env = vec![(SENDERS_ENV, senders.to_string())];
+    if tagged {
+        env.push((TAGGED_ENV, "1".to_owned()));
+    }
+    let mut peer = Peer::spawn("sink", &[&link], args, dirs, limit, &env);
+    // The other senders (only transports that take several: no file
+    // descriptors to hand over), each killed on drop as the sink is.
+    let mut sources: Vec<Peer> = (1..senders)
+        .map(|i| {
+            let mut env = env.clone();
+            env.push((INDEX_ENV, i.to_string()));
+            Peer::spawn("source", &[&link], args, dirs, limit, &env)
+        })
+        .collect();
     link.close_child_end(true);
     let tx = link.tx();
     peer.expect_ready();
+    for s in &mut sources {
+        s.expect_ready();
+    }
+    // Every sender holds its end: start them together (the parent is
+    // sender 0).
+    for s in &mut sources {
+        s.say("go");
+    }
     let (warm, measure) = (
         Duration::from_secs_f64(args.warmup),
         Duration::from_secs_f64(args.seconds),
     );
-    let sent = match tx {
-        AnyTx::Shared(Tx::ShmCopy(mut t)) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Shared(Tx::ShmZc(mut t)) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Shared(Tx::Framed(mut t)) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Shared(Tx::Packet(mut t)) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Shared(Tx::Msgq(mut t)) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Ipmpsc(mut t) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Iceoryx2(mut t) => Some(stream(&mut t, size, warm, measure)),
-        AnyTx::Bare(mut t) => Some(stream(&mut t, size, warm, measure)),
-        // In-process: the child streams to itself and checks the count.
-        AnyTx::InChild => None,
-        AnyTx::Crossbeam(_) => unreachable!("the child's end"),
-    };
+    let sent = stream_any(tx, size, warm, measure, tagged.then_some(0));
+    let others: u64 = sources
+        .into_iter()
+        .map(|mut s| {
+            let line = s.line();
+            s.finish();
+            line.parse::<u64>().expect("a source's count")
+        })
+        .sum();
     let answer = peer.line();
     peer.finish();
+    let waits = link.shm_counters().map(|(rx, tx)| Waits { rx, tx });
     drop(link);
     let f: Vec<u64> = answer
         .split_whitespace()
         .map(|v| v.parse().expect("number"))
         .collect();
-    let [n, bytes, ns, _sum] = f[..] else {
+    let [n, bytes, ns, _sum, disorder] = f[..] else {
         panic!("bad answer {answer:?}")
     };
-    if let Some(sent) = sent {
-        assert_eq!(
+    match sent {
+        Some(sent) if senders == 1 => assert_eq!(
             n,
             sent,
             "{}: the receiver counted {n} messages, the sender sent {sent}",
             kind.name()
-        );
+        ),
+        // Several senders: the receiver's window runs from the last start
+        // marker to the first end marker. Each sender's messages arrive in
+        // its order, so a message in the window came after its sender's
+        // start marker (all were in) and before its end marker (none was):
+        // it is one its sender counted. The senders start and stop a few
+        // milliseconds apart, so the window holds fewer than they sent
+        // between their markers together: no exact count, a bound. (This
+        // takes every start marker to arrive before any end marker, which
+        // a common start gives: warmup and seconds against the time a
+        // child takes to read "go"; the window's length is in the
+        // progress line.)
+        Some(sent) => {
+            let total = sent + others;
+            assert!(
+                n <= total,
+                "{}: the receiver counted {n} messages in its window, the {senders} senders \
+                 sent {total} between their markers",
+                kind.name()
+            );
+        }
+        None => {}
     }
+    assert_eq!(
+        disorder,
+        0,
+        "{}: {disorder} messages came out of their sender's order",
+        kind.name()
+    );
     assert_eq!(bytes, n * size as u64);
     let secs = ns as f64 / 1e9;
     Rate {
         msgs: n as f64 / secs,
         bytes: bytes as f64 / secs,
+        window: secs,
+        waits,
     }
 }
 
-/// The sending parent of a throughput round: streams for `warm`, sends the
+/// Streams on any sending end (see [`stream`]); None for the parent's end
+/// of an in-process link (the child streams to itself and checks the
+/// count).
+fn stream_any(
+    tx: AnyTx,
+    size: usize,
+    warm: Duration,
+    measure: Duration,
+    tag: Option<u8>,
+) -> Option<u64> {
+    match tx {
+        AnyTx::Shared(Tx::ShmCopy(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Shared(Tx::ShmZc(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Shared(Tx::Framed(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Shared(Tx::Packet(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Shared(Tx::Msgq(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Ipmpsc(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Iceoryx2(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Bare(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::InChild => None,
+        AnyTx::Crossbeam(_) => unreachable!("the child's end"),
+    }
+}
+
+/// The sending side of a throughput round: streams for `warm`, sends the
 /// start marker (an empty message), streams for `measure`, sends the end
 /// marker; returns the messages sent between the markers. The clock is read
-/// once per batch of about 64 KiB.
-fn stream<S: Source>(tx: &mut S, size: usize, warm: Duration, measure: Duration) -> u64 {
-    let msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
+/// once per batch of about 64 KiB. `tag`: this sender's index, written
+/// with a sequence number into each message (see [`Stamp`]).
+fn stream<S: Source>(
+    tx: &mut S,
+    size: usize,
+    warm: Duration,
+    measure: Duration,
+    tag: Option<u8>,
+) -> u64 {
+    match tag {
+        None => stream_stamped(tx, size, warm, measure, &mut Plain),
+        Some(i) => stream_stamped(tx, size, warm, measure, &mut Tag(u64::from(i) << SEQ_BITS)),
+    }
+}
+
+fn stream_stamped<S: Source, T: Stamp>(
+    tx: &mut S,
+    size: usize,
+    warm: Duration,
+    measure: Duration,
+    stamp: &mut T,
+) -> u64 {
+    let mut msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
     let batch = (65536 / size).clamp(1, 256) as u64;
-    burst(tx, &msg, batch, warm);
+    burst(tx, &mut msg, batch, warm, stamp);
     tx.send(&[]);
-    let n = burst(tx, &msg, batch, measure);
+    let n = burst(tx, &mut msg, batch, measure, stamp);
     tx.send(&[]);
     n
 }
 
 /// Sends `msg` for `d`, reading the clock once per `batch`.
 #[inline(never)]
-fn burst<S: Source>(tx: &mut S, msg: &[u8], batch: u64, d: Duration) -> u64 {
+fn burst<S: Source, T: Stamp>(
+    tx: &mut S,
+    msg: &mut [u8],
+    batch: u64,
+    d: Duration,
+    stamp: &mut T,
+) -> u64 {
     let end = Instant::now() + d;
     let mut n = 0;
     loop {
         for _ in 0..batch {
+            stamp.stamp(msg);
             tx.send(msg);
         }
         n += batch;
@@ -760,6 +1138,51 @@ fn burst<S: Source>(tx: &mut S, msg: &[u8], batch: u64, d: Duration) -> u64 {
             return n;
         }
     }
+}
+
+/// The bytes of a message's tag: its first 8, a little-endian word of
+/// the sender's index (top 8 bits) and the sender's sequence number (the
+/// low [`SEQ_BITS`], from 0 at the first message of the warmup).
+const TAG_BYTES: usize = 8;
+const SEQ_BITS: u32 = 56;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+
+/// What a sender writes into each message before it sends it. In a run
+/// with `--senders` above 1, every message of 8 bytes or more carries a
+/// tag ([`Tag`]: one 8-byte store per message; the receiver's check is a
+/// load of a word it reads anyway, a compare and a store), in every round
+/// of the run, one-sender rounds included, so that the counts compare
+/// like for like; other runs send the same bytes as before ([`Plain`]).
+trait Stamp {
+    fn stamp(&mut self, msg: &mut [u8]);
+}
+
+/// No tag: the message as it is.
+struct Plain;
+
+impl Stamp for Plain {
+    #[inline(always)]
+    fn stamp(&mut self, _: &mut [u8]) {}
+}
+
+/// The next tag: the sender's index and sequence number.
+struct Tag(u64);
+
+impl Stamp for Tag {
+    #[inline(always)]
+    fn stamp(&mut self, msg: &mut [u8]) {
+        if let Some(word) = msg.first_chunk_mut::<TAG_BYTES>() {
+            *word = self.0.to_le_bytes();
+        }
+        self.0 = self.0.wrapping_add(1);
+    }
+}
+
+/// A received message's tag (0 for a message too short to hold one).
+#[inline(always)]
+fn tag_of(m: &[u8]) -> u64 {
+    m.first_chunk::<TAG_BYTES>()
+        .map_or(0, |w| u64::from_le_bytes(*w))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -772,10 +1195,24 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn print_throughput(args: &Args, res: &Throughput) {
+fn print_throughput(args: &Args, all: &[Throughput]) {
+    for (ci, (&senders, res)) in args.senders.iter().zip(all).enumerate() {
+        print_throughput_table(args, senders, res, ci == 0);
+    }
+    print_senders_ratios(args, all);
+}
+
+/// The table and ratios of one count of senders; `first`: with the notes
+/// on limits that hold for every count.
+fn print_throughput_table(args: &Args, senders: usize, res: &Throughput, first: bool) {
     println!();
+    let count = match senders {
+        _ if args.senders == [1] => String::new(),
+        1 => "; 1 sender".to_owned(),
+        n => format!("; {n} senders into one receiver"),
+    };
     println!(
-        "### Throughput ({}; {} interleaved rounds of {} s per transport and size; medians)",
+        "### Throughput ({}{count}; {} interleaved rounds of {} s per transport and size; medians)",
         if args.pin {
             "pinned: sender CPU 0, receiver CPU 1"
         } else {
@@ -818,8 +1255,35 @@ fn print_throughput(args: &Args, res: &Throughput) {
             );
         }
     }
-    print_limits(args, &args.sizes);
-    let pairs = ratio_pairs(args);
+    if first {
+        print_limits(args, &args.sizes);
+    }
+    if senders > 1 {
+        let single: Vec<&str> = args
+            .kinds
+            .iter()
+            .filter(|k| !k.many_senders())
+            .map(|k| k.name())
+            .collect();
+        if !single.is_empty() {
+            println!();
+            println!(
+                "n/a: {} run with one sender only (several senders: the shmchan flavours and \
+                 ipmpsc).",
+                single.join(", ")
+            );
+        }
+        println!();
+        println!(
+            "msg/s: all {senders} senders together, as the receiver counted them from the last \
+             sender's start marker to the first one's end marker."
+        );
+    }
+    print_waits(args, res);
+    let mut pairs = ratio_pairs(args);
+    if senders > 1 {
+        pairs.retain(|(a, b)| a.many_senders() && b.many_senders());
+    }
     if pairs.is_empty() {
         return;
     }
@@ -840,6 +1304,107 @@ fn print_throughput(args: &Args, res: &Throughput) {
                 let mut r: Vec<f64> = res[si][ia]
                     .iter()
                     .zip(&res[si][ib])
+                    .map(|(x, y)| x.msgs / y.msgs)
+                    .collect();
+                ratio_cell(&mut r)
+            })
+            .collect();
+        println!("| {} | {} |", human_size(size), cells.join(" | "));
+    }
+}
+
+/// The shmchan rows' waits (see [`Waits`]), medians over rounds.
+fn print_waits(args: &Args, res: &Throughput) {
+    // (size index, kind index, each round's waits) of the shmchan rows.
+    let mut rows = Vec::new();
+    for (si, by_kind) in res.iter().enumerate() {
+        for (ki, rates) in by_kind.iter().enumerate() {
+            let w: Vec<Waits> = rates.iter().filter_map(|r| r.waits).collect();
+            if !w.is_empty() {
+                rows.push((si, ki, w));
+            }
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "Waits of the shmchan rows over the whole round (warmup, window and tail; medians over \
+         rounds): how often the receiver found every lane empty and the senders their lane \
+         full, per 1000 messages, and the parks per wait (a park: a wait that outlasted the \
+         spin budget; `-`: no waits):"
+    );
+    println!();
+    println!(
+        "| size | transport | rx waits/1k msg | rx parks/wait | tx waits/1k msg | tx parks/wait |"
+    );
+    println!("|---:|:---|---:|---:|---:|---:|");
+    let mut last = None;
+    for (si, ki, w) in rows {
+        let cell = |f: &dyn Fn(&Waits) -> f64, pct: bool| {
+            let mut v: Vec<f64> = w.iter().map(f).filter(|x| !x.is_nan()).collect();
+            match (v.is_empty(), pct) {
+                (true, _) => "-".to_owned(),
+                (false, true) => format!("{:.1} %", median(&mut v) * 100.0),
+                (false, false) => format!("{:.2}", median(&mut v)),
+            }
+        };
+        let size = if last == Some(si) {
+            String::new()
+        } else {
+            human_size(args.sizes[si])
+        };
+        last = Some(si);
+        println!(
+            "| {size} | {} | {} | {} | {} | {} |",
+            args.kinds[ki].name(),
+            cell(&|x| Waits::per_k(&x.rx), false),
+            cell(&|x| Waits::parked(&x.rx), true),
+            cell(&|x| Waits::per_k(&x.tx), false),
+            cell(&|x| Waits::parked(&x.tx), true),
+        );
+    }
+}
+
+/// With several counts of senders: each transport that takes several,
+/// its msg/s with each further count over its msg/s with the first count
+/// (`shmchan 2/1`: two senders together against one), paired by round.
+fn print_senders_ratios(args: &Args, all: &[Throughput]) {
+    let Some(&base) = args.senders.first() else {
+        return;
+    };
+    // (count index, kind index, kind) of each column.
+    let mut cols = Vec::new();
+    for ci in 1..args.senders.len() {
+        for (ki, &kind) in args.kinds.iter().enumerate() {
+            if kind.many_senders() {
+                cols.push((ci, ki, kind));
+            }
+        }
+    }
+    if cols.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "Senders (msg/s of all senders together with each count over msg/s with {base}, \
+         same transport, median over rounds of the ratio within each round):"
+    );
+    println!();
+    let head: Vec<String> = cols
+        .iter()
+        .map(|&(ci, _, k)| format!("{} {}/{base}", k.name(), args.senders[ci]))
+        .collect();
+    println!("| size | {} |", head.join(" | "));
+    println!("|---:|{}", "---:|".repeat(cols.len()));
+    for (si, &size) in args.sizes.iter().enumerate() {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|&(ci, ki, _)| {
+                let mut r: Vec<f64> = all[ci][si][ki]
+                    .iter()
+                    .zip(&all[0][si][ki])
                     .map(|(x, y)| x.msgs / y.msgs)
                     .collect();
                 ratio_cell(&mut r)
@@ -909,6 +1474,7 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         (Kind::ShmZc, Kind::Shm),
         (Kind::Shm, Kind::ShmFence),
         (Kind::Shm, Kind::ShmEager),
+        (Kind::Shm, Kind::ShmPark),
         (Kind::Shm8Lanes, Kind::Shm),
         (Kind::Shm, Kind::Bare),
         (Kind::ShmZc, Kind::Bare),
@@ -996,7 +1562,7 @@ fn roundtrip_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Trip
     remember(&a);
     remember(&b);
     let limit = Duration::from_secs_f64(args.warmup + args.seconds) * 3 + Duration::from_secs(30);
-    let mut peer = Peer::spawn("echo", &[&a, &b], args, dirs, limit);
+    let mut peer = Peer::spawn("echo", &[&a, &b], args, dirs, limit, &[]);
     a.close_child_end(true);
     b.close_child_end(false);
     let (tx, rx) = (a.tx(), b.rx());
@@ -1192,6 +1758,15 @@ fn print_header(args: &Args) {
         args.mode,
         if args.pin { "pinned" } else { "unpinned" }
     );
+    if args.senders != [1] {
+        let counts: Vec<String> = args.senders.iter().map(|n| n.to_string()).collect();
+        println!(
+            "- senders per throughput round: {} (--senders; the counts interleaved within each \
+             round); messages of 8 B and more carry a tag (sender index and sequence number in \
+             their first 8 bytes) in every throughput round, which the receiver checks",
+            counts.join(", ")
+        );
+    }
     match args.capacity {
         Some(cap) => println!("- ring bytes: {cap} for every size (--capacity)"),
         None => println!(

@@ -33,6 +33,12 @@ pub enum Kind {
     /// (`Receiver::set_catch_up(ZERO)`): the receiver reads each message as
     /// soon as it is published (for A/B runs; not in the default set).
     ShmEager,
+    /// shmchan `send` / `recv_into` with a spin budget of zero on every
+    /// end (`set_spin(ZERO)`): a side that finds its ring empty or full
+    /// parks without spinning (after the one last look before a park);
+    /// against `Shm`, what spinning buys or costs (for A/B runs; not in
+    /// the default set).
+    ShmPark,
     /// shmchan `send` / `recv_into`, one sender on a channel of 8 lanes
     /// (`Options::max_senders(8)`): the receiver also looks at 7 empty
     /// lanes (for A/B runs; not in the default set).
@@ -65,11 +71,12 @@ pub enum Kind {
     Bare,
 }
 
-pub const ALL: [Kind; 13] = [
+pub const ALL: [Kind; 14] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
     Kind::ShmEager,
+    Kind::ShmPark,
     Kind::Shm8Lanes,
     Kind::Ipmpsc,
     Kind::Iceoryx2,
@@ -88,6 +95,7 @@ impl Kind {
             Kind::ShmZc => "shmchan-zc",
             Kind::ShmFence => "shmchan-fence",
             Kind::ShmEager => "shmchan-eager",
+            Kind::ShmPark => "shmchan-park",
             Kind::Shm8Lanes => "shmchan-8lanes",
             Kind::Ipmpsc => "ipmpsc",
             Kind::Iceoryx2 => "iceoryx2",
@@ -121,6 +129,10 @@ impl Kind {
                 eager: true,
                 ..Shm::COPY
             }),
+            Kind::ShmPark => shm(Shm {
+                park: true,
+                ..Shm::COPY
+            }),
             Kind::Shm8Lanes => shm(Shm {
                 lanes: 8,
                 ..Shm::COPY
@@ -142,6 +154,26 @@ impl Kind {
 
     pub fn fits(self, size: usize) -> bool {
         self.max_size().is_none_or(|(max, _)| size <= max)
+    }
+
+    /// Whether several sending processes can feed one receiver through it
+    /// (`--senders` above 1): every shmchan flavour (a channel of at least
+    /// as many lanes as senders) and ipmpsc (a multi-producer ring: each
+    /// process makes its `Sender` on the same file).
+    pub fn many_senders(self) -> bool {
+        matches!(self.transport(), Some(Transport::Shm(_))) || self == Kind::Ipmpsc
+    }
+
+    /// The shared transport for a link fed by `senders` senders: a shmchan
+    /// channel gets max(its lanes, `senders`) lanes.
+    fn transport_for(self, senders: u32) -> Option<Transport> {
+        self.transport().map(|t| match t {
+            Transport::Shm(shm) => Transport::Shm(Shm {
+                lanes: shm.lanes.max(senders),
+                ..shm
+            }),
+            t => t,
+        })
     }
 }
 
@@ -264,11 +296,11 @@ fn iceoryx2_node(dirs: &RunDirs) -> Node<ipc::Service> {
         .expect("iceoryx2 node")
 }
 
-/// How a link is used: a stream (lossless, deep queue) or a ping-pong leg
-/// (one message in flight).
+/// How a link is used: a stream (lossless, deep queue) from `senders`
+/// sending processes, or a ping-pong leg (one message in flight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Use {
-    Stream,
+    Stream { senders: u32 },
     PingPong,
 }
 
@@ -334,7 +366,11 @@ impl Link {
             (format!("{name}_SIZE"), size.to_string()),
             (format!("{name}_RING"), cap.to_string()),
         ];
-        if let Some(t) = kind.transport() {
+        let senders = match how {
+            Use::Stream { senders } => senders,
+            Use::PingPong => 1,
+        };
+        if let Some(t) = kind.transport_for(senders) {
             link.shared = Some(Objects::create(t, size, cap, name, &mut link.env));
             return link;
         }
@@ -389,6 +425,17 @@ impl Link {
     /// run.
     pub fn shm_ids(&self) -> Option<(i32, i32)> {
         self.shared.as_ref()?.shm_ids()
+    }
+
+    /// A shmchan channel's counters, read from its header (`admin::inspect`):
+    /// the receiver's and its senders' added up over the lanes. Read after
+    /// a round, while the parent's link still holds the channel.
+    pub fn shm_counters(&self) -> Option<(shmchan::admin::Counters, shmchan::admin::Counters)> {
+        let (shmid, _) = self.shm_ids()?;
+        match shmchan::admin::inspect(shmid).ok()?.kind {
+            shmchan::admin::Kind::Channel(info) => Some((info.received, info.sent)),
+            _ => None,
+        }
     }
 
     /// The message queue's id: removed when the parent's link drops, and
@@ -480,7 +527,7 @@ fn iceoryx2_queue(how: Use, size: usize, cap: usize, ice_buf: Option<usize>) -> 
     match how {
         // Lossless: a full subscriber queue makes the publisher wait
         // (RetryUntilDelivered, the default), as the other transports do.
-        Use::Stream => IceQueue {
+        Use::Stream { .. } => IceQueue {
             safe_overflow: false,
             samples: iceoryx2_buffer_for(size, cap, ice_buf),
         },
