@@ -56,7 +56,9 @@
 //!   and `admin::inspect` the matching state.
 //!
 //! Cases: `PROPTEST_CASES` (default 1,024 here, about 2 s;
-//! docs/verification.md gives the figures).
+//! docs/verification.md gives the figures). The plain tests at the end
+//! pin the most hostile values to their precise errors, and check that a
+//! waiting flag held down delays a wake-up by one park slice at most.
 
 mod common;
 
@@ -1278,4 +1280,472 @@ proptest! {
             progress();
         }
     }
+}
+
+// ---- Plain tests: the most hostile values, each with its precise error ----
+
+/// A private channel of `lanes` lanes of [`RING`] bytes that parks at once,
+/// its cleanup guard and the third party's attach.
+fn lanes_channel(lanes: u32) -> (Channel, Cleanup, Scribbler) {
+    let opts = Options::new()
+        .capacity(RING)
+        .max_senders(lanes)
+        .spin(Duration::ZERO);
+    let chan = Channel::create(Key::PRIVATE, &opts).expect("create a private channel");
+    let guard = Cleanup::of(&chan);
+    let seg = Scribbler::attach(chan.id());
+    (chan, guard, seg)
+}
+
+/// The `what` of a `Corrupted`, or a panic naming what came instead.
+fn corrupted<T: std::fmt::Debug>(r: shmchan::Result<T>, call: &str) -> String {
+    match r {
+        Err(Error::Corrupted { what, .. }) => what,
+        other => panic!("{call}: expected Corrupted, got {other:?}"),
+    }
+}
+
+/// The reason `admin::inspect` gives for a corrupt channel.
+fn inspect_corrupt(shmid: i32) -> String {
+    match common::channel_info(shmid).state {
+        State::Corrupt(what) => what,
+        other => panic!("inspect: expected Corrupt, got {other:?}"),
+    }
+}
+
+/// One message from each sender, received with `recv_from`: each arrives
+/// whole and named by its sender's id.
+fn one_each(txs: &mut [Sender], rx: &mut Receiver, label: &str) {
+    let mut expected: Vec<(Vec<u8>, String)> = txs
+        .iter_mut()
+        .map(|tx| {
+            let msg = format!("{label} from {}", tx.id()).into_bytes();
+            tx.try_send(&msg).expect("send");
+            (msg, tx.id().to_string())
+        })
+        .collect();
+    let mut got: Vec<(Vec<u8>, String)> = (0..txs.len())
+        .map(|_| {
+            let (msg, from) = rx.try_recv_from().expect("receive");
+            (msg, from.to_string())
+        })
+        .collect();
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "{label}");
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)), "{label}: more");
+}
+
+/// Words written into the identity: offset, width, value.
+type Writes<'a> = &'a [(usize, usize, u64)];
+
+#[test]
+fn identity_lanes_that_do_not_fit_the_segment_or_the_set_are_corrupted() {
+    let (chan, _guard, seg) = lanes_channel(3);
+    let shmid = chan.id();
+    let size = header_size(3) + 3 * RING;
+    assert_eq!(seg.len(), size);
+    let mut txs: Vec<Sender> = (0..3).map(|_| chan.sender().expect("sender")).collect();
+    let mut rx = chan.receiver().expect("receiver");
+    let identity: Vec<u64> = (0..16).map(|w| seg.read_u64(w * 8)).collect();
+    let restore = || {
+        for (w, &v) in identity.iter().enumerate() {
+            seg.write(w * 8, 8, v);
+        }
+    };
+    let cases: &[(&str, Writes, &str)] = &[
+        (
+            "max_senders raised beyond what header_size allows",
+            &[(MAX_SENDERS_AT, 4, 4)],
+            "header size 1536, expected 1920 for 4 lanes",
+        ),
+        (
+            "max_senders raised with a header_size to match",
+            &[
+                (MAX_SENDERS_AT, 4, 4),
+                (HEADER_SIZE_AT, 4, header_size(4) as u64),
+            ],
+            &format!("4 lanes of 4096 bytes do not fit a segment of {size} bytes"),
+        ),
+        (
+            "max_senders 64 with a header_size to match",
+            &[
+                (MAX_SENDERS_AT, 4, 64),
+                (HEADER_SIZE_AT, 4, header_size(64) as u64),
+            ],
+            &format!("64 lanes of 4096 bytes do not fit a segment of {size} bytes"),
+        ),
+        (
+            "max_senders lowered with a header_size to match",
+            &[
+                (MAX_SENDERS_AT, 4, 2),
+                (HEADER_SIZE_AT, 4, header_size(2) as u64),
+            ],
+            // The set has 4 + 2 x 3: not a 2-lane channel's.
+            "10 semaphores, creator uid",
+        ),
+        (
+            "max_senders 0",
+            &[(MAX_SENDERS_AT, 4, 0)],
+            "0 lanes, expected 1 to 64",
+        ),
+        (
+            "max_senders 65",
+            &[(MAX_SENDERS_AT, 4, 65)],
+            "65 lanes, expected 1 to 64",
+        ),
+        (
+            "max_senders u32::MAX",
+            &[(MAX_SENDERS_AT, 4, u32::MAX as u64)],
+            "4294967295 lanes, expected 1 to 64",
+        ),
+        (
+            "header_size of one lane",
+            &[(HEADER_SIZE_AT, 4, 768)],
+            "header size 768, expected 1536 for 3 lanes",
+        ),
+        (
+            "header_size u32::MAX",
+            &[(HEADER_SIZE_AT, 4, u32::MAX as u64)],
+            "header size 4294967295, expected 1536 for 3 lanes",
+        ),
+        (
+            "capacity doubled",
+            &[(CAPACITY_AT, 8, 8192), (MAX_MESSAGE_AT, 8, 8184)],
+            &format!("3 lanes of 8192 bytes do not fit a segment of {size} bytes"),
+        ),
+        (
+            "capacity 2^32",
+            &[(CAPACITY_AT, 8, 1 << 32)],
+            "capacity 4294967296 is not a valid ring size",
+        ),
+    ];
+    for (i, &(what, writes, why)) in cases.iter().enumerate() {
+        for &(at, width, value) in writes {
+            seg.write(at, width, value);
+        }
+        let said = corrupted(Channel::open_id(shmid), what);
+        assert!(said.contains(why), "{what}: open_id said {said:?}");
+        let said = inspect_corrupt(shmid);
+        assert!(said.contains(why), "{what}: inspect said {said:?}");
+        // The parties keep the geometry they validated when they opened.
+        one_each(&mut txs, &mut rx, &format!("{i}: {what}"));
+        restore();
+        drop(Channel::open_id(shmid).unwrap_or_else(|e| panic!("{what}, restored: {e}")));
+    }
+}
+
+#[test]
+fn a_lane_session_word_set_to_a_huge_value_names_senders_by_the_tag_rule() {
+    let (chan, _guard, seg) = lanes_channel(3);
+    let mut rx = chan.receiver().expect("receiver");
+    let mut other = chan.sender().expect("sender of lane 0");
+    let mut a = chan.sender().expect("sender of lane 1");
+    assert_eq!(a.id().to_string(), "1:1");
+    let session_at = lane_at(1).tx + SESSION_OFF;
+    assert_eq!(seg.read_u64(session_at), 1);
+
+    a.try_send(b"before").unwrap();
+    seg.write(session_at, 8, u64::MAX);
+    a.try_send(b"after").unwrap(); // A keeps its own tag, 0
+    assert_eq!(a.id().to_string(), "1:1", "a sender's id is its own copy");
+    // Resolved against the scribbled word: the last session at or before
+    // u64::MAX whose tag is 0. Wrong, as docs/layout.md says a hostile
+    // session word makes it; no worse.
+    let wrong = u64::MAX - 0xff_fffe;
+    assert_eq!(wrong, session_of_tag(0, u64::MAX));
+    for expected in [&b"before"[..], b"after"] {
+        let (msg, from) = rx.try_recv_from().unwrap();
+        assert_eq!(
+            (msg.as_slice(), from.to_string()),
+            (expected, format!("1:{wrong}"))
+        );
+    }
+    // Another lane is named by its own word.
+    other.try_send(b"lane 0").unwrap();
+    let (msg, from) = rx.try_recv_from().unwrap();
+    assert_eq!((msg.as_slice(), from), (&b"lane 0"[..], other.id()));
+
+    // A word 2^24 sessions on: the next sender's tag is A's. The receiver
+    // still holds that tag and names the session it resolved for it
+    // (it loads the word again only for another tag); resolved afresh,
+    // the guard names the new sender.
+    drop(a);
+    seg.write(session_at, 8, 1 << 24);
+    let mut c = chan.sender().expect("sender of lane 1, second");
+    assert_eq!(c.id().to_string(), format!("1:{}", (1u64 << 24) + 1));
+    assert_eq!(tag((1 << 24) + 1), tag(1), "its tag is A's");
+    c.try_send(b"from c").unwrap();
+    let (msg, from) = rx.try_recv_from().unwrap();
+    assert_eq!(
+        (msg.as_slice(), from.to_string()),
+        (&b"from c"[..], format!("1:{wrong}"))
+    );
+    c.try_send(b"in place").unwrap();
+    let guard = rx.try_recv_ref().unwrap();
+    assert_eq!((&*guard, guard.sender()), (&b"in place"[..], c.id()));
+    drop(guard);
+
+    // The word at u64::MAX: the next sender wraps it to session 0 (tag
+    // 0xffffff, another tag) and is named exactly.
+    drop(c);
+    seg.write(session_at, 8, u64::MAX);
+    let mut b = chan.sender().expect("sender of lane 1, third");
+    assert_eq!(b.id().to_string(), "1:0");
+    assert_eq!(seg.read_u64(session_at), 0);
+    b.try_send(b"from b").unwrap();
+    let (msg, from) = rx.try_recv_from().unwrap();
+    assert_eq!((msg.as_slice(), from), (&b"from b"[..], b.id()));
+    let info = common::channel_info(chan.id());
+    assert_eq!(info.state, State::Ok);
+    assert_eq!(info.lane_info[1].sessions, 0);
+}
+
+#[test]
+fn a_lane_tail_beyond_the_capacity_is_refused_by_every_reader() {
+    let (chan, _guard, seg) = lanes_channel(3);
+    let shmid = chan.id();
+    let mut rx = chan.receiver().expect("receiver");
+    let mut tx0 = chan.sender().expect("lane 0");
+    let mut tx1 = chan.sender().expect("lane 1");
+    drop(chan.sender().expect("lane 2")); // lane 2: session 1, no sender now
+    tx0.try_send(b"zero").unwrap();
+    tx1.try_send(b"one").unwrap();
+    let tail2 = lane_at(2).tx;
+    assert_eq!((seg.read_u64(lane_at(2).rx), seg.read_u64(tail2)), (0, 0));
+    let beyond = RING as u64 + 8;
+    seg.write(tail2, 8, beyond);
+    let why = format!("tail {beyond} is more than the capacity {RING} beyond head 0");
+
+    // Opening checks the identity, not the lanes: it still opens.
+    drop(Channel::open_id(shmid).expect("open_id"));
+    let said = inspect_corrupt(shmid);
+    assert_eq!(said, format!("lane 2: {why}"));
+    // A sender's claim of lane 2 is refused, takes no session and leaves
+    // the lane free.
+    let said = corrupted(chan.sender(), "claim of lane 2");
+    assert_eq!(said, why);
+    assert_eq!(seg.read_u64(lane_at(2).tx + SESSION_OFF), 1);
+    // The live receiver meets lane 2 at its first look at it, perhaps
+    // after a message of lane 0 or 1 (the lanes' order is its own).
+    let mut queued = vec![
+        (b"zero".to_vec(), tx0.id().to_string()),
+        (b"one".to_vec(), tx1.id().to_string()),
+    ];
+    let said = loop {
+        match rx.try_recv_from() {
+            Ok((msg, from)) => {
+                let got = (msg, from.to_string());
+                let i = queued.iter().position(|q| *q == got);
+                queued.remove(i.unwrap_or_else(|| panic!("received {got:?}")));
+            }
+            r => break corrupted(r, "try_recv_from"),
+        }
+    };
+    assert_eq!(said, format!("lane 2: {why}"));
+    // Poisoned: the same error on every call, blocking ones too, even
+    // once the tail is back and a message waits.
+    seg.write(tail2, 8, 0);
+    tx0.try_send(b"later").unwrap();
+    assert_eq!(corrupted(rx.recv(), "recv"), format!("lane 2: {why}"));
+    assert_eq!(
+        corrupted(rx.recv_from(), "recv_from"),
+        format!("lane 2: {why}")
+    );
+    // A new receiver is refused while the tail is bad, naming the lane.
+    drop(rx);
+    seg.write(tail2, 8, beyond);
+    let said = corrupted(chan.receiver(), "receiver claim");
+    assert_eq!(said, format!("lane 2: {why}"));
+    // Once it is back, everything works again, lane 2 included.
+    seg.write(tail2, 8, 0);
+    let mut rx = chan.receiver().expect("receiver, tail restored");
+    let mut tx2 = chan.sender().expect("lane 2, tail restored");
+    assert_eq!(tx2.id().to_string(), "2:2");
+    tx2.try_send(b"two").unwrap();
+    queued.push((b"later".to_vec(), tx0.id().to_string()));
+    queued.push((b"two".to_vec(), tx2.id().to_string()));
+    let mut got: Vec<(Vec<u8>, String)> = (0..queued.len())
+        .map(|_| {
+            let (m, f) = rx.try_recv_from().unwrap();
+            (m, f.to_string())
+        })
+        .collect();
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    got.sort();
+    queued.sort();
+    assert_eq!(got, queued, "what the poisoned receiver left, and the rest");
+    assert_eq!(common::channel_info(shmid).state, State::Ok);
+}
+
+#[test]
+fn a_lane_head_beyond_its_tail_poisons_both_sides_naming_the_lane() {
+    let (chan, _guard, seg) = lanes_channel(3);
+    let mut rx = chan.receiver().expect("receiver");
+    let mut txs: Vec<Sender> = (0..3).map(|_| chan.sender().expect("sender")).collect();
+    one_each(&mut txs, &mut rx, "before");
+    let (head1, tail1) = (lane_at(1).rx, lane_at(1).tx);
+    let at = seg.read_u64(tail1);
+    assert_eq!(seg.read_u64(head1), at);
+    let bad = at + 2 * RING as u64;
+    seg.write(head1, 8, bad);
+    // Lane 1's sender looks at head only when its cached copy says full
+    // (docs/layout.md, section 6): a small message goes; the whole ring
+    // does not fit before the end, so it publishes padding to the end
+    // (room by its cached head), then reloads head for the frame at 0 and
+    // refuses it.
+    txs[1].try_send(b"small").expect("room by the cached head");
+    let said = corrupted(
+        txs[1].try_send(&[7; MAX]),
+        "lane 1's send of the whole ring",
+    );
+    assert_eq!(said, format!("head {bad} is beyond tail {RING}"));
+    assert!(matches!(
+        txs[1].try_send(b"x"),
+        Err(Error::Corrupted { .. })
+    ));
+    // The receiver compares lane 1's head with its own at its next look
+    // at lane 1.
+    let said = corrupted(rx.try_recv(), "try_recv");
+    assert_eq!(
+        said,
+        format!("lane 1: head is {bad}, but this receiver last wrote {at}")
+    );
+    // Poisoned, whatever the lane; the other senders go on.
+    txs[0].try_send(b"zero").unwrap();
+    txs[2].try_send(b"two").unwrap();
+    assert!(matches!(rx.recv(), Err(Error::Corrupted { .. })));
+}
+
+#[test]
+fn hostile_words_outside_the_rings_change_nothing() {
+    let (chan, _guard, seg) = lanes_channel(4);
+    let shmid = chan.id();
+    let mut rx = chan.receiver().expect("receiver");
+    let mut txs: Vec<Sender> = (0..4).map(|_| chan.sender().expect("sender")).collect();
+    for lane in 0..4 {
+        for &(block, off, width, name) in LANE_FIELDS {
+            if name == "tail" || name == "head" || name == "session" {
+                continue;
+            }
+            let at = lane_at(lane);
+            let base = match block {
+                Block::Tx => at.tx,
+                Block::Rx => at.rx,
+                Block::Waiting => at.waiting,
+            };
+            seg.write(base + off, width, u64::MAX);
+        }
+    }
+    for (at, width) in [
+        (RX_WAITING_AT, 4),
+        (TX_CONNECTS_AT, 8),
+        (RX_CONNECTS_AT, 8),
+        (656, 4),
+        (RX_ATTACHED_AT, 4),
+    ] {
+        seg.write(at, width, u64::MAX);
+    }
+    // Words of every ring's free space (all of it: the rings are empty).
+    for lane in 0..4 {
+        for w in (16..RING / 8).step_by(5) {
+            seg.write(data_at(4, RING, lane) + w * 8, 8, u64::MAX);
+        }
+    }
+    for round in 0..40 {
+        one_each(&mut txs, &mut rx, &format!("round {round}"));
+        // A big one per lane, so that frames wrap with padding.
+        for tx in txs.iter_mut() {
+            let msg = numbered_message_of_len(round, 1000 + round as usize);
+            tx.send_timeout(&msg, Duration::from_secs(5)).unwrap();
+            let (got, from) = rx.recv_from_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!((got, from), (msg, tx.id()));
+        }
+    }
+    // Claims go on from the sessions, whatever the counters say.
+    drop(txs.remove(2));
+    let tx = chan.sender().expect("lane 2 again");
+    assert_eq!(tx.id().to_string(), "2:2");
+    drop(rx);
+    let rx = chan.receiver().expect("receiver again");
+    drop(Channel::open_id(shmid).expect("open_id"));
+    let info = common::channel_info(shmid);
+    assert_eq!(info.state, State::Ok);
+    assert_eq!(
+        info.lane_info
+            .iter()
+            .map(|l| l.sessions)
+            .collect::<Vec<_>>(),
+        [1, 1, 2, 1]
+    );
+    drop((tx, rx));
+}
+
+/// Longest a wake-up may come late when the third party holds a waiting
+/// flag down: one park slice (500 ms, docs/layout.md section 4), with room
+/// for a loaded host.
+const LATE: Duration = Duration::from_secs(2);
+
+/// Runs `wait` on a thread of its own, lets `wake` make its wait end once
+/// that thread is parked on a semaphore with its waiting flag `flag` held
+/// down by the third party (so that no post comes), and returns what
+/// `wait` returned and how long it took.
+fn wake_with_flag_down<T: Send>(
+    flag: &std::sync::atomic::AtomicU32,
+    wait: impl FnOnce() -> T + Send,
+    wake: impl FnOnce(),
+) -> (T, Duration) {
+    use std::sync::atomic::Ordering::SeqCst;
+    std::thread::scope(|s| {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let waiter = s.spawn(move || {
+            tid_tx.send(common::gettid()).expect("send the tid");
+            let start = Instant::now();
+            let got = wait();
+            (got, start.elapsed())
+        });
+        let tid = tid_rx.recv().expect("the waiter's tid");
+        let pid = std::process::id() as i32;
+        common::wait_for(LATE, "the waiter to park", || {
+            common::task_blocked_in(pid, tid, common::SEM_WAIT_SYSCALLS)
+        });
+        assert_eq!(flag.swap(0, SeqCst), 1, "a parked waiter's flag is up");
+        wake();
+        waiter.join().expect("the waiter")
+    })
+}
+
+#[test]
+fn waiting_flags_held_down_delay_a_wake_up_by_one_park_slice_at_most() {
+    let (chan, _guard, seg) = lanes_channel(3);
+    let mut rx = chan.receiver().expect("receiver");
+    let _lane0 = chan.sender().expect("lane 0");
+    let mut tx = chan.sender().expect("lane 1");
+    // Lane 1's sender waits for room; the receiver makes room and, its
+    // flag down, posts nothing: the sender finds the room at the end of
+    // its park slice.
+    tx.send(&[1; MAX]).unwrap();
+    let flag = seg.atomic_u32(lane_at(1).waiting);
+    let (sent, took) = wake_with_flag_down(
+        flag,
+        || tx.send(b"after"),
+        || assert_eq!(rx.try_recv().unwrap().len(), MAX),
+    );
+    sent.expect("send once there is room");
+    assert!(
+        took >= Duration::from_millis(250),
+        "woken by a post? {took:?}"
+    );
+    assert!(took < LATE, "the sender woke after {took:?}");
+    assert_eq!(rx.try_recv().unwrap(), b"after");
+    // The receiver waits for a message; lane 1's sender commits one and,
+    // the receiver's flag down, posts nothing.
+    let flag = seg.atomic_u32(RX_WAITING_AT);
+    let (got, took) = wake_with_flag_down(flag, || rx.recv(), || tx.try_send(b"late").unwrap());
+    assert_eq!(got.expect("receive once there is a message"), b"late");
+    assert!(
+        took >= Duration::from_millis(250),
+        "woken by a post? {took:?}"
+    );
+    assert!(took < LATE, "the receiver woke after {took:?}");
 }
