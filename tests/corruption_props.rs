@@ -21,14 +21,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::layout::{
     CLOSED_AT, DATA_AT, HEAD_AT, MAGIC_AT, RX_WAITING_AT, SEMID_AT, TAIL_AT, TX_WAITING_AT,
     VERSION_AT,
 };
 use common::numbered_message_of_len;
+use common::scribble::{Scribbler, config, frame_word, progress, start_watchdog, value};
 use proptest::prelude::*;
 use shmchan::{Channel, Error, Key, Options, Receiver, Sender};
 
@@ -67,53 +67,10 @@ const FIELDS: &[(usize, usize, &str)] = &[
     (TX_WAITING_AT, 4, "tx_waiting"),
     (640, 8, "tx_connects"),
     (648, 8, "rx_connects"),
-    (656, 4, "tx_attached"),
+    (656, 4, "reserved (version 1's tx_attached)"),
     (660, 4, "rx_attached"),
     (CLOSED_AT, 4, "closed"),
 ];
-
-/// The third party's attach of a channel's segment.
-struct Scribbler {
-    base: *mut u8,
-    len: usize,
-}
-
-impl Scribbler {
-    fn attach(shmid: i32) -> Scribbler {
-        // SAFETY: a null address lets the kernel choose where to map.
-        let p = unsafe { libc::shmat(shmid, std::ptr::null(), 0) };
-        assert_ne!(p as isize, -1, "shmat: {}", std::io::Error::last_os_error());
-        Scribbler {
-            base: p.cast(),
-            len: DATA_AT + RING,
-        }
-    }
-
-    fn write(&self, off: usize, width: usize, value: u64) {
-        assert!(off + width <= self.len && off % width == 0);
-        // SAFETY: in bounds and aligned, checked above; this process's
-        // handles are not running meanwhile (one thread).
-        unsafe {
-            let p = self.base.add(off);
-            match width {
-                4 => p.cast::<u32>().write_volatile(value as u32),
-                _ => p.cast::<u64>().write_volatile(value),
-            }
-        }
-    }
-
-    fn read_u32(&self, off: usize) -> u32 {
-        // SAFETY: as in `write`.
-        unsafe { self.base.add(off).cast::<u32>().read_volatile() }
-    }
-}
-
-impl Drop for Scribbler {
-    fn drop(&mut self) {
-        // SAFETY: detaches our own attach; an error leaves nothing to do.
-        unsafe { libc::shmdt(self.base.cast()) };
-    }
-}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -140,31 +97,6 @@ enum Op {
     OpenAgain,
 }
 
-fn value() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        Just(0u64),
-        Just(1u64),
-        0u64..10_000,
-        (0u64..512).prop_map(|k| k * 8),
-        Just(u64::MAX),
-        Just(1u64 << 60),
-        Just(u32::MAX as u64),
-        any::<u64>(),
-    ]
-}
-
-fn frame_word() -> impl Strategy<Value = u64> {
-    let kind = prop_oneof![
-        Just(0u64),
-        Just(1u64),
-        Just(2u64),
-        Just(3u64),
-        any::<u32>().prop_map(u64::from)
-    ];
-    let len = prop_oneof![0u64..64, 4080u64..4100, Just(u32::MAX as u64)];
-    prop_oneof![(len, kind).prop_map(|(l, k)| l | (k << 32)), any::<u64>()]
-}
-
 fn len() -> impl Strategy<Value = usize> {
     prop_oneof![12usize..64, 12usize..=MAX, Just(MAX)]
 }
@@ -179,7 +111,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::TryRecvRef),
         2 => (0..FIELDS.len(), value()).prop_map(|(i, v)| Op::Field(i, v)),
         1 => prop_oneof![Just(u32::MAX), Just(0x8000_0000u32), Just(0xdead_beefu32)].prop_map(Op::SemId),
-        1 => (0..RING / 8, frame_word()).prop_map(|(w, v)| Op::Data(w * 8, v)),
+        1 => (0..RING / 8, frame_word(RING as u64)).prop_map(|(w, v)| Op::Data(w * 8, v)),
         1 => prop_oneof![Just(0x004E_4148_434D_4853u64), 1u64..].prop_map(Op::Magic),
         1 => Just(Op::Unclose),
         1 => Just(Op::OpenAgain),
@@ -366,53 +298,16 @@ impl World {
     }
 }
 
-/// Time of the last completed operation (ms since the start), for the
-/// watchdog.
-static PROGRESS: AtomicU64 = AtomicU64::new(0);
-
-/// Aborts the test run if no operation completes for 20 s: a hang is a
-/// failure, not a stuck CI.
-fn start_watchdog(start: Instant) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::thread::spawn(move || {
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-                let last = PROGRESS.load(Ordering::Relaxed);
-                if start.elapsed().as_millis() as u64 > last + 20_000 {
-                    eprintln!("corruption_props: an operation hung for 20 s");
-                    std::process::abort();
-                }
-            }
-        });
-    });
-}
-
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
     #![proptest_config(config(512))]
 
     #[test]
     fn channel_survives_a_scribbling_third_party(ops in prop::collection::vec(op(), 1..120)) {
-        let start = *START;
-        start_watchdog(start);
+        start_watchdog("corruption_props");
         let mut world = World::new();
         for op in &ops {
             world.run(op)?;
-            PROGRESS.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+            progress();
         }
     }
 }
-
-static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod layout;
+pub mod scribble;
 pub mod seccomp;
 
 use std::io::{BufRead, BufReader};
@@ -623,6 +624,27 @@ impl RingPos {
         RingPos {
             capacity: capacity as u64,
             pos: 0,
+        }
+    }
+
+    /// A ring whose next frame goes at byte position `pos` (e.g. a lane's
+    /// `head`, to walk the frames queued there).
+    pub fn at(capacity: usize, pos: u64) -> RingPos {
+        RingPos {
+            capacity: capacity as u64,
+            pos,
+        }
+    }
+
+    /// Where, in the region, a frame of `len` payload bytes sent next would
+    /// start: here, or at 0 behind a padding frame when it does not fit
+    /// before the end.
+    pub fn frame_start(&self, len: u64) -> u64 {
+        let frame = 8 + len.div_ceil(8) * 8;
+        if frame > self.to_end() {
+            0
+        } else {
+            self.pos % self.capacity
         }
     }
 
