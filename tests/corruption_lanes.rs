@@ -528,6 +528,24 @@ impl Model {
         span_ok(self.head(lane), self.tail(lane), capacity)
     }
 
+    /// docs/layout.md, section 4, "Holds messages", on the words there now
+    /// (the ring's own geometry, not the header's scribbled one): not when
+    /// empty, yes when the indices fail the span check, and otherwise
+    /// unless a lone padding frame is all that is queued.
+    fn holds_messages(&self, lane: usize) -> bool {
+        let (head, tail) = (self.head(lane), self.tail(lane));
+        if head == tail {
+            return false;
+        }
+        if !span_ok(head, tail, RING as u64) {
+            return true;
+        }
+        let off = (head & (RING as u64 - 1)) as usize;
+        let word = self.seg.read_u64(data_at(self.n(), RING, lane) + off);
+        let (len, kind) = (word & 0xffff_ffff, (word >> 32) & 0xff);
+        !(kind == 2 && 8 + len == tail - head)
+    }
+
     /// The next message, `len` bytes.
     fn message(&mut self, len: usize) -> Vec<u8> {
         self.seq += 1;
@@ -892,7 +910,13 @@ impl World {
     }
 
     fn claim_sender(&mut self) -> Result<(), TestCaseError> {
-        let free = self.txs.iter().position(Option::is_none);
+        // docs/layout.md, section 4, "Claim a role": the free lanes that
+        // hold no message first, then the others, each in order.
+        let mut free_lanes = (0..self.n()).filter(|&l| self.txs[l].is_none());
+        let free = free_lanes
+            .clone()
+            .find(|&l| !self.m.holds_messages(l))
+            .or_else(|| free_lanes.next());
         let before = free.map(|lane| self.m.session(lane));
         let span = free.map(|lane| self.m.span_ok(lane, RING as u64));
         let r = self.chan.sender();
