@@ -329,7 +329,9 @@ impl Sender {
     /// a `Corrupted`.
     #[inline]
     fn find_room(&mut self, len: usize, how: How) -> Result<u64> {
-        match self.fast_room(len) {
+        // A call that may wait may also wait for more room than it needs
+        // (`ring::REFILL`); a try takes whatever room there is.
+        match self.fast_room(len, matches!(how, How::Block(_))) {
             Some(off) => Ok(off),
             None => {
                 let r = self.find_room_slow(len, how);
@@ -341,7 +343,7 @@ impl Sender {
     /// Not poisoned, not closed, not too large, the receiver not seen to
     /// leave, and room now without a padding frame to announce.
     #[inline]
-    fn fast_room(&mut self, len: usize) -> Option<u64> {
+    fn fast_room(&mut self, len: usize, refill: bool) -> Option<u64> {
         let s = self.hold.shared();
         if self.poison.is_set() || s.is_closed() || len as u64 > s.geometry.max_message {
             return None;
@@ -349,7 +351,11 @@ impl Sender {
         if self.peer.maybe_gone(s) {
             return None;
         }
-        match self.ring.try_reserve(len as u64) {
+        let r = match refill {
+            true => self.ring.try_reserve_refill(len as u64),
+            false => self.ring.try_reserve(len as u64),
+        };
+        match r {
             Ok(Some(off)) if !self.ring.padding_pending() => Some(off),
             // A reservation publishes nothing of its own: the slow path
             // asks again and also wakes the receiver for the padding.
@@ -381,7 +387,8 @@ impl Sender {
         // SAFETY: `hold` keeps the mapping attached for the life of the
         // Sender, and the refs do not outlive this call.
         let refs = unsafe { self.lane_ptrs.refs() };
-        if let Some(off) = try_reserve(&mut self.ring, s, refs, len)? {
+        if let Some(off) = try_reserve(&mut self.ring, s, refs, len, matches!(how, How::Block(_)))?
+        {
             return Ok(off);
         }
         bump(&refs.tx.counters.stalls);
@@ -433,13 +440,14 @@ impl Sender {
             deadline,
             &mut parker,
             |phase| {
-                if let Some(off) = try_reserve(ring, s, refs, len)? {
+                if let Some(off) = try_reserve(ring, s, refs, len, true)? {
                     return Ok(Some(off));
                 }
                 s.check_open()?;
                 if phase == Phase::BeforePark && peer.gone(s)? {
-                    // The receiver may have made room just before it died.
-                    return try_reserve(ring, s, refs, len)?
+                    // The receiver may have made room just before it died:
+                    // take any room now, there is no one to share lines with.
+                    return try_reserve(ring, s, refs, len, false)?
                         .map(Some)
                         .ok_or(Error::Disconnected);
                 }
@@ -475,8 +483,12 @@ fn try_reserve(
     s: &Shared,
     refs: LaneRefs<'_>,
     len: u64,
+    refill: bool,
 ) -> Result<Option<u64>> {
-    let r = ring.try_reserve(len);
+    let r = match refill {
+        true => ring.try_reserve_refill(len),
+        false => ring.try_reserve(len),
+    };
     // Padding published before corruption was met is published all the
     // same: wake a receiver that must skip it first.
     if ring.take_published_padding() {

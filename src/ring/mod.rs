@@ -170,7 +170,25 @@ pub(crate) struct Producer {
     published_padding: bool,
     /// The kind word of this producer's message frames (its tag included).
     kind_word: u32,
+    /// A reload of head found too little room: until there is room for
+    /// the frame and [`REFILL`] bytes more, wait (see `has_room`).
+    refilling: bool,
 }
+
+/// Room beyond its frame that a producer which caught up with the consumer
+/// (a reload of `head` found too little room) waits for before it writes
+/// again, at most an eighth of the ring.
+///
+/// A producer that writes as soon as one frame's room is free writes into
+/// the cache line the consumer has just left, or is still reading (frames
+/// do not end on line boundaries): the line crosses between the cores for
+/// every message, the consumer slows down, and the ring stays full, a
+/// regime that feeds itself (benchmarks/README.md, "Lanes"). Waiting for a
+/// few lines of room makes each line change hands once. The mirror of the
+/// receiver's catch-up pause (`wait::CatchUp`), with nothing to tune: the
+/// consumer frees the room whenever it reads, so the wait always ends
+/// while it reads.
+pub(crate) const REFILL: u64 = 4096;
 
 impl Producer {
     /// A producer continuing from the ring's current state.
@@ -192,6 +210,7 @@ impl Producer {
             head_cache: head,
             published_padding: false,
             kind_word: KIND_MESSAGE,
+            refilling: false,
         })
     }
 
@@ -201,15 +220,28 @@ impl Producer {
     ///
     /// [`take_published_padding`]: Self::take_published_padding
     pub(crate) fn try_reserve(&mut self, len: u64) -> Result<Option<u64>, Corrupt> {
+        self.reserve_with(len, false)
+    }
+
+    /// [`try_reserve`](Self::try_reserve) for a caller that will wait for
+    /// room anyway: once a reload of `head` has found too little room, it
+    /// waits for [`REFILL`] bytes more than the frame needs.
+    #[inline]
+    pub(crate) fn try_reserve_refill(&mut self, len: u64) -> Result<Option<u64>, Corrupt> {
+        self.reserve_with(len, true)
+    }
+
+    #[inline]
+    fn reserve_with(&mut self, len: u64, refill: bool) -> Result<Option<u64>, Corrupt> {
         debug_assert!(len <= self.max_message);
         let frame = frame_size(len);
         loop {
             let off = self.ring.offset(self.tail);
             let to_end = self.ring.capacity - off;
             if frame <= to_end {
-                return Ok(self.has_room(frame)?.then_some(off + FRAME_HEADER));
+                return Ok(self.has_room(frame, refill)?.then_some(off + FRAME_HEADER));
             }
-            if !self.has_room(to_end)? {
+            if !self.has_room(to_end, refill)? {
                 return Ok(None);
             }
             self.publish_padding(off, to_end);
@@ -280,8 +312,19 @@ impl Producer {
             .store(self.tail, ordering!(TailRelease, Release));
     }
 
-    fn has_room(&mut self, need: u64) -> Result<bool, Corrupt> {
-        if self.ring.capacity - (self.tail - self.head_cache) >= need {
+    /// Whether `need` bytes are free; with `refill`, as [`REFILL`] says.
+    fn has_room(&mut self, need: u64, refill: bool) -> Result<bool, Corrupt> {
+        let cap = self.ring.capacity;
+        // Never more than the ring can hold: the frame plus the slack fit
+        // in an empty ring, so the wait ends once the consumer drains it.
+        let refill = if refill {
+            need + REFILL.min(cap / 8).min(cap - need)
+        } else {
+            need
+        };
+        let want = if self.refilling { refill } else { need };
+        if cap - (self.tail - self.head_cache) >= want {
+            self.refilling = false;
             return Ok(true);
         }
         // Here, and not on every reservation: see `check_own_index`.
@@ -295,9 +338,11 @@ impl Producer {
                 self.head_cache
             )));
         }
-        check_span(head, self.tail, self.ring.capacity)?;
+        check_span(head, self.tail, cap)?;
         self.head_cache = head;
-        Ok(self.ring.capacity - (self.tail - head) >= need)
+        let room = cap - (self.tail - head) >= refill;
+        self.refilling = !room;
+        Ok(room)
     }
 
     /// Only this side writes tail: any other value there is corruption.
