@@ -313,16 +313,23 @@ impl Producer {
     }
 
     /// Whether `need` bytes are free; with `refill`, as [`REFILL`] says.
+    #[inline]
     fn has_room(&mut self, need: u64, refill: bool) -> Result<bool, Corrupt> {
+        if !self.refilling && self.ring.capacity - (self.tail - self.head_cache) >= need {
+            return Ok(true);
+        }
+        self.reload_for(need, refill)
+    }
+
+    /// `has_room` past the cached head: a refill in progress, or a reload.
+    fn reload_for(&mut self, need: u64, refill: bool) -> Result<bool, Corrupt> {
         let cap = self.ring.capacity;
         // Never more than the ring can hold: the frame plus the slack fit
         // in an empty ring, so the wait ends once the consumer drains it.
-        let refill = if refill {
-            need + REFILL.min(cap / 8).min(cap - need)
-        } else {
-            need
+        let want = match refill {
+            true => need + REFILL.min(cap / 8).min(cap - need),
+            false => need,
         };
-        let want = if self.refilling { refill } else { need };
         if cap - (self.tail - self.head_cache) >= want {
             self.refilling = false;
             return Ok(true);
@@ -340,7 +347,7 @@ impl Producer {
         }
         check_span(head, self.tail, cap)?;
         self.head_cache = head;
-        let room = cap - (self.tail - head) >= refill;
+        let room = cap - (self.tail - head) >= want;
         self.refilling = !room;
         Ok(room)
     }
