@@ -699,7 +699,11 @@ impl Lanes {
     #[inline]
     fn fast(&mut self) -> Option<At> {
         let i = self.cursor;
-        let lane = &mut self.lanes[i];
+        debug_assert!(i < self.lanes.len());
+        // SAFETY: `cursor` is always in bounds: it starts at 0 and is set
+        // only by `took` and `end_turn`, to indices below `lanes.len()`,
+        // which never changes.
+        let lane = unsafe { self.lanes.get_unchecked_mut(i) };
         match lane.ring.peek_paced(&mut lane.pace) {
             Ok(Some(frame)) if !lane.ring.padding_pending() => {
                 self.left -= 1;

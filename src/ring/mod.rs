@@ -31,6 +31,7 @@ mod proptests;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
+use std::num::NonZeroU32;
 use std::ptr::NonNull;
 
 use crate::sync::{AtomicU64, Ordering, ordering};
@@ -378,8 +379,10 @@ impl Producer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Frame {
     /// In the data region, whose capacity a consumer checks fits in 32
-    /// bits (so that a frame is 12 bytes and travels in registers).
-    pub(crate) offset: u32,
+    /// bits (so that a frame is 12 bytes and travels in registers); never
+    /// 0, as a payload follows its frame header, which gives `Option`s of
+    /// frames a niche.
+    pub(crate) offset: NonZeroU32,
     pub(crate) len: u32,
     /// The sending session's tag (the kind word's upper 24 bits).
     pub(crate) tag: u32,
@@ -478,7 +481,7 @@ impl Consumer {
     #[cfg(not(all(test, loom)))]
     pub(crate) fn payload(&self, frame: Frame) -> *const u8 {
         // SAFETY: peek validated frame.offset + len <= capacity.
-        unsafe { self.ring.at(u64::from(frame.offset)) }
+        unsafe { self.ring.at(u64::from(frame.offset.get())) }
     }
 
     /// Copies a frame's payload out, word by word through loom's checked
@@ -487,7 +490,7 @@ impl Consumer {
     pub(crate) fn read_payload(&self, frame: Frame) -> Vec<u8> {
         let mut out = Vec::with_capacity(frame.len as usize + 8);
         for i in 0..u64::from(frame.len).div_ceil(8) {
-            let word = self.ring.read_word(u64::from(frame.offset) + 8 * i);
+            let word = self.ring.read_word(u64::from(frame.offset.get()) + 8 * i);
             out.extend_from_slice(&word.to_le_bytes());
         }
         out.truncate(frame.len as usize);
@@ -592,8 +595,10 @@ impl Consumer {
         }
         // Both fit: off + FRAME_HEADER + size <= capacity, which `new`
         // checked is at most u32::MAX.
+        // 1 + (off + FRAME_HEADER - 1): off + FRAME_HEADER, never 0.
+        let offset = NonZeroU32::MIN.saturating_add((off + FRAME_HEADER - 1) as u32);
         Ok(Frame {
-            offset: (off + FRAME_HEADER) as u32,
+            offset,
             len: len as u32,
             tag,
         })

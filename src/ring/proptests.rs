@@ -321,7 +321,9 @@ impl Harness {
             Ok(None) => Some(None),
             Ok(Some(frame)) => {
                 prop_assert!(u64::from(frame.len) <= self.ring.max_message());
-                prop_assert!(u64::from(frame.offset) + u64::from(frame.len) <= self.ring.capacity);
+                prop_assert!(
+                    u64::from(frame.offset.get()) + u64::from(frame.len) <= self.ring.capacity
+                );
                 // SAFETY: peek validated the frame; a read out of the region
                 // would hit a guard page.
                 let bytes =
