@@ -239,6 +239,7 @@ impl Receiver {
     /// drop(msg); // the space goes back to the sender
     /// # Ok::<(), shmchan::Error>(())
     /// ```
+    #[inline]
     pub fn recv_ref(&mut self) -> Result<RecvGuard<'_>> {
         self.guard_how(How::Block(None))
     }
@@ -262,6 +263,7 @@ impl Receiver {
     /// assert_eq!(*rx.try_recv_ref()?, *b"here");
     /// # Ok::<(), shmchan::Error>(())
     /// ```
+    #[inline]
     pub fn try_recv_ref(&mut self) -> Result<RecvGuard<'_>> {
         self.guard_how(How::Try)
     }
@@ -488,6 +490,7 @@ impl Receiver {
         Ok((len, from))
     }
 
+    #[inline]
     fn guard_how(&mut self, how: How) -> Result<RecvGuard<'_>> {
         let at = self.next_frame(how)?;
         Ok(RecvGuard { rx: self, at })
@@ -567,6 +570,7 @@ impl Receiver {
         )
     }
 
+    #[inline]
     fn release(&mut self, at: At) -> Result<()> {
         self.lanes.of_mut(at).ring.release(at.frame);
         self.peer.mark_seen();
@@ -854,6 +858,7 @@ fn lane_what(s: &Shared, lane: usize, what: String) -> String {
 
 /// The waker's half of the handshake in `wait`, for lane `lane`'s sender
 /// waiting for room.
+#[inline]
 fn wake_sender(s: &Shared, lane: usize, refs: LaneRefs<'_>) -> Result<()> {
     if wait::notify(&refs.tx_waiting.waiting, s.fences()) {
         bump(&s.header().rx.counters.wakes);
@@ -899,6 +904,7 @@ impl RecvGuard<'_> {
 impl Deref for RecvGuard<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: the frame was validated by peek (inside the data region,
         // committed); the sender does not reuse it until we release it on
@@ -911,6 +917,7 @@ impl Deref for RecvGuard<'_> {
 }
 
 impl Drop for RecvGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         // An error here means the semaphore set was removed while waking the
         // sender; the next call on the receiver reports `Removed`.

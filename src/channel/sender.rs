@@ -213,6 +213,7 @@ impl Sender {
     /// assert_eq!(*rx.recv_ref()?, 7u32.to_le_bytes());
     /// # Ok::<(), shmchan::Error>(())
     /// ```
+    #[inline]
     pub fn reserve(&mut self, len: usize) -> Result<SendGrant<'_>> {
         self.reserve_how(len, How::Block(None))
     }
@@ -238,6 +239,7 @@ impl Sender {
     /// assert_eq!(rx.recv()?, b"abc");
     /// # Ok::<(), shmchan::Error>(())
     /// ```
+    #[inline]
     pub fn try_reserve(&mut self, len: usize) -> Result<SendGrant<'_>> {
         self.reserve_how(len, How::Try)
     }
@@ -456,6 +458,7 @@ impl Sender {
         )
     }
 
+    #[inline]
     fn commit(&mut self, len: usize) -> Result<()> {
         self.ring.commit(len as u64);
         // Wrapping: the counters start from values read from the segment.
@@ -499,6 +502,7 @@ fn try_reserve(
 
 /// The waker's half of the handshake in `wait`: post only if the receiver
 /// announced it would sleep.
+#[inline]
 fn wake_receiver(s: &Shared, refs: LaneRefs<'_>) -> Result<()> {
     let h = s.header();
     if wait::notify(&h.rx_waiting.waiting, s.fences()) {
@@ -542,6 +546,7 @@ impl SendGrant<'_> {
     /// assert!(matches!(rx.try_recv(), Err(Error::Empty)));
     /// # Ok::<(), shmchan::Error>(())
     /// ```
+    #[inline]
     pub fn commit(self) -> Result<()> {
         self.tx.commit(self.len)
     }
@@ -550,6 +555,7 @@ impl SendGrant<'_> {
 impl Deref for SendGrant<'_> {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         // SAFETY: offset..offset+len was reserved by try_reserve inside the
         // data region and is not visible to the receiver until commit.
@@ -558,6 +564,7 @@ impl Deref for SendGrant<'_> {
 }
 
 impl DerefMut for SendGrant<'_> {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`; `&mut self` makes the borrow unique.
         unsafe { std::slice::from_raw_parts_mut(self.tx.ring.payload(self.offset), self.len) }

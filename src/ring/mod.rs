@@ -252,6 +252,7 @@ impl Producer {
     /// Publishes the frame reserved by the last successful
     /// [`try_reserve`](Self::try_reserve) with `len` payload bytes, which the
     /// caller has written.
+    #[inline]
     pub(crate) fn commit(&mut self, len: u64) {
         let off = self.ring.offset(self.tail);
         self.ring
@@ -267,6 +268,7 @@ impl Producer {
 
     /// Pointer to the payload at `off` (from `try_reserve`).
     #[cfg(not(all(test, loom)))]
+    #[inline]
     pub(crate) fn payload(&self, off: u64) -> *mut u8 {
         // SAFETY: try_reserve returned off = frame start + 8 <= capacity.
         unsafe { self.ring.at(off) }
@@ -304,6 +306,7 @@ impl Producer {
         self.published_padding = true;
     }
 
+    #[inline]
     fn advance(&mut self, by: u64) {
         self.tail += by;
         // SYNC: pairs with the Acquire load of tail in `Consumer::reload_tail`:
@@ -479,6 +482,7 @@ impl Consumer {
 
     /// Pointer to a frame's payload.
     #[cfg(not(all(test, loom)))]
+    #[inline]
     pub(crate) fn payload(&self, frame: Frame) -> *const u8 {
         // SAFETY: peek validated frame.offset + len <= capacity.
         unsafe { self.ring.at(u64::from(frame.offset.get())) }
@@ -498,6 +502,7 @@ impl Consumer {
     }
 
     /// Releases `frame` (the one `peek` returned last) to the producer.
+    #[inline]
     pub(crate) fn release(&mut self, frame: Frame) {
         self.advance(frame_size(u64::from(frame.len)));
     }
@@ -543,6 +548,7 @@ impl Consumer {
         true
     }
 
+    #[inline]
     fn advance(&mut self, by: u64) {
         self.head += by;
         // SYNC: pairs with the Acquire load of head in `Producer::has_room`:
