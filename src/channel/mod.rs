@@ -6,6 +6,8 @@ mod party;
 mod receiver;
 mod sender;
 mod shared;
+#[cfg(feature = "serde")]
+mod typed;
 mod view;
 
 pub use options::{DEFAULT_CAPACITY, FRAME_OVERHEAD, MAX_SENDERS, MIN_CAPACITY, Options};
