@@ -52,18 +52,26 @@
 //! on the same path: `Channel::create(key, ..)` in one, `Channel::open(key)`
 //! in the other.
 //!
-//! ## Typed values (feature `serde`)
+//! ## Typed values (features `serde` and `bytemuck`)
 //!
-//! An optional feature, off by default (a default build has no postcard),
-//! carries values instead of bytes, one value per message:
-//! `Sender::send_value(&value)` for any `Serialize` type and
-//! `Receiver::recv_value::<T>()` for any `DeserializeOwned` one, with
-//! `try_` and `_timeout` forms and `recv_value_from` (the value and its
-//! `SenderId`). The value is measured, then serialized straight into the
-//! reserved frame: no buffer and no allocation per message on the sending
-//! side. A message that does not decode as exactly one `T` (bytes left
-//! over included) is `Error::Decode`, naming the type, and is consumed, so
-//! it never blocks the messages behind it.
+//! Two optional features, off by default (a default build has neither
+//! dependency), carry values instead of bytes, one value per message:
+//!
+//! - `serde`: `Sender::send_value(&value)` for any `Serialize` type and
+//!   `Receiver::recv_value::<T>()` for any `DeserializeOwned` one, with
+//!   `try_` and `_timeout` forms and `recv_value_from` (the value and its
+//!   `SenderId`). The value is measured, then serialized straight into the
+//!   reserved frame: no buffer and no allocation per message on the
+//!   sending side. A message that does not decode as exactly one `T`
+//!   (bytes left over included) is `Error::Decode`, naming the type, and
+//!   is consumed, so it never blocks the messages behind it.
+//! - `bytemuck`: `Sender::send_pod(&value)`, `Receiver::recv_pod::<T>()`
+//!   and `RecvGuard::as_pod::<T>()` (read in place, no copy) for any
+//!   `bytemuck::Pod` type, its bytes as they are in memory. Payloads are
+//!   8-byte aligned in the ring (`docs/layout.md`, section 3, "Frames"):
+//!   a type aligned above 8, or a message whose length is not the type's
+//!   size, is `Error::PodMismatch`, never undefined behaviour;
+//!   `recv_pod` consumes such a message as `recv_value` does.
 //!
 //! The encoding is [postcard](https://crates.io/crates/postcard) 1.x:
 //! compact (integers as varints, no field names, no type tags: a

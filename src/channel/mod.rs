@@ -3,6 +3,8 @@
 mod create;
 mod options;
 mod party;
+#[cfg(feature = "bytemuck")]
+mod pod;
 mod receiver;
 mod sender;
 mod shared;
