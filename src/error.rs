@@ -122,6 +122,47 @@ pub enum Error {
         /// What was wrong.
         what: String,
     },
+    /// `send_value` (feature `serde`): the value could not be serialized
+    /// (its `Serialize` impl failed, or wrote other bytes on the second
+    /// pass than on the first). Nothing was sent.
+    #[cfg(feature = "serde")]
+    #[error("could not encode a {type_name}: {cause}")]
+    Encode {
+        /// The value's type (`std::any::type_name`).
+        type_name: &'static str,
+        /// What postcard, or the check after it, said.
+        cause: String,
+    },
+    /// `recv_value` (feature `serde`): the message is not a postcard
+    /// encoding of the type asked for, or has bytes left over after it.
+    /// The message was consumed: the next call receives the next one.
+    #[cfg(feature = "serde")]
+    #[error("could not decode a message as {type_name}: {cause}")]
+    Decode {
+        /// The type asked for (`std::any::type_name`).
+        type_name: &'static str,
+        /// What postcard said, or how many bytes were left over.
+        cause: String,
+    },
+    /// A plain-old-data call (feature `bytemuck`) met a message whose
+    /// length is not the type's size, or a type aligned above 8 bytes
+    /// (payloads are 8-byte aligned in the ring). `send_pod` sent
+    /// nothing; `recv_pod` consumed the message.
+    #[cfg(feature = "bytemuck")]
+    #[error(
+        "a message of {len} bytes is not a {type_name} ({expected} bytes, alignment {align}; \
+         payloads are 8-byte aligned)"
+    )]
+    PodMismatch {
+        /// The type asked for (`std::any::type_name`).
+        type_name: &'static str,
+        /// The message's length (for `send_pod`, the type's size).
+        len: usize,
+        /// The type's size.
+        expected: usize,
+        /// The type's alignment (at most 8 is accepted).
+        align: usize,
+    },
     /// Any other OS error.
     #[error("{call} on {channel} failed: {source}")]
     Os {

@@ -52,6 +52,43 @@
 //! on the same path: `Channel::create(key, ..)` in one, `Channel::open(key)`
 //! in the other.
 //!
+//! ## Typed values (features `serde` and `bytemuck`)
+//!
+//! Two optional features, off by default (a default build has neither
+//! dependency), carry values instead of bytes, one value per message:
+//!
+//! - `serde`: `Sender::send_value(&value)` for any `Serialize` type and
+//!   `Receiver::recv_value::<T>()` for any `DeserializeOwned` one, with
+//!   `try_` and `_timeout` forms and `recv_value_from` (the value and its
+//!   `SenderId`). The value is measured, then serialized straight into the
+//!   reserved frame: no buffer and no allocation per message on the
+//!   sending side. A message that does not decode as exactly one `T`
+//!   (bytes left over included) is `Error::Decode`, naming the type, and
+//!   is consumed, so it never blocks the messages behind it.
+//! - `bytemuck`: `Sender::send_pod(&value)`, `Receiver::recv_pod::<T>()`
+//!   and `RecvGuard::as_pod::<T>()` (read in place, no copy) for any
+//!   `bytemuck::Pod` type, its bytes as they are in memory. Payloads are
+//!   8-byte aligned in the ring (`docs/layout.md`, section 3, "Frames"):
+//!   a type aligned above 8, or a message whose length is not the type's
+//!   size, is `Error::PodMismatch`, never undefined behaviour;
+//!   `recv_pod` consumes such a message as `recv_value` does.
+//!
+//! The encoding is [postcard](https://crates.io/crates/postcard) 1.x:
+//! compact (integers as varints, no field names, no type tags: a
+//! `{ id: 7, qty: 2 }` is 2 bytes), a documented wire format that is
+//! stable across 1.x, no_std-capable, able to measure a value without
+//! writing it (its `Size` flavor, which the zero-copy send needs), and
+//! kept up (1.2.0 is out; servo's ipc-channel 0.23 moved to it). bincode,
+//! the other candidate, is unmaintained: RustSec advisory
+//! [RUSTSEC-2025-0141](https://rustsec.org/advisories/RUSTSEC-2025-0141.html)
+//! (2025-12-16) says its team ceased development, `cargo deny` flags the
+//! 2.x line too, and bincode 3.0.0 on crates.io is a tombstone whose
+//! `lib.rs` is a `compile_error!`, its README pointing to alternatives,
+//! postcard among them. Because postcard carries no type tags, both sides
+//! must agree on the type: a message decodes as any type whose encoding it
+//! happens to match (a `u32` sent is a valid `u64`), so `Error::Decode`
+//! catches what does not fit, not every mismatch.
+//!
 //! See the README for the semantics (ordering, blocking, disconnect,
 //! delivery, cleanup, validation) and `docs/layout.md` for the bytes.
 #![deny(unsafe_code)]

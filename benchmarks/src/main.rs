@@ -3,7 +3,10 @@
 //! System V message queue, crossbeam-channel and a bare ring (the ceiling),
 //! one after the other (A, B, C, ..., A, B, C, ...), each round a fresh link to a fresh receiver
 //! process; medians over rounds, and ratios paired by round. crossbeam, the
-//! in-process reference, runs both its threads in that child.
+//! in-process reference, runs both its threads in that child. Named with
+//! `--transports`, the typed transports (`typed.rs`: shmchan's
+//! `send_value` and ipc-channel, a 64-byte struct per message) run at
+//! 64 B.
 //!
 //! ```text
 //! cargo run --release --manifest-path benchmarks/Cargo.toml -- \
@@ -21,6 +24,7 @@ mod bare;
 #[path = "../../benches/support/transport.rs"]
 mod shared;
 mod transport;
+mod typed;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -114,6 +118,8 @@ fn parse_args() -> Args {
                         | Kind::ShmPark
                         | Kind::Shm8Lanes
                         | Kind::PipeRaw
+                        | Kind::ShmValue
+                        | Kind::IpcChannel
                 )
             })
             .collect(),
@@ -255,6 +261,14 @@ fn main() {
     let args = parse_args();
     let dirs = RunDirs::new();
     dirs.create();
+    if args.kinds.contains(&Kind::IpcChannel) {
+        // ipc-channel's one-shot servers each make a directory for their
+        // socket under TMPDIR: under the run's, which the run removes
+        // whatever happens (a signal, a hung round).
+        // SAFETY: no other thread runs yet (the signal thread and every
+        // watchdog start below), so none reads the environment meanwhile.
+        unsafe { std::env::set_var("TMPDIR", &dirs.tmp) };
+    }
     *CLEANUP.lock().unwrap() = Some(dirs.clone());
     watch_termination_signals();
     if args.pin {
@@ -586,6 +600,8 @@ fn child_main(role: &str) {
                 AnyRx::Ipmpsc(mut r) => sink(&mut r, &mut out, plan),
                 AnyRx::Iceoryx2(mut r) => sink(&mut r, &mut out, plan),
                 AnyRx::Bare(mut r) => sink(&mut r, &mut out, plan),
+                AnyRx::Value(mut r) => sink(&mut r, &mut out, plan),
+                AnyRx::Ipc(mut r) => sink(&mut r, &mut out, plan),
                 AnyRx::Crossbeam(mut r) => {
                     // In-process: a second thread of this process sends,
                     // as the parent does for the others.
@@ -657,6 +673,8 @@ fn child_main(role: &str) {
                 (AnyRx::Ipmpsc(mut r), AnyTx::Ipmpsc(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Iceoryx2(mut r), AnyTx::Iceoryx2(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Bare(mut r), AnyTx::Bare(mut t)) => echo(&mut r, &mut t, &mut out),
+                (AnyRx::Value(mut r), AnyTx::Value(mut t)) => echo(&mut r, &mut t, &mut out),
+                (AnyRx::Ipc(mut r), AnyTx::Ipc(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Crossbeam(mut r), AnyTx::Crossbeam(mut t)) => {
                     // In-process: a second thread of this process pings, as
                     // the parent does for the others, and this process
@@ -940,7 +958,15 @@ fn label(kind: Kind, senders: usize) -> String {
 
 /// Says (once per size) that a transport does not run at a size.
 fn skipped(what: &str, kind: Kind, size: usize, round: usize) {
-    if let (0, Some((max, limit))) = (round, kind.max_size()) {
+    if round != 0 {
+        return;
+    }
+    if let Some(only) = kind.only_size() {
+        eprintln!(
+            "{what} {size:>8} B  {:<11} n/a: its message is a {only}-byte struct",
+            kind.name()
+        );
+    } else if let Some((max, limit)) = kind.max_size() {
         eprintln!(
             "{what} {size:>8} B  {:<11} n/a: above {limit} ({max} B)",
             kind.name()
@@ -1078,6 +1104,8 @@ fn stream_any(
         AnyTx::Ipmpsc(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
         AnyTx::Iceoryx2(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
         AnyTx::Bare(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Value(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Ipc(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
         AnyTx::InChild => None,
         AnyTx::Crossbeam(_) => unreachable!("the child's end"),
     }
@@ -1438,6 +1466,24 @@ fn print_limits(args: &Args, sizes: &[usize]) {
             );
         }
     }
+    let typed: Vec<&str> = args
+        .kinds
+        .iter()
+        .filter(|k| {
+            k.only_size()
+                .is_some_and(|only| sizes.iter().any(|&s| s != only))
+        })
+        .map(|k| k.name())
+        .collect();
+    if !typed.is_empty() {
+        println!();
+        println!(
+            "n/a: {} carry one {}-byte struct per message (see the header) and run at that \
+             size only.",
+            typed.join(" and "),
+            typed::SAMPLE_SIZE
+        );
+    }
     if let Some(bytes) = shared::queue_capped() {
         println!();
         println!(
@@ -1481,6 +1527,10 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         (Kind::Bare, Kind::Pipe),
         (Kind::Shm, Kind::PipeRaw),
         (Kind::Bare, Kind::PipeRaw),
+        // Issue 12's targets for typed values, at 64 B: against the raw
+        // bytes of the same size, and against ipc-channel.
+        (Kind::ShmValue, Kind::Shm),
+        (Kind::ShmValue, Kind::IpcChannel),
     ]);
     v.retain(|(a, b)| args.kinds.contains(a) && args.kinds.contains(b));
     v
@@ -1582,6 +1632,12 @@ fn roundtrip_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Trip
             Trip::of(ping(&mut t, &mut r, size, warm, measure))
         }
         (AnyTx::Bare(mut t), AnyRx::Bare(mut r)) => {
+            Trip::of(ping(&mut t, &mut r, size, warm, measure))
+        }
+        (AnyTx::Value(mut t), AnyRx::Value(mut r)) => {
+            Trip::of(ping(&mut t, &mut r, size, warm, measure))
+        }
+        (AnyTx::Ipc(mut t), AnyRx::Ipc(mut r)) => {
             Trip::of(ping(&mut t, &mut r, size, warm, measure))
         }
         // In-process: the child pings itself and reports the round.
@@ -1765,6 +1821,16 @@ fn print_header(args: &Args) {
              round); messages of 8 B and more carry a tag (sender index and sequence number in \
              their first 8 bytes) in every throughput round, which the receiver checks",
             counts.join(", ")
+        );
+    }
+    if args.kinds.iter().any(|k| k.only_size().is_some()) {
+        let (sent, marker) = typed::encoded_sizes();
+        println!(
+            "- typed transports (shmchan-value, ipc-channel): one `Sample` per message, a \
+             `#[repr(C)]` struct of {} bytes in memory (id u64, t u64, x [f32; 8], flags u32, \
+             tag u32, seq u64), {sent} bytes in postcard (the markers {marker}); run at {} B only",
+            typed::SAMPLE_SIZE,
+            typed::SAMPLE_SIZE
         );
     }
     match args.capacity {

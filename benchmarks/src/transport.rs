@@ -6,13 +6,14 @@
 //! shmchan, the pipe, the socket and the message queue are the criterion
 //! benches' transports too (`crate::shared`, their file included by
 //! `#[path]`); ipmpsc, iceoryx2, crossbeam within one child and the bare
-//! ring are here.
+//! ring are here, and the typed transports in `typed.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::bare::{BareRx, BareSeg, BareTx};
 use crate::shared::{Objects, Rx, Shm, Sink, Source, Transport, Tx, crossbeam_bound_for};
+use crate::typed::{self, Flavor, IpcRx, IpcTx, SAMPLE_SIZE, TypedRx, TypedTx, ValueRx, ValueTx};
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
@@ -69,9 +70,17 @@ pub enum Kind {
     /// The ceiling: a bare busy-polling ring over a System V segment with
     /// none of shmchan's guarantees (`bare.rs`).
     Bare,
+    /// shmchan `send_value` / `recv_value` of a 64-byte struct
+    /// (`typed::Sample`), postcard into the ring (feature `serde`); 64 B
+    /// only (not in the default set).
+    ShmValue,
+    /// ipc-channel 0.23: `IpcSender<Sample>::send` /
+    /// `IpcReceiver<Sample>::recv`, the same struct as serde over a Unix
+    /// socket; 64 B only (not in the default set).
+    IpcChannel,
 }
 
-pub const ALL: [Kind; 14] = [
+pub const ALL: [Kind; 16] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
@@ -86,6 +95,8 @@ pub const ALL: [Kind; 14] = [
     Kind::Msgq,
     Kind::Crossbeam,
     Kind::Bare,
+    Kind::ShmValue,
+    Kind::IpcChannel,
 ];
 
 impl Kind {
@@ -105,6 +116,8 @@ impl Kind {
             Kind::Msgq => "msgq",
             Kind::Crossbeam => "crossbeam",
             Kind::Bare => "bare",
+            Kind::ShmValue => "shmchan-value",
+            Kind::IpcChannel => "ipc-channel",
         }
     }
 
@@ -141,8 +154,29 @@ impl Kind {
             Kind::PipeRaw => Some(Transport::Pipe { buffered: false }),
             Kind::Socket => Some(Transport::Socket),
             Kind::Msgq => Some(Transport::Msgq),
-            Kind::Ipmpsc | Kind::Iceoryx2 | Kind::Crossbeam | Kind::Bare => None,
+            Kind::Ipmpsc
+            | Kind::Iceoryx2
+            | Kind::Crossbeam
+            | Kind::Bare
+            | Kind::ShmValue
+            | Kind::IpcChannel => None,
         }
+    }
+
+    /// The typed transport (`typed.rs`) this is, if it is one.
+    fn typed(self) -> Option<Flavor> {
+        match self {
+            Kind::ShmValue => Some(Flavor::Value),
+            Kind::IpcChannel => Some(Flavor::Ipc),
+            _ => None,
+        }
+    }
+
+    /// The one size a transport runs at, if it has one: a typed
+    /// transport's message is its struct (`typed::Sample`, 64 bytes), so
+    /// it runs at 64 B only and is "n/a" at every other size.
+    pub fn only_size(self) -> Option<usize> {
+        self.typed().map(|_| SAMPLE_SIZE)
     }
 
     /// The largest message the transport carries, if it has a limit, and
@@ -154,6 +188,7 @@ impl Kind {
 
     pub fn fits(self, size: usize) -> bool {
         self.max_size().is_none_or(|(max, _)| size <= max)
+            && self.only_size().is_none_or(|only| size == only)
     }
 
     /// Whether several sending processes can feed one receiver through it
@@ -187,8 +222,9 @@ pub fn iceoryx2_buffer_for(size: usize, ring: usize, cap_override: Option<usize>
 
 const ICEORYX2_MAX_BUFFER: usize = 16384;
 
-/// Where a run keeps its files: the ipmpsc ring files and iceoryx2's root
-/// directory, all removed at the end of the run.
+/// Where a run keeps its files: the ipmpsc ring files, iceoryx2's root
+/// directory and the temporary directory of ipc-channel's one-shot
+/// servers, all removed at the end of the run.
 #[derive(Debug, Clone)]
 pub struct RunDirs {
     /// On tmpfs (/dev/shm), as shared memory should be: ipmpsc maps a file.
@@ -197,6 +233,9 @@ pub struct RunDirs {
     pub iceoryx2_root: PathBuf,
     /// iceoryx2's prefix for its /dev/shm objects, unique to the run.
     pub iceoryx2_prefix: String,
+    /// `TMPDIR` of a run with ipc-channel: each of its one-shot servers
+    /// makes a directory for its socket there (see `main`).
+    pub tmp: PathBuf,
 }
 
 impl RunDirs {
@@ -206,6 +245,7 @@ impl RunDirs {
             ipmpsc: PathBuf::from(format!("/dev/shm/shmchan-peer-bench-{pid}")),
             iceoryx2_root: PathBuf::from(format!("/tmp/shmchan-peer-bench-{pid}")),
             iceoryx2_prefix: format!("shmchanbench{pid}_"),
+            tmp: PathBuf::from(format!("/tmp/shmchan-peer-bench-{pid}-tmp")),
         }
     }
 
@@ -217,6 +257,7 @@ impl RunDirs {
                 self.iceoryx2_root.display().to_string(),
             ),
             ("BENCH_ICEORYX2_PREFIX".into(), self.iceoryx2_prefix.clone()),
+            ("BENCH_TMP".into(), self.tmp.display().to_string()),
         ]
     }
 
@@ -226,12 +267,14 @@ impl RunDirs {
             ipmpsc: var("BENCH_IPMPSC_DIR").into(),
             iceoryx2_root: var("BENCH_ICEORYX2_ROOT").into(),
             iceoryx2_prefix: var("BENCH_ICEORYX2_PREFIX"),
+            tmp: var("BENCH_TMP").into(),
         }
     }
 
     pub fn create(&self) {
         std::fs::create_dir_all(&self.ipmpsc).expect("create ipmpsc dir");
         std::fs::create_dir_all(&self.iceoryx2_root).expect("create iceoryx2 root");
+        std::fs::create_dir_all(&self.tmp).expect("create the run's temporary directory");
     }
 
     /// Removes both directories and any /dev/shm object with the run's
@@ -239,7 +282,7 @@ impl RunDirs {
     /// directories themselves (should be nothing).
     pub fn remove(&self) -> Vec<String> {
         let mut leftovers = Vec::new();
-        for dir in [&self.ipmpsc, &self.iceoryx2_root] {
+        for dir in [&self.ipmpsc, &self.iceoryx2_root, &self.tmp] {
             leftovers.extend(files_under(dir));
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -314,6 +357,8 @@ pub struct Link {
     pub env: Vec<(String, String)>,
     /// A transport the criterion benches run too.
     shared: Option<Objects>,
+    /// A typed transport (`typed.rs`).
+    typed: Option<typed::Objects>,
     ipmpsc_path: Option<PathBuf>,
     /// Whether this side made the ipmpsc file (and removes it).
     made_ipmpsc: bool,
@@ -339,6 +384,7 @@ impl Link {
             size,
             env: Vec::new(),
             shared: None,
+            typed: None,
             ipmpsc_path: None,
             made_ipmpsc: false,
             ice: None,
@@ -372,6 +418,17 @@ impl Link {
         };
         if let Some(t) = kind.transport_for(senders) {
             link.shared = Some(Objects::create(t, size, cap, name, &mut link.env));
+            return link;
+        }
+        if let Some(f) = kind.typed() {
+            let to_child = parent_sends(name);
+            link.typed = Some(typed::Objects::create(
+                f,
+                cap,
+                name,
+                to_child,
+                &mut link.env,
+            ));
             return link;
         }
         match kind {
@@ -408,6 +465,7 @@ impl Link {
         let ring: usize = var("RING").expect("RING").parse().expect("ring bytes");
         let mut link = Link::empty(kind, size);
         link.shared = kind.transport().map(|t| Objects::from_env(t, size, name));
+        link.typed = kind.typed().map(|f| typed::Objects::from_env(f, name));
         link.ipmpsc_path = var("PATH").map(PathBuf::from);
         link.ice = var("SERVICE").map(|svc| ice_open(dirs, &svc));
         if let Some(id) = var("BAREID") {
@@ -424,7 +482,11 @@ impl Link {
     /// The shmchan channel's ids, checked for removal at the end of the
     /// run.
     pub fn shm_ids(&self) -> Option<(i32, i32)> {
-        self.shared.as_ref()?.shm_ids()
+        match (&self.shared, &self.typed) {
+            (Some(o), _) => o.shm_ids(),
+            (None, Some(t)) => t.shm_ids(),
+            (None, None) => None,
+        }
     }
 
     /// A shmchan channel's counters, read from its header (`admin::inspect`):
@@ -459,6 +521,12 @@ impl Link {
         if let Some(o) = &mut self.shared {
             return AnyTx::Shared(o.tx());
         }
+        if let Some(t) = &mut self.typed {
+            return match t.tx() {
+                TypedTx::Value(v) => AnyTx::Value(v),
+                TypedTx::Ipc(i) => AnyTx::Ipc(i),
+            };
+        }
         match self.kind {
             Kind::Ipmpsc => AnyTx::Ipmpsc(ipmpsc::Sender::new(self.ipmpsc_ring())),
             Kind::Iceoryx2 => AnyTx::Iceoryx2(ice_publisher(self.ice_factory(), self.size)),
@@ -475,6 +543,12 @@ impl Link {
     pub fn rx(&mut self) -> AnyRx {
         if let Some(o) = &mut self.shared {
             return AnyRx::Shared(o.rx());
+        }
+        if let Some(t) = &mut self.typed {
+            return match t.rx() {
+                TypedRx::Value(v) => AnyRx::Value(v),
+                TypedRx::Ipc(i) => AnyRx::Ipc(i),
+            };
         }
         match self.kind {
             Kind::Ipmpsc => AnyRx::Ipmpsc(ipmpsc::Receiver::new(self.ipmpsc_ring())),
@@ -503,6 +577,20 @@ impl Drop for Link {
         if let (Some(p), true) = (&self.ipmpsc_path, self.made_ipmpsc) {
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+/// Whether the link `name` carries messages from the parent to the child:
+/// link A does (a throughput round's only link, a round trip's ping), link
+/// B carries the echo back (see `throughput_round` and `roundtrip_round`,
+/// which close each link's child end accordingly). Only ipc-channel needs
+/// to know it before the child starts: which end the parent's one-shot
+/// server hands over.
+fn parent_sends(name: &str) -> bool {
+    match name {
+        "A" => true,
+        "B" => false,
+        other => unreachable!("a link named {other:?}"),
     }
 }
 
@@ -609,6 +697,8 @@ pub enum AnyTx {
     Iceoryx2(Publisher<ipc::Service, [u8], ()>),
     Crossbeam(crossbeam_channel::Sender<Vec<u8>>),
     Bare(BareTx),
+    Value(ValueTx),
+    Ipc(IpcTx),
     /// The parent's end of an in-process link: none, both ends are the
     /// child's.
     InChild,
@@ -624,6 +714,8 @@ pub enum AnyRx {
     Iceoryx2(Subscriber<ipc::Service, [u8], ()>),
     Crossbeam(crossbeam_channel::Receiver<Vec<u8>>),
     Bare(BareRx),
+    Value(ValueRx),
+    Ipc(IpcRx),
     InChild,
 }
 

@@ -3,9 +3,13 @@
 mod create;
 mod options;
 mod party;
+#[cfg(feature = "bytemuck")]
+mod pod;
 mod receiver;
 mod sender;
 mod shared;
+#[cfg(feature = "serde")]
+mod typed;
 mod view;
 
 pub use options::{DEFAULT_CAPACITY, FRAME_OVERHEAD, MAX_SENDERS, MIN_CAPACITY, Options};
