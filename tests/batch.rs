@@ -644,3 +644,26 @@ fn recv_many_keeps_the_lanes_turns() {
         [(0, 16), (1, 5), (2, 16), (0, 16), (2, 16), (0, 8), (2, 8)]
     );
 }
+
+#[test]
+fn recv_many_copies_every_small_length_exactly() {
+    let (chan, _guard) = private_channel(RING);
+    let mut tx = chan.sender().expect("sender");
+    let mut rx = chan.receiver().expect("receiver");
+    let msgs: Vec<Vec<u8>> = (0..=40u8)
+        .map(|len| (0..len).map(|i| len ^ i).collect())
+        .collect();
+    tx.send_batch(&msgs).expect("batch");
+    // Buffers of every state: empty, with room, with old contents longer
+    // and shorter than what comes.
+    let mut bufs: Vec<Vec<u8>> = (0..msgs.len())
+        .map(|i| match i % 4 {
+            0 => Vec::new(),
+            1 => Vec::with_capacity(3),
+            2 => vec![0xee; 64],
+            _ => vec![0xee; 1],
+        })
+        .collect();
+    assert_eq!(rx.recv_many(&mut bufs).expect("recv_many"), msgs.len());
+    assert_eq!(bufs, msgs);
+}

@@ -808,6 +808,38 @@ impl Consumer {
         }
     }
 
+    /// [`peek_ahead`](Self::peek_ahead)'s common case, inline and without
+    /// building a `Result`: the message frame `ahead` bytes past `head`
+    /// when it lies in the committed bytes already seen and is valid (the
+    /// same checks as `peek_ahead`, on one read of its header). `None`
+    /// means "ask `peek_ahead`": the cache ends there, or the frame is
+    /// padding, or something is wrong with it, which `peek_ahead` reads
+    /// again and reports.
+    #[inline]
+    pub(crate) fn cached_ahead(&self, ahead: u64) -> Option<Frame> {
+        let pos = self.head + ahead;
+        if pos == self.tail_cache {
+            return None;
+        }
+        let off = self.ring.offset(pos);
+        let (len, word) = self.ring.read_frame_header(off);
+        if word & KIND_BITS != KIND_MESSAGE || len > self.max_message {
+            return None;
+        }
+        let size = frame_size(len);
+        if size > self.tail_cache - pos || size > self.ring.capacity - off {
+            return None;
+        }
+        // As in `check_message`: off + FRAME_HEADER, at most the capacity,
+        // which fits in 32 bits, and never 0.
+        let offset = NonZeroU32::MIN.saturating_add((off + FRAME_HEADER - 1) as u32);
+        Some(Frame {
+            offset,
+            len: len as u32,
+            tag: word >> 8,
+        })
+    }
+
     /// Releases the `ahead` bytes of a run (the frame `peek_paced` gave,
     /// and those [`peek_ahead`](Self::peek_ahead) passed) with one Release
     /// store of `head`.

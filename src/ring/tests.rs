@@ -558,3 +558,31 @@ fn two_threads_stream_batches_and_runs_in_order() {
     writer.join().unwrap();
     assert_eq!(recv(&mut c), None);
 }
+
+#[test]
+fn cached_ahead_takes_only_valid_message_frames_already_seen() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    assert!(send(&mut p, &[1; 3992])); // 96 bytes to the end
+    assert_eq!(recv(&mut c).unwrap().len(), 3992);
+    assert!(send(&mut p, &[2; 40])); // 48 bytes
+    assert!(send(&mut p, &[3; 41])); // 56 bytes, behind 48 of padding
+    let b = c.peek().unwrap().unwrap();
+    let mut ahead = frame_size(u64::from(b.len));
+    assert_eq!(c.cached_ahead(ahead), None, "padding is left to peek_ahead");
+    let third = c.peek_ahead(&mut ahead, &mut ()).unwrap().unwrap();
+    assert_eq!(ahead, 48 + 48, "past the padding");
+    assert_eq!(c.cached_ahead(ahead), Some(third), "seen and valid");
+    ahead += frame_size(u64::from(third.len));
+    assert_eq!(c.cached_ahead(ahead), None, "the cache ends here");
+    // Published after the last reload: peek_ahead reloads, cached_ahead
+    // does not.
+    assert!(send(&mut p, &[4; 8]));
+    assert_eq!(c.cached_ahead(ahead), None);
+    let fourth = c.peek_ahead(&mut ahead, &mut ()).unwrap().unwrap();
+    assert_eq!(c.cached_ahead(ahead), Some(fourth));
+    // A bad frame is left to peek_ahead, which reports it.
+    ring.write_word(56, u64::from(KIND_MESSAGE) << 32 | 5000);
+    assert_eq!(c.cached_ahead(ahead), None);
+    assert!(c.peek_ahead(&mut ahead, &mut ()).is_err());
+}

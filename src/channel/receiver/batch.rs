@@ -348,14 +348,15 @@ impl Receiver {
                 break None;
             }
             let RxLane { ring, pace, .. } = self.lanes.of_mut(at);
-            match ring.peek_ahead(&mut ahead, pace) {
-                Ok(Some(frame)) => {
-                    at.frame = frame;
-                    self.lanes.took(lane);
-                }
-                Ok(None) => break None,
-                Err(c) => break Some(c),
-            }
+            at.frame = match ring.cached_ahead(ahead) {
+                Some(frame) => frame,
+                None => match ring.peek_ahead(&mut ahead, pace) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break None,
+                    Err(c) => break Some(c),
+                },
+            };
+            self.lanes.took(lane);
         };
         self.release_run(at, ahead, n, bytes);
         if let Some(c) = corrupt {
@@ -390,19 +391,39 @@ impl Receiver {
     }
 }
 
+/// Payloads up to this many bytes, padded to 8, are copied word by word
+/// rather than by a call to `memcpy`, which costs more than the copy.
+const SMALL: usize = 32;
+
 /// Copies the payload of `frame` (validated by `ring`) into `buf`,
-/// replacing its contents and reusing its allocation.
+/// replacing its contents and reusing its allocation (which, for a
+/// payload of up to [`SMALL`] bytes, gets room for its padded length).
 #[inline]
 fn copy_out(ring: &Consumer, frame: Frame, buf: &mut Vec<u8>) {
     let len = frame.len as usize;
+    // Frames are padded to 8 bytes: the payload's padded length lies in
+    // the frame too, and the payload starts 8-aligned.
+    let padded = (len + 7) & !7;
     buf.clear();
-    buf.reserve(len);
-    // SAFETY: peek or peek_ahead validated the frame: its payload lies
-    // inside the data region and was committed (published with Release,
-    // read after the Acquire load of tail), and it is not released before
-    // this copy; buf has room for len bytes.
+    // SAFETY: peek, peek_ahead or cached_ahead validated the frame: its
+    // payload, and the padding after it up to `padded`, lie inside the
+    // data region and were committed (published with Release, read after
+    // the Acquire load of tail), and they are not released before this
+    // copy; buf has room for `padded` bytes (small payloads) or `len`.
     unsafe {
-        std::ptr::copy_nonoverlapping(ring.payload(frame), buf.as_mut_ptr(), len);
+        let from = ring.payload(frame);
+        if padded <= SMALL {
+            buf.reserve(padded);
+            let to = buf.as_mut_ptr();
+            let mut at = 0;
+            while at < padded {
+                std::ptr::copy_nonoverlapping(from.add(at), to.add(at), 8);
+                at += 8;
+            }
+        } else {
+            buf.reserve(len);
+            std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
+        }
         buf.set_len(len);
     }
 }
