@@ -198,7 +198,7 @@ impl Receiver {
     /// let mut tx = chan.sender()?;
     /// let mut rx = chan.receiver()?;
     /// tx.send_batch(&["a", "bb", "ccc"])?;
-    /// let mut bufs = vec![Vec::with_capacity(64); 2]; // reused call after call
+    /// let mut bufs = vec![Vec::new(); 2]; // their allocations reused call after call
     /// assert_eq!(rx.recv_many(&mut bufs)?, 2);
     /// assert_eq!(bufs, [&b"a"[..], b"bb"]);
     /// assert_eq!(rx.recv_many(&mut bufs)?, 1);
