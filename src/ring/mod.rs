@@ -148,7 +148,7 @@ impl RingPtrs {
         // nothing); the bytes are free room, which nobody else reads or
         // writes until the producer publishes them, so they do not overlap
         // `msg`, whatever memory it lies in.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), self.at(off), msg.len()) };
+        unsafe { copy_small(msg.as_ptr(), self.at(off), msg.len()) };
     }
 
     /// Copies `msg` into the region at `off`, word by word through loom's
@@ -183,6 +183,45 @@ impl RingPtrs {
     fn read_word(&self, off: u64) -> u64 {
         // SAFETY: loom checks that no write races with this read.
         self.cell(off).with(|p| unsafe { p.read() })
+    }
+}
+
+/// Copies `len` bytes from `from` to `to` as `copy_nonoverlapping` does;
+/// up to 32 bytes as two fixed-size copies that may overlap (the first
+/// and the last bytes), without the call to `memcpy` that a copy of a
+/// length known only at run time costs.
+///
+/// # Safety
+///
+/// As for `std::ptr::copy_nonoverlapping(from, to, len)`.
+#[cfg(not(all(test, loom)))]
+#[inline]
+unsafe fn copy_small(from: *const u8, to: *mut u8, len: usize) {
+    use std::ptr::copy_nonoverlapping as copy;
+    // SAFETY: each copy stays within the first `len` bytes of both, which
+    // the caller vouches for, and the two ranges do not overlap.
+    unsafe {
+        match len {
+            0 => {}
+            1..=3 => {
+                *to = *from;
+                *to.add(len / 2) = *from.add(len / 2);
+                *to.add(len - 1) = *from.add(len - 1);
+            }
+            4..=7 => {
+                copy(from, to, 4);
+                copy(from.add(len - 4), to.add(len - 4), 4);
+            }
+            8..=15 => {
+                copy(from, to, 8);
+                copy(from.add(len - 8), to.add(len - 8), 8);
+            }
+            16..=32 => {
+                copy(from, to, 16);
+                copy(from.add(len - 16), to.add(len - 16), 16);
+            }
+            _ => copy(from, to, len),
+        }
     }
 }
 

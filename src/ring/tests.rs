@@ -586,3 +586,14 @@ fn cached_ahead_takes_only_valid_message_frames_already_seen() {
     assert_eq!(c.cached_ahead(ahead), None);
     assert!(c.peek_ahead(&mut ahead, &mut ()).is_err());
 }
+
+#[test]
+fn a_batch_copies_every_small_length_exactly() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    let msgs: Vec<Vec<u8>> = (0..=40u8)
+        .map(|len| (0..len).map(|i| len.wrapping_mul(31) ^ i).collect())
+        .collect();
+    assert_eq!(p.write_run(&msgs, false).unwrap().sent, msgs.len());
+    assert_eq!(recv_run(&mut c, 100), msgs);
+}
