@@ -103,6 +103,7 @@ impl Sender {
     /// }
     /// assert_eq!(rx.try_iter().count(), 4);
     /// tx.try_send_batch(&batch[4..])?; // the rest, now that there is room
+    /// assert_eq!(rx.try_recv()?, batch[4]);
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn try_send_batch<M: AsRef<[u8]>>(&mut self, msgs: &[M]) -> Result<()> {
