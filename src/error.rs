@@ -163,6 +163,22 @@ pub enum Error {
         /// The type's alignment (at most 8 is accepted).
         align: usize,
     },
+    /// A batch ([`Sender::send_batch`](crate::Sender::send_batch) and its
+    /// `try_`, `_timeout` and `_deadline` forms) stopped before its end:
+    /// its first `sent` messages are committed, in order, and none after
+    /// them; `source` says why it stopped ([`Error::Full`],
+    /// [`Error::Timeout`], [`Error::Disconnected`], [`Error::Removed`],
+    /// [`Error::Corrupted`], ...). Every error of a non-empty batch comes
+    /// in this form, `sent` 0 included, except [`Error::MessageTooLarge`],
+    /// which refuses the whole batch before anything is written; so a
+    /// caller can always go on from the message at index `sent`.
+    #[error("a batch stopped after {sent} committed messages: {source}")]
+    BatchIncomplete {
+        /// How many of the batch's first messages were committed.
+        sent: usize,
+        /// Why it stopped.
+        source: Box<Error>,
+    },
     /// Any other OS error.
     #[error("{call} on {channel} failed: {source}")]
     Os {

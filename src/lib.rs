@@ -115,7 +115,7 @@ mod wait;
 #[cfg(not(all(test, loom)))]
 pub use channel::{
     Channel, DEFAULT_CAPACITY, FRAME_OVERHEAD, Iter, MAX_SENDERS, MIN_CAPACITY, Options, Receiver,
-    RecvGuard, SendGrant, Sender, SenderId,
+    RecvGuard, SendGrant, Sender, SenderId, TryIter,
 };
 pub use error::{Error, Result, Role};
 #[cfg(not(all(test, loom)))]

@@ -25,7 +25,14 @@
 //!   ring per sender, one waiting flag and one wake semaphore for the
 //!   receiver): every message of both lanes arrives, in order per lane,
 //!   although only one of two senders racing to wake the receiver posts;
-//!   the model also checks that it reaches that race (`Race`).
+//!   the model also checks that it reaches that race (`Race`);
+//! - a batch (`Producer::write_run`) of two messages behind a padding
+//!   frame, against a consumer that reads runs (`Consumer::peek_ahead`)
+//!   and releases each with one store of head: the messages arrive whole
+//!   and in order whether the batch goes out in one publication or two
+//!   (padding alone first), with both sides polling and with both sides
+//!   waiting (a publication of padding alone must wake the consumer too);
+//!   the model checks that it reaches both cases (`BATCH_RUNS`).
 //!
 //! A model that weakens one synchronisation point (`crate::sync::Point`)
 //! must fail: that shows the model can see the bugs it is meant to catch.
@@ -612,6 +619,260 @@ fn two_senders_two_each() {
     two_senders(&[8, 8]);
 }
 
+/// A batch model's messages in a 32-byte ring: a first one sent alone,
+/// then a batch of two.
+#[derive(Debug, Clone, Copy)]
+struct BatchCase {
+    first: usize,
+    batch: [usize; 2],
+}
+
+/// A first message of 16 bytes (a 24-byte frame), then a batch of an
+/// 8-byte and an empty message. The first of the batch does not fit in
+/// the 8 bytes before the end: padding, then both at offset 0, where there
+/// is room once the consumer has released the first message. So the batch
+/// goes out in one store of tail (padding and both frames) or in two
+/// (padding alone, then both), as the consumer goes.
+const ONE_OR_TWO: BatchCase = BatchCase {
+    first: 16,
+    batch: [8, 0],
+};
+
+/// A first message of 8 bytes (16-byte frame), then a batch of a 16-byte
+/// and an empty message: the first of the batch goes behind 16 bytes of
+/// padding, at offset 0, where there is room only once the consumer has
+/// skipped the padding too. So the padding always goes out alone, and the
+/// consumer must be woken for it.
+const PADDING_FIRST: BatchCase = BatchCase {
+    first: 8,
+    batch: [16, 0],
+};
+
+std::thread_local! {
+    /// Interleavings of the current batch model in which the batch went
+    /// out in one publication, and in which it took more.
+    static BATCH_RUNS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// Counts how a batch went out: `runs` publications.
+fn count_batch_runs(runs: usize) {
+    BATCH_RUNS.with(|c| {
+        let (one, more) = c.get();
+        c.set(match runs {
+            1 => (one + 1, more),
+            _ => (one, more + 1),
+        });
+    });
+}
+
+impl BatchCase {
+    /// The batch's messages, numbered after the first one.
+    fn batch(self) -> Vec<Vec<u8>> {
+        self.batch
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| message(1 + i, len))
+            .collect()
+    }
+
+    /// Every message, in order.
+    fn all(self) -> Vec<Vec<u8>> {
+        let mut all = vec![message(0, self.first)];
+        all.extend(self.batch());
+        all
+    }
+}
+
+/// Reads a run as `Receiver::recv_many` does, from `first` (taken by a
+/// peek): the frames behind it by `peek_ahead`, then one release.
+fn read_run(c: &mut Consumer, first: Frame) -> Vec<Vec<u8>> {
+    let mut got = vec![c.read_payload(first)];
+    let mut ahead = frame_size(u64::from(first.len));
+    while let Some(f) = c.peek_ahead(&mut ahead, &mut ()).expect("ring corrupt") {
+        got.push(c.read_payload(f));
+        ahead += frame_size(u64::from(f.len));
+    }
+    note(format!("release run of {} ({ahead} bytes)", got.len()));
+    c.release_run(ahead);
+    got
+}
+
+/// The batch model with both sides polling (yielding to loom between
+/// tries).
+fn batch_polling(case: BatchCase) {
+    let s = Shared::new(32);
+    let tx = Arc::clone(&s);
+    let producer = thread::spawn(move || {
+        let mut p = tx.ring.producer();
+        let off = loop {
+            match p.try_reserve(case.first as u64).expect("ring corrupt") {
+                Some(off) => break off,
+                None => thread::yield_now(),
+            }
+        };
+        p.write_payload(off, &message(0, case.first));
+        p.commit(case.first as u64);
+        let batch = case.batch();
+        let (mut sent, mut runs) = (0, 0);
+        while sent < batch.len() {
+            let run = p.write_run(&batch[sent..], false).expect("ring corrupt");
+            note(format!("write_run -> {run:?}"));
+            runs += usize::from(run.published);
+            sent += run.sent;
+            if sent < batch.len() {
+                thread::yield_now();
+            }
+        }
+        count_batch_runs(runs);
+    });
+    let mut c = s.ring.consumer();
+    let mut got = Vec::new();
+    while got.len() < 1 + case.batch.len() {
+        match c.peek().expect("ring corrupt") {
+            Some(first) => got.extend(read_run(&mut c, first)),
+            None => thread::yield_now(),
+        }
+    }
+    producer.join().unwrap();
+    assert_eq!(got, case.all());
+    assert_released(&s.ring);
+}
+
+/// Sends a batch as `Sender::send_batch` does: each run waits for room
+/// (the real `wait::wait`), and every publication, padding alone
+/// included, is followed by one wake-up check of the receiver.
+fn send_batch_blocking(p: &mut Producer, s: &Shared, msgs: &[Vec<u8>]) -> usize {
+    let (mut sent, mut runs) = (0, 0);
+    while sent < msgs.len() {
+        let run = wait::wait(
+            &s.tx_waiting,
+            Fences::Symmetric,
+            Duration::ZERO,
+            None,
+            &mut SemParker(&s.tx_wake),
+            |phase| {
+                if phase == Phase::BeforePark {
+                    s.tx_wake.announced.fetch_add(1, Relaxed);
+                }
+                let run = p.write_run(&msgs[sent..], false).expect("ring corrupt");
+                note(format!("write_run -> {run:?}"));
+                if run.published {
+                    runs += 1;
+                    wake(&s.rx_waiting, &s.rx_wake);
+                }
+                Ok((run.sent > 0).then_some(run))
+            },
+        )
+        .expect("the model's parker never fails");
+        sent += run.sent;
+    }
+    runs
+}
+
+/// Receives a run as `Receiver::recv_many` does: waits for a first frame
+/// (waking the sender when padding was released on the way), reads the
+/// run, releases it, wakes the sender once.
+fn recv_run_blocking(c: &mut Consumer, s: &Shared) -> Vec<Vec<u8>> {
+    let first = wait::wait(
+        &s.rx_waiting,
+        Fences::Symmetric,
+        Duration::ZERO,
+        None,
+        &mut SemParker(&s.rx_wake),
+        |phase| {
+            if phase == Phase::BeforePark {
+                s.rx_wake.announced.fetch_add(1, Relaxed);
+            }
+            let frame = c.peek().expect("ring corrupt");
+            note(format!("peek -> {frame:?}"));
+            if c.take_released_padding() {
+                wake(&s.tx_waiting, &s.tx_wake);
+            }
+            Ok(frame)
+        },
+    )
+    .expect("the model's parker never fails");
+    let got = read_run(c, first);
+    wake(&s.tx_waiting, &s.tx_wake);
+    got
+}
+
+/// The batch model with both sides waiting, parking at once.
+fn batch_blocking(case: BatchCase) {
+    let s = Shared::new(32);
+    let tx = Arc::clone(&s);
+    let producer = thread::spawn(move || {
+        let mut p = tx.ring.producer();
+        send_blocking(&mut p, &tx, &message(0, case.first));
+        let runs = send_batch_blocking(&mut p, &tx, &case.batch());
+        count_batch_runs(runs);
+    });
+    let mut c = s.ring.consumer();
+    let mut got = Vec::new();
+    while got.len() < 1 + case.batch.len() {
+        got.extend(recv_run_blocking(&mut c, &s));
+    }
+    producer.join().unwrap();
+    assert_eq!(got, case.all());
+    assert_released(&s.ring);
+    s.rx_wake.assert_one_post_per_announcement(0);
+    s.tx_wake.assert_one_post_per_announcement(0);
+}
+
+fn batch_polling_one_or_two() {
+    batch_polling(ONE_OR_TWO);
+}
+
+fn batch_blocking_one_or_two() {
+    batch_blocking(ONE_OR_TWO);
+}
+
+fn batch_blocking_padding_first() {
+    batch_blocking(PADDING_FIRST);
+}
+
+/// Runs a batch model as `check` does, and checks which ways the batch
+/// went out: in one publication in some interleavings (when `one`) and
+/// in more in others.
+fn check_batch(name: &str, preemptions: Option<usize>, model: fn(), one: bool) {
+    BATCH_RUNS.with(|c| c.set((0, 0)));
+    check(name, preemptions, model);
+    let (once, more) = BATCH_RUNS.with(Cell::get);
+    eprintln!(
+        "loom model {name}: the batch went out in one publication in {once} interleavings, \
+         in more in {more}"
+    );
+    assert_eq!(
+        once > 0,
+        one,
+        "{name}: went out in one publication {once} times"
+    );
+    assert!(
+        more > 0,
+        "{name}: the batch always went out in one publication"
+    );
+}
+
+#[test]
+fn loom_batch_polling() {
+    check_batch("batch_polling", None, batch_polling_one_or_two, true);
+}
+
+#[test]
+fn loom_batch_blocking() {
+    check_batch("batch_blocking", Some(5), batch_blocking_one_or_two, true);
+}
+
+#[test]
+fn loom_batch_blocking_padding_first() {
+    check_batch(
+        "batch_blocking_padding_first",
+        Some(5),
+        batch_blocking_padding_first,
+        false,
+    );
+}
+
 #[test]
 fn loom_ring_alone() {
     check("ring_alone", None, ring_alone);
@@ -674,6 +935,9 @@ fn weakened_model(name: &str) -> (Point, Option<usize>, fn()) {
         "TwoSenders/NotifyFence" => (Point::NotifyFence, Some(3), two_senders_one_each),
         "TwoSenders/AnnounceFence" => (Point::AnnounceFence, Some(3), two_senders_one_each),
         "TwoSenders/TailRelease" => (Point::TailRelease, Some(3), two_senders_one_each),
+        "Batch/TailRelease" => (Point::TailRelease, None, batch_polling_one_or_two),
+        "Batch/HeadRelease" => (Point::HeadRelease, None, batch_polling_one_or_two),
+        "Batch/NotifyFence" => (Point::NotifyFence, Some(3), batch_blocking_padding_first),
         other => panic!("no weakened model {other}"),
     }
 }
@@ -755,4 +1019,19 @@ fn loom_two_senders_catch_missing_announce_fence() {
 #[test]
 fn loom_two_senders_catch_relaxed_tail_store() {
     assert!(must_fail("TwoSenders/TailRelease").contains("Causality violation"));
+}
+
+#[test]
+fn loom_batch_catches_relaxed_tail_store() {
+    assert!(must_fail("Batch/TailRelease").contains("Causality violation"));
+}
+
+#[test]
+fn loom_batch_catches_relaxed_head_store() {
+    assert!(must_fail("Batch/HeadRelease").contains("Causality violation"));
+}
+
+#[test]
+fn loom_batch_catches_missing_notify_fence() {
+    assert!(must_fail("Batch/NotifyFence").contains("deadlock"));
 }

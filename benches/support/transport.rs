@@ -24,6 +24,15 @@ pub trait Source {
     /// Sends `msg` whole (waiting for room); the zero-copy flavour copies it
     /// into the reserved payload, so every sender writes every byte.
     fn send(&mut self, msg: &[u8]);
+
+    /// Sends `msgs` whole and in order: one call per message, or one for
+    /// all of them where the end batches ([`ShmBatchTx`]).
+    #[inline]
+    fn send_all(&mut self, msgs: &[Vec<u8>]) {
+        for msg in msgs {
+            self.send(msg);
+        }
+    }
 }
 
 /// A receiving end.
@@ -68,7 +77,17 @@ pub struct Shm {
     pub eager: bool,
     /// `Options::max_senders`: lanes of the channel (one sender uses one).
     pub lanes: u32,
+    /// The sender sends [`BATCH`] messages at a time with `send_batch`
+    /// (where its caller hands it that many: [`Source::send_all`]).
+    pub batch: bool,
+    /// The receiver takes up to [`BATCH`] messages at a time with
+    /// `recv_many`, then hands them out one by one.
+    pub many: bool,
 }
+
+/// Messages per `send_batch` and per `recv_many` of the batching shmchan
+/// ends.
+pub const BATCH: usize = 32;
 
 impl Shm {
     /// `send` / `recv_into` with the defaults.
@@ -78,6 +97,8 @@ impl Shm {
         fence: false,
         eager: false,
         lanes: 1,
+        batch: false,
+        many: false,
     };
 }
 
@@ -453,6 +474,7 @@ pub fn queue_capped() -> Option<usize> {
 pub enum Tx {
     ShmCopy(ShmCopyTx),
     ShmZc(ShmZcTx),
+    ShmBatch(ShmBatchTx),
     /// A pipe, or a `SOCK_STREAM` socket: length-prefixed.
     Framed(FramedTx),
     /// A `SOCK_SEQPACKET` socket.
@@ -464,6 +486,7 @@ pub enum Tx {
 pub enum Rx {
     ShmCopy(ShmCopyRx),
     ShmZc(ShmZcRx),
+    ShmMany(ShmManyRx),
     Framed(FramedRx),
     Packet(PacketRx),
     Msgq(MsgqRx),
@@ -477,6 +500,7 @@ impl Source for Tx {
         match self {
             Tx::ShmCopy(t) => t.send(msg),
             Tx::ShmZc(t) => t.send(msg),
+            Tx::ShmBatch(t) => t.send(msg),
             Tx::Framed(t) => t.send(msg),
             Tx::Packet(t) => t.send(msg),
             Tx::Msgq(t) => t.send(msg),
@@ -490,6 +514,7 @@ impl Sink for Rx {
         match self {
             Rx::ShmCopy(r) => r.recv_with(f),
             Rx::ShmZc(r) => r.recv_with(f),
+            Rx::ShmMany(r) => r.recv_with(f),
             Rx::Framed(r) => r.recv_with(f),
             Rx::Packet(r) => r.recv_with(f),
             Rx::Msgq(r) => r.recv_with(f),
@@ -503,7 +528,9 @@ fn shm_tx(shm: Shm, chan: Option<&shmchan::Channel>) -> Tx {
     if shm.park {
         tx.set_spin(Duration::ZERO);
     }
-    if shm.zero_copy {
+    if shm.batch {
+        Tx::ShmBatch(ShmBatchTx(tx))
+    } else if shm.zero_copy {
         Tx::ShmZc(ShmZcTx(tx))
     } else {
         Tx::ShmCopy(ShmCopyTx(tx))
@@ -519,7 +546,14 @@ fn shm_rx(shm: Shm, chan: Option<&shmchan::Channel>) -> Rx {
     if shm.eager {
         rx.set_catch_up(Duration::ZERO);
     }
-    if shm.zero_copy {
+    if shm.many {
+        Rx::ShmMany(ShmManyRx {
+            rx,
+            bufs: vec![Vec::new(); BATCH],
+            next: 0,
+            filled: 0,
+        })
+    } else if shm.zero_copy {
         Rx::ShmZc(ShmZcRx(rx))
     } else {
         Rx::ShmCopy(ShmCopyRx(rx, Vec::new()))
@@ -574,6 +608,46 @@ pub struct ShmZcTx(shmchan::Sender);
 pub struct ShmCopyRx(shmchan::Receiver, Vec<u8>);
 /// shmchan, zero-copy: `recv_ref`, read in place.
 pub struct ShmZcRx(shmchan::Receiver);
+/// shmchan, batching: `send_batch` of the messages handed to
+/// [`Source::send_all`] (one publication for those that fit); a message
+/// handed alone goes by `send`.
+pub struct ShmBatchTx(shmchan::Sender);
+/// shmchan, taking up to [`BATCH`] messages per `recv_many` into reused
+/// buffers, handed out one by one.
+pub struct ShmManyRx {
+    rx: shmchan::Receiver,
+    bufs: Vec<Vec<u8>>,
+    /// The next buffer to hand out, and how many the last call filled.
+    next: usize,
+    filled: usize,
+}
+
+impl Source for ShmBatchTx {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) {
+        self.0.send(msg).expect("shmchan send");
+    }
+
+    #[inline]
+    fn send_all(&mut self, msgs: &[Vec<u8>]) {
+        self.0.send_batch(msgs).expect("shmchan send_batch");
+    }
+}
+
+impl Sink for ShmManyRx {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        if self.next == self.filled {
+            self.filled = self
+                .rx
+                .recv_many(&mut self.bufs)
+                .expect("shmchan recv_many");
+            self.next = 0;
+        }
+        self.next += 1;
+        f(&self.bufs[self.next - 1])
+    }
+}
 
 impl Source for ShmCopyTx {
     #[inline]

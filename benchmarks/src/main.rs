@@ -117,6 +117,9 @@ fn parse_args() -> Args {
                         | Kind::ShmEager
                         | Kind::ShmPark
                         | Kind::Shm8Lanes
+                        | Kind::ShmMany
+                        | Kind::ShmBatch32
+                        | Kind::ShmBatch32Many
                         | Kind::PipeRaw
                         | Kind::ShmValue
                         | Kind::IpcChannel
@@ -594,6 +597,7 @@ fn child_main(role: &str) {
             let c = match rx {
                 AnyRx::Shared(Rx::ShmCopy(mut r)) => sink(&mut r, &mut out, plan),
                 AnyRx::Shared(Rx::ShmZc(mut r)) => sink(&mut r, &mut out, plan),
+                AnyRx::Shared(Rx::ShmMany(mut r)) => sink(&mut r, &mut out, plan),
                 AnyRx::Shared(Rx::Framed(mut r)) => sink(&mut r, &mut out, plan),
                 AnyRx::Shared(Rx::Packet(mut r)) => sink(&mut r, &mut out, plan),
                 AnyRx::Shared(Rx::Msgq(mut r)) => sink(&mut r, &mut out, plan),
@@ -1098,6 +1102,9 @@ fn stream_any(
     match tx {
         AnyTx::Shared(Tx::ShmCopy(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
         AnyTx::Shared(Tx::ShmZc(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Shared(Tx::ShmBatch(mut t)) => {
+            Some(stream_batched(&mut t, size, warm, measure, tag))
+        }
         AnyTx::Shared(Tx::Framed(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
         AnyTx::Shared(Tx::Packet(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
         AnyTx::Shared(Tx::Msgq(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
@@ -1162,6 +1169,68 @@ fn burst<S: Source, T: Stamp>(
             tx.send(msg);
         }
         n += batch;
+        if Instant::now() >= end {
+            return n;
+        }
+    }
+}
+
+/// [`stream`] for an end that sends [`shared::BATCH`] messages at a time
+/// ([`Source::send_all`]): the same messages, stamped one by one as
+/// `stream` stamps them, handed over in batches; the markers go alone.
+fn stream_batched<S: Source>(
+    tx: &mut S,
+    size: usize,
+    warm: Duration,
+    measure: Duration,
+    tag: Option<u8>,
+) -> u64 {
+    let msgs = vec![(0..size).map(|i| i as u8).collect::<Vec<u8>>(); shared::BATCH];
+    match tag {
+        None => stream_batched_stamped(tx, msgs, warm, measure, &mut Plain),
+        Some(i) => {
+            let mut tag = Tag(u64::from(i) << SEQ_BITS);
+            stream_batched_stamped(tx, msgs, warm, measure, &mut tag)
+        }
+    }
+}
+
+fn stream_batched_stamped<S: Source, T: Stamp>(
+    tx: &mut S,
+    mut msgs: Vec<Vec<u8>>,
+    warm: Duration,
+    measure: Duration,
+    stamp: &mut T,
+) -> u64 {
+    let size = msgs[0].len();
+    // Batches between two clock reads: about 64 KiB, as `stream`'s.
+    let batches = ((65536 / size).clamp(1, 256) / msgs.len()).max(1) as u64;
+    burst_batched(tx, &mut msgs, batches, warm, stamp);
+    tx.send(&[]);
+    let n = burst_batched(tx, &mut msgs, batches, measure, stamp);
+    tx.send(&[]);
+    n
+}
+
+/// Sends batches of `msgs` for `d`, reading the clock once per `batches`.
+#[inline(never)]
+fn burst_batched<S: Source, T: Stamp>(
+    tx: &mut S,
+    msgs: &mut [Vec<u8>],
+    batches: u64,
+    d: Duration,
+    stamp: &mut T,
+) -> u64 {
+    let end = Instant::now() + d;
+    let mut n = 0;
+    loop {
+        for _ in 0..batches {
+            for msg in msgs.iter_mut() {
+                stamp.stamp(msg);
+            }
+            tx.send_all(msgs);
+        }
+        n += batches * msgs.len() as u64;
         if Instant::now() >= end {
             return n;
         }
@@ -1503,9 +1572,10 @@ fn index(args: &Args, k: Kind) -> usize {
 /// (numerator, denominator) of the ratios printed, each when both ran:
 /// each shmchan flavour against ipmpsc, iceoryx2 and the pipe; shmchan
 /// against the socket, the message queue and crossbeam; zero-copy
-/// shmchan against copying shmchan; each shmchan flavour against the bare
-/// ring (the fraction of the ceiling it reaches), and the bare ring
-/// against the pipe (the ceiling of the pipe ratios).
+/// shmchan against copying shmchan; the batching flavours against
+/// shmchan; each shmchan flavour against the bare ring (the fraction of
+/// the ceiling it reaches), and the bare ring against the pipe (the
+/// ceiling of the pipe ratios).
 fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
     let mut v = Vec::new();
     for a in [Kind::Shm, Kind::ShmZc] {
@@ -1522,6 +1592,10 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         (Kind::Shm, Kind::ShmEager),
         (Kind::Shm, Kind::ShmPark),
         (Kind::Shm8Lanes, Kind::Shm),
+        (Kind::ShmBatch32, Kind::Shm),
+        (Kind::ShmMany, Kind::Shm),
+        (Kind::ShmBatch32Many, Kind::Shm),
+        (Kind::ShmBatch32Many, Kind::ShmMany),
         (Kind::Shm, Kind::Bare),
         (Kind::ShmZc, Kind::Bare),
         (Kind::Bare, Kind::Pipe),
@@ -1585,6 +1659,15 @@ fn run_roundtrip(args: &Args, dirs: &RunDirs) -> RoundTrips {
             for (ki, &kind) in args.kinds.iter().enumerate() {
                 if !kind.fits(size) {
                     skipped("round trip", kind, size, round);
+                    continue;
+                }
+                if kind.throughput_only() {
+                    if round == 0 {
+                        eprintln!(
+                            "round trip {size:>8} B  {:<11} n/a: throughput only",
+                            kind.name()
+                        );
+                    }
                     continue;
                 }
                 let t = roundtrip_round(args, dirs, kind, size);
@@ -1731,7 +1814,8 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
         }
     }
     print_limits(args, &args.rt_sizes);
-    let pairs = ratio_pairs(args);
+    let mut pairs = ratio_pairs(args);
+    pairs.retain(|(a, b)| !a.throughput_only() && !b.throughput_only());
     if pairs.is_empty() {
         return;
     }

@@ -44,6 +44,16 @@ pub enum Kind {
     /// (`Options::max_senders(8)`): the receiver also looks at 7 empty
     /// lanes (for A/B runs; not in the default set).
     Shm8Lanes,
+    /// shmchan `send` / `recv_many` of up to 32 into reused buffers
+    /// (issue 12; throughput only, not in the default set).
+    ShmMany,
+    /// shmchan `send_batch` of 32 messages at a time / `recv_into`, the
+    /// receiver as `Shm`'s (issue 12; throughput only, not in the
+    /// default set).
+    ShmBatch32,
+    /// shmchan `send_batch` of 32 / `recv_many` of up to 32 into reused
+    /// buffers (issue 12; throughput only, not in the default set).
+    ShmBatch32Many,
     /// ipmpsc 0.5: `Sender::send(&Bytes)` / `zero_copy_context().recv::<&Bytes>()`.
     Ipmpsc,
     /// iceoryx2 0.10 publish-subscribe of `[u8]`: `loan_slice_uninit` +
@@ -80,13 +90,16 @@ pub enum Kind {
     IpcChannel,
 }
 
-pub const ALL: [Kind; 16] = [
+pub const ALL: [Kind; 19] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
     Kind::ShmEager,
     Kind::ShmPark,
     Kind::Shm8Lanes,
+    Kind::ShmMany,
+    Kind::ShmBatch32,
+    Kind::ShmBatch32Many,
     Kind::Ipmpsc,
     Kind::Iceoryx2,
     Kind::Pipe,
@@ -108,6 +121,9 @@ impl Kind {
             Kind::ShmEager => "shmchan-eager",
             Kind::ShmPark => "shmchan-park",
             Kind::Shm8Lanes => "shmchan-8lanes",
+            Kind::ShmMany => "shmchan-many",
+            Kind::ShmBatch32 => "shmchan-batch32",
+            Kind::ShmBatch32Many => "shmchan-batch32-many",
             Kind::Ipmpsc => "ipmpsc",
             Kind::Iceoryx2 => "iceoryx2",
             Kind::Pipe => "pipe",
@@ -150,6 +166,19 @@ impl Kind {
                 lanes: 8,
                 ..Shm::COPY
             }),
+            Kind::ShmMany => shm(Shm {
+                many: true,
+                ..Shm::COPY
+            }),
+            Kind::ShmBatch32 => shm(Shm {
+                batch: true,
+                ..Shm::COPY
+            }),
+            Kind::ShmBatch32Many => shm(Shm {
+                batch: true,
+                many: true,
+                ..Shm::COPY
+            }),
             Kind::Pipe => Some(Transport::Pipe { buffered: true }),
             Kind::PipeRaw => Some(Transport::Pipe { buffered: false }),
             Kind::Socket => Some(Transport::Socket),
@@ -189,6 +218,16 @@ impl Kind {
     pub fn fits(self, size: usize) -> bool {
         self.max_size().is_none_or(|(max, _)| size <= max)
             && self.only_size().is_none_or(|only| size == only)
+    }
+
+    /// Whether it is measured in throughput rounds only: the batching
+    /// flavours, whose point is many messages in flight (a round trip has
+    /// one).
+    pub fn throughput_only(self) -> bool {
+        matches!(
+            self,
+            Kind::ShmMany | Kind::ShmBatch32 | Kind::ShmBatch32Many
+        )
     }
 
     /// Whether several sending processes can feed one receiver through it

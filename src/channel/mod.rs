@@ -13,7 +13,7 @@ mod typed;
 mod view;
 
 pub use options::{DEFAULT_CAPACITY, FRAME_OVERHEAD, MAX_SENDERS, MIN_CAPACITY, Options};
-pub use receiver::{Iter, Receiver, RecvGuard};
+pub use receiver::{Iter, Receiver, RecvGuard, TryIter};
 pub use sender::{SendGrant, Sender, SenderId};
 
 use std::sync::Arc;

@@ -11,6 +11,10 @@
 //! process by design), never an out-of-bounds access.
 #![allow(unsafe_code)]
 
+mod batch;
+
+pub use batch::TryIter;
+
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -212,9 +216,10 @@ impl Receiver {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.recv_into_how::<false>(&mut buf, How::Block(deadline_after(timeout)))?;
-        Ok(buf)
+        match deadline_after(timeout) {
+            Some(deadline) => self.recv_deadline(deadline),
+            None => self.recv(),
+        }
     }
 
     /// Receives the next message in place: the guard derefs to the payload
@@ -290,7 +295,10 @@ impl Receiver {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> Result<RecvGuard<'_>> {
-        self.guard_how(How::Block(deadline_after(timeout)))
+        match deadline_after(timeout) {
+            Some(deadline) => self.recv_ref_deadline(deadline),
+            None => self.recv_ref(),
+        }
     }
 
     /// Iterates over messages until the sender disconnects. Any other error
@@ -457,10 +465,10 @@ impl Receiver {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn recv_from_timeout(&mut self, timeout: Duration) -> Result<(Vec<u8>, SenderId)> {
-        let mut buf = Vec::new();
-        let (_, from) =
-            self.recv_into_how::<true>(&mut buf, How::Block(deadline_after(timeout)))?;
-        Ok((buf, known(from)))
+        match deadline_after(timeout) {
+            Some(deadline) => self.recv_from_deadline(deadline),
+            None => self.recv_from(),
+        }
     }
 
     #[inline]

@@ -5,6 +5,8 @@
 //! reserved payload as `&mut [u8]` for the life of a grant.
 #![allow(unsafe_code)]
 
+mod batch;
+
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -187,7 +189,10 @@ impl Sender {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_how(msg, How::Block(deadline_after(timeout)))
+        match deadline_after(timeout) {
+            Some(deadline) => self.send_deadline(msg, deadline),
+            None => self.send(msg),
+        }
     }
 
     /// Reserves room for a message of exactly `len` bytes, waiting while the
@@ -266,7 +271,10 @@ impl Sender {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn reserve_timeout(&mut self, len: usize, timeout: Duration) -> Result<SendGrant<'_>> {
-        self.reserve_how(len, How::Block(deadline_after(timeout)))
+        match deadline_after(timeout) {
+            Some(deadline) => self.reserve_deadline(len, deadline),
+            None => self.reserve(len),
+        }
     }
 
     /// The largest message this channel carries (capacity minus 8).

@@ -137,6 +137,31 @@ impl RingPtrs {
         unsafe { self.at(off).cast::<u64>().read_volatile() }
     }
 
+    /// Copies `msg` into the region at `off`, the payload of a frame that
+    /// fits: `off + msg.len() <= capacity`.
+    #[cfg(not(all(test, loom)))]
+    #[inline]
+    fn copy_in(&self, off: u64, msg: &[u8]) {
+        debug_assert!(off + msg.len() as u64 <= self.capacity);
+        // SAFETY: the caller keeps off..off + len inside the region (a
+        // payload of an empty frame may start one past its end, and copies
+        // nothing); the bytes are free room, which nobody else reads or
+        // writes until the producer publishes them, so they do not overlap
+        // `msg`, whatever memory it lies in.
+        unsafe { copy_small(msg.as_ptr(), self.at(off), msg.len()) };
+    }
+
+    /// Copies `msg` into the region at `off`, word by word through loom's
+    /// checked cells.
+    #[cfg(all(test, loom))]
+    fn copy_in(&self, off: u64, msg: &[u8]) {
+        for (i, chunk) in msg.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_word(off + 8 * i as u64, u64::from_le_bytes(word));
+        }
+    }
+
     /// The checked cell of the word at `off`.
     #[cfg(all(test, loom))]
     fn cell(&self, off: u64) -> &loom::cell::UnsafeCell<u64> {
@@ -158,6 +183,45 @@ impl RingPtrs {
     fn read_word(&self, off: u64) -> u64 {
         // SAFETY: loom checks that no write races with this read.
         self.cell(off).with(|p| unsafe { p.read() })
+    }
+}
+
+/// Copies `len` bytes from `from` to `to` as `copy_nonoverlapping` does;
+/// up to 32 bytes as two fixed-size copies that may overlap (the first
+/// and the last bytes), without the call to `memcpy` that a copy of a
+/// length known only at run time costs.
+///
+/// # Safety
+///
+/// As for `std::ptr::copy_nonoverlapping(from, to, len)`.
+#[cfg(not(all(test, loom)))]
+#[inline]
+unsafe fn copy_small(from: *const u8, to: *mut u8, len: usize) {
+    use std::ptr::copy_nonoverlapping as copy;
+    // SAFETY: each copy stays within the first `len` bytes of both, which
+    // the caller vouches for, and the two ranges do not overlap.
+    unsafe {
+        match len {
+            0 => {}
+            1..=3 => {
+                *to = *from;
+                *to.add(len / 2) = *from.add(len / 2);
+                *to.add(len - 1) = *from.add(len - 1);
+            }
+            4..=7 => {
+                copy(from, to, 4);
+                copy(from.add(len - 4), to.add(len - 4), 4);
+            }
+            8..=15 => {
+                copy(from, to, 8);
+                copy(from.add(len - 8), to.add(len - 8), 8);
+            }
+            16..=32 => {
+                copy(from, to, 16);
+                copy(from.add(len - 16), to.add(len - 16), 16);
+            }
+            _ => copy(from, to, len),
+        }
     }
 }
 
@@ -278,12 +342,7 @@ impl Producer {
     /// word through loom's checked cells.
     #[cfg(all(test, loom))]
     pub(crate) fn write_payload(&self, off: u64, msg: &[u8]) {
-        for (i, chunk) in msg.chunks(8).enumerate() {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.ring
-                .write_word(off + 8 * i as u64, u64::from_le_bytes(word));
-        }
+        self.ring.copy_in(off, msg);
     }
 
     /// Whether a padding frame was published since the last call: the
@@ -322,11 +381,13 @@ impl Producer {
         if !self.refilling && self.ring.capacity - (self.tail - self.head_cache) >= need {
             return Ok(true);
         }
-        self.reload_for(need, refill)
+        self.reload_for(self.tail, need, refill)
     }
 
-    /// `has_room` past the cached head: a refill in progress, or a reload.
-    fn reload_for(&mut self, need: u64, refill: bool) -> Result<bool, Corrupt> {
+    /// `has_room` past the cached head, for bytes written up to `end`
+    /// (`tail`, or a batch's unpublished end): a refill in progress, or a
+    /// reload.
+    fn reload_for(&mut self, end: u64, need: u64, refill: bool) -> Result<bool, Corrupt> {
         let cap = self.ring.capacity;
         // Never more than the ring can hold: the frame plus the slack fit
         // in an empty ring, so the wait ends once the consumer drains it.
@@ -334,7 +395,7 @@ impl Producer {
             true => need + REFILL.min(cap / 8).min(cap - need),
             false => need,
         };
-        if cap - (self.tail - self.head_cache) >= want {
+        if cap - (end - self.head_cache) >= want {
             self.refilling = false;
             return Ok(true);
         }
@@ -349,9 +410,9 @@ impl Producer {
                 self.head_cache
             )));
         }
-        check_span(head, self.tail, cap)?;
+        check_span(head, end, cap)?;
         self.head_cache = head;
-        let room = cap - (self.tail - head) >= want;
+        let room = cap - (end - head) >= want;
         self.refilling = !room;
         Ok(room)
     }
@@ -375,6 +436,101 @@ impl Producer {
             )));
         }
         Ok(())
+    }
+}
+
+/// What one run of a batch published ([`Producer::write_run`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// Messages published: the first `sent` of those given.
+    pub(crate) sent: usize,
+    /// Their payload bytes.
+    pub(crate) bytes: u64,
+    /// Whether `tail` moved: messages, or a padding frame alone (which
+    /// the consumer must skip before the producer can go on), were
+    /// published, and the consumer must be woken like after a commit.
+    pub(crate) published: bool,
+}
+
+/// Batches: several frames written back to back and published with one
+/// store of `tail` (DESIGN.md allows it inside one call that takes them
+/// all). The single-message path above does not go through here.
+impl Producer {
+    /// Writes the frames of the first messages of `msgs` that there is
+    /// room for now, back to back from `tail` (a message that does not fit
+    /// before the end of the region goes at offset 0, behind a padding
+    /// frame to the end), then publishes them all, padding included, with
+    /// one Release store of `tail`. Room is measured as by
+    /// [`try_reserve`](Self::try_reserve), or with `refill` as by
+    /// [`try_reserve_refill`](Self::try_reserve_refill); the run stops at
+    /// the first message there is no room for.
+    ///
+    /// Every message must be at most the maximum length (the caller checks
+    /// the whole batch first). On corruption, met when reloading `head`,
+    /// nothing of this run is published: the frames written are as a
+    /// killed sender's, invisible.
+    #[inline]
+    pub(crate) fn write_run<M: AsRef<[u8]>>(
+        &mut self,
+        msgs: &[M],
+        refill: bool,
+    ) -> Result<Run, Corrupt> {
+        let mut end = self.tail;
+        let mut run = Run::default();
+        for msg in msgs {
+            let msg = msg.as_ref();
+            let len = msg.len() as u64;
+            debug_assert!(len <= self.max_message);
+            let frame = frame_size(len);
+            let Some(off) = self.place(&mut end, frame, refill)? else {
+                break;
+            };
+            self.ring.copy_in(off + FRAME_HEADER, msg);
+            self.ring
+                .write_frame_header(off, len as u32, self.kind_word);
+            end += frame;
+            run.sent += 1;
+            run.bytes += len;
+        }
+        run.published = end != self.tail;
+        if run.published {
+            // One store for the run: every frame above, and any padding,
+            // written before it (see `advance`).
+            self.advance(end - self.tail);
+        }
+        Ok(run)
+    }
+
+    /// Where in the region a frame of `frame` bytes written at position
+    /// `end` goes, if there is room for it: at `end`, or at offset 0
+    /// behind a padding frame written (not published) at `end`, which then
+    /// moves past the padding. `None` when there is no room; a padding
+    /// frame written before that stays written, to be published with the
+    /// run.
+    #[inline]
+    fn place(&mut self, end: &mut u64, frame: u64, refill: bool) -> Result<Option<u64>, Corrupt> {
+        let off = self.ring.offset(*end);
+        let to_end = self.ring.capacity - off;
+        if frame <= to_end {
+            return Ok(self.room_at(*end, frame, refill)?.then_some(off));
+        }
+        if !self.room_at(*end, to_end, refill)? {
+            return Ok(None);
+        }
+        self.ring
+            .write_frame_header(off, (to_end - FRAME_HEADER) as u32, KIND_PADDING);
+        *end += to_end;
+        // At offset 0 now, where every frame fits before the end.
+        Ok(self.room_at(*end, frame, refill)?.then_some(0))
+    }
+
+    /// [`has_room`](Self::has_room) for bytes written up to `end`.
+    #[inline]
+    fn room_at(&mut self, end: u64, need: u64, refill: bool) -> Result<bool, Corrupt> {
+        if !self.refilling && self.ring.capacity - (end - self.head_cache) >= need {
+            return Ok(true);
+        }
+        self.reload_for(end, need, refill)
     }
 }
 
@@ -461,14 +617,18 @@ impl Consumer {
     pub(crate) fn peek_paced(&mut self, pace: &mut impl Pace) -> Result<Option<Frame>, Corrupt> {
         self.check_own_index()?;
         loop {
-            if self.head == self.tail_cache && !self.reload_paced(pace)? {
+            if self.head == self.tail_cache && !self.reload_paced(self.head, pace)? {
                 return Ok(None);
             }
             let off = self.ring.offset(self.head);
             let avail = self.tail_cache - self.head;
             let (len, word) = self.ring.read_frame_header(off);
             match word & KIND_BITS {
-                KIND_MESSAGE => return self.check_message(off, len, avail, word >> 8).map(Some),
+                KIND_MESSAGE => {
+                    return self
+                        .check_message(self.head, off, len, avail, word >> 8)
+                        .map(Some);
+                }
                 KIND_PADDING => self.skip_padding(off, len, avail)?,
                 other => {
                     return Err(Corrupt(format!(
@@ -559,15 +719,15 @@ impl Consumer {
     }
 
     /// Reloads tail, and once more if `pace` waited; returns whether
-    /// anything is queued.
-    fn reload_paced(&mut self, pace: &mut impl Pace) -> Result<bool, Corrupt> {
-        let queued = self.reload_tail()?;
-        if pace.reloaded(self.tail_cache - self.head) {
+    /// anything is queued from position `from` (head, or a run's end).
+    fn reload_paced(&mut self, from: u64, pace: &mut impl Pace) -> Result<bool, Corrupt> {
+        self.reload_tail()?;
+        if pace.reloaded(self.tail_cache - from) {
             let before = self.tail_cache;
             self.reload_tail()?;
             pace.waited(self.tail_cache != before);
         }
-        Ok(queued)
+        Ok(self.tail_cache != from)
     }
 
     /// Reloads tail; returns whether anything is queued.
@@ -585,18 +745,26 @@ impl Consumer {
         Ok(tail != self.head)
     }
 
-    fn check_message(&self, off: u64, len: u64, avail: u64, tag: u32) -> Result<Frame, Corrupt> {
+    /// The message frame at position `pos` (region offset `off`, `avail`
+    /// committed bytes from there), validated.
+    fn check_message(
+        &self,
+        pos: u64,
+        off: u64,
+        len: u64,
+        avail: u64,
+        tag: u32,
+    ) -> Result<Frame, Corrupt> {
         if len > self.max_message {
             return Err(Corrupt(format!(
-                "frame at {} claims {len} bytes, above the maximum {}",
-                self.head, self.max_message
+                "frame at {pos} claims {len} bytes, above the maximum {}",
+                self.max_message
             )));
         }
         let size = frame_size(len);
         if size > avail || size > self.ring.capacity - off {
             return Err(Corrupt(format!(
-                "frame at {} of {len} bytes runs past the {avail} committed bytes",
-                self.head
+                "frame at {pos} of {len} bytes runs past the {avail} committed bytes"
             )));
         }
         // Both fit: off + FRAME_HEADER + size <= capacity, which `new`
@@ -611,16 +779,23 @@ impl Consumer {
     }
 
     fn skip_padding(&mut self, off: u64, len: u64, avail: u64) -> Result<(), Corrupt> {
-        let size = FRAME_HEADER + len;
-        if size != self.ring.capacity - off || size > avail {
-            return Err(Corrupt(format!(
-                "padding frame at {} of {len} bytes does not end the region",
-                self.head
-            )));
-        }
+        let size = self.padding_size(self.head, off, len, avail)?;
         self.advance(size);
         self.released_padding = true;
         Ok(())
+    }
+
+    /// The size of the padding frame at position `pos` (as
+    /// [`check_message`](Self::check_message)), validated: it must run
+    /// exactly to the end of the region.
+    fn padding_size(&self, pos: u64, off: u64, len: u64, avail: u64) -> Result<u64, Corrupt> {
+        let size = FRAME_HEADER + len;
+        if size != self.ring.capacity - off || size > avail {
+            return Err(Corrupt(format!(
+                "padding frame at {pos} of {len} bytes does not end the region"
+            )));
+        }
+        Ok(size)
     }
 
     /// Only this side writes head: any other value there is corruption.
@@ -633,6 +808,84 @@ impl Consumer {
             )));
         }
         Ok(())
+    }
+}
+
+/// Runs: frames read one after the other and released together, with one
+/// store of `head` (the consumer's own index: when it releases is its
+/// choice). The single-message path above does not go through here.
+impl Consumer {
+    /// The next message frame `ahead` bytes past `head`, validated: the
+    /// frames before it are read and not yet released (a run, begun with
+    /// a frame from [`peek_paced`](Self::peek_paced)). Reloads `tail`
+    /// when the cached copy ends there, telling `pace` as `peek_paced`
+    /// does. A padding frame on the way is passed over: `ahead` moves past
+    /// it, and it is released with the run.
+    pub(crate) fn peek_ahead(
+        &mut self,
+        ahead: &mut u64,
+        pace: &mut impl Pace,
+    ) -> Result<Option<Frame>, Corrupt> {
+        loop {
+            let pos = self.head + *ahead;
+            debug_assert!(pos <= self.tail_cache);
+            if pos == self.tail_cache && !self.reload_paced(pos, pace)? {
+                return Ok(None);
+            }
+            let off = self.ring.offset(pos);
+            let avail = self.tail_cache - pos;
+            let (len, word) = self.ring.read_frame_header(off);
+            match word & KIND_BITS {
+                KIND_MESSAGE => {
+                    return self
+                        .check_message(pos, off, len, avail, word >> 8)
+                        .map(Some);
+                }
+                KIND_PADDING => *ahead += self.padding_size(pos, off, len, avail)?,
+                other => return Err(Corrupt(format!("unknown frame kind {other} at {pos}"))),
+            }
+        }
+    }
+
+    /// [`peek_ahead`](Self::peek_ahead)'s common case, inline and without
+    /// building a `Result`: the message frame `ahead` bytes past `head`
+    /// when it lies in the committed bytes already seen and is valid (the
+    /// same checks as `peek_ahead`, on one read of its header). `None`
+    /// means "ask `peek_ahead`": the cache ends there, or the frame is
+    /// padding, or something is wrong with it, which `peek_ahead` reads
+    /// again and reports.
+    #[inline]
+    pub(crate) fn cached_ahead(&self, ahead: u64) -> Option<Frame> {
+        let pos = self.head + ahead;
+        if pos == self.tail_cache {
+            return None;
+        }
+        let off = self.ring.offset(pos);
+        let (len, word) = self.ring.read_frame_header(off);
+        if word & KIND_BITS != KIND_MESSAGE || len > self.max_message {
+            return None;
+        }
+        let size = frame_size(len);
+        if size > self.tail_cache - pos || size > self.ring.capacity - off {
+            return None;
+        }
+        // As in `check_message`: off + FRAME_HEADER, at most the capacity,
+        // which fits in 32 bits, and never 0.
+        let offset = NonZeroU32::MIN.saturating_add((off + FRAME_HEADER - 1) as u32);
+        Some(Frame {
+            offset,
+            len: len as u32,
+            tag: word >> 8,
+        })
+    }
+
+    /// Releases the `ahead` bytes of a run (the frame `peek_paced` gave,
+    /// and those [`peek_ahead`](Self::peek_ahead) passed) with one Release
+    /// store of `head`.
+    #[inline]
+    pub(crate) fn release_run(&mut self, ahead: u64) {
+        debug_assert!(self.head + ahead <= self.tail_cache);
+        self.advance(ahead);
     }
 }
 

@@ -134,7 +134,13 @@ enum Corruption {
 #[derive(Debug, Clone)]
 enum Op {
     Send(usize),
+    /// `Producer::write_run` of messages of these lengths, with `refill`
+    /// or not.
+    Batch(Vec<usize>, bool),
     Recv,
+    /// A run of at most this many frames, released together
+    /// (`Consumer::peek_ahead`, `release_run`).
+    RecvRun(usize),
     Corrupt(Corruption),
 }
 
@@ -187,9 +193,16 @@ fn op(capacity: u64) -> impl Strategy<Value = Op> {
     let max = (capacity - FRAME_HEADER) as usize;
     prop_oneof![
         4 => prop_oneof![0..=max.min(40), 0..=max, Just(max)].prop_map(Op::Send),
+        2 => (batch_lens(max), any::<bool>()).prop_map(|(lens, refill)| Op::Batch(lens, refill)),
         4 => Just(Op::Recv),
+        2 => (1usize..6).prop_map(Op::RecvRun),
         1 => corruption(capacity).prop_map(Op::Corrupt),
     ]
+}
+
+/// The lengths of a batch's messages, each at most `max`.
+fn batch_lens(max: usize) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(prop_oneof![0..=max.min(40), 0..=max], 0..6)
 }
 
 /// A frame the oracle knows to be published and not yet released.
@@ -255,7 +268,9 @@ impl Harness {
     fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
         match op {
             Op::Send(len) => self.send(*len),
+            Op::Batch(lens, refill) => self.batch(lens, *refill),
             Op::Recv => self.recv(),
+            Op::RecvRun(max) => self.recv_run(*max),
             Op::Corrupt(c) => {
                 self.corrupt(c);
                 Ok(())
@@ -303,6 +318,54 @@ impl Harness {
         Ok(())
     }
 
+    fn batch(&mut self, lens: &[usize], refill: bool) -> Result<(), TestCaseError> {
+        let Some(p) = self.producer.as_mut() else {
+            return Ok(());
+        };
+        let msgs: Vec<Vec<u8>> = (self.seq..)
+            .zip(lens)
+            .map(|(seq, &len)| message(seq, len))
+            .collect();
+        let run = match p.write_run(&msgs, refill) {
+            Err(_) => {
+                self.producer = None;
+                return Ok(());
+            }
+            Ok(run) => run,
+        };
+        if self.tx_corrupt_now {
+            // Without a publication the run found no room for its first
+            // frame, so it reloaded head, and compared tail first.
+            prop_assert!(
+                run.published || msgs.is_empty(),
+                "tail was changed under the producer, which reloaded head without noticing"
+            );
+            self.tx_corrupt_now = !run.published;
+        }
+        let cap = self.ring.capacity;
+        let bytes: usize = lens[..run.sent].iter().sum();
+        prop_assert_eq!(run.bytes, bytes as u64);
+        for msg in msgs.into_iter().take(run.sent) {
+            let size = frame_size(msg.len() as u64);
+            let to_end = cap - self.tail % cap;
+            if size > to_end {
+                self.publish(to_end, None);
+            }
+            self.publish(size, Some(msg));
+            self.seq += 1;
+        }
+        // Published with the run: its own end (over any forged tail), and
+        // beyond its messages at most the padding for the first one left
+        // out.
+        let shared = self.ring.tail.load(Ordering::Relaxed);
+        if run.published && shared != self.tail {
+            let to_end = cap - self.tail % cap;
+            prop_assert_eq!(shared, self.tail + to_end, "the run's end");
+            self.publish(to_end, None);
+        }
+        Ok(())
+    }
+
     fn publish(&mut self, size: u64, msg: Option<Vec<u8>>) {
         self.queue.push_back(Published {
             pos: self.tail,
@@ -341,6 +404,59 @@ impl Harness {
             let own = self.ring.head.load(Ordering::Relaxed);
             if self.rx == Expect::Exact {
                 prop_assert_eq!(own, self.head, "the consumer's head");
+            }
+            self.head = own;
+        }
+        Ok(())
+    }
+
+    fn recv_run(&mut self, max: usize) -> Result<(), TestCaseError> {
+        let Some(c) = self.consumer.as_mut() else {
+            return Ok(());
+        };
+        // What each look gave, as `recv` reports it: `None` for `Corrupt`.
+        let mut looks = Vec::new();
+        let mut ahead = 0;
+        while looks.len() < max {
+            let found = match ahead {
+                0 => c.peek(),
+                _ => c.peek_ahead(&mut ahead, &mut ()),
+            };
+            let frame = match found {
+                Err(_) => {
+                    looks.push(None);
+                    break;
+                }
+                Ok(None) => {
+                    looks.push(Some(None));
+                    break;
+                }
+                Ok(Some(frame)) => frame,
+            };
+            prop_assert!(u64::from(frame.len) <= self.ring.max_message());
+            prop_assert!(
+                u64::from(frame.offset.get()) + u64::from(frame.len) <= self.ring.capacity
+            );
+            // SAFETY: peek / peek_ahead validated the frame; a read out of
+            // the region would hit a guard page.
+            let bytes = unsafe { std::slice::from_raw_parts(c.payload(frame), frame.len as usize) }
+                .to_vec();
+            looks.push(Some(Some(bytes)));
+            ahead += frame_size(u64::from(frame.len));
+        }
+        // Released together, those read before any corruption met too (as
+        // the receiver does), padding passed on the way included.
+        if ahead > 0 {
+            c.release_run(ahead);
+        }
+        let ok = looks.last().is_some_and(Option::is_some);
+        for got in looks {
+            self.check_recv(got)?;
+        }
+        if ok && self.consumer.is_some() {
+            let own = self.ring.head.load(Ordering::Relaxed);
+            if self.rx == Expect::Exact {
+                prop_assert_eq!(own, self.head, "the consumer's head after a run");
             }
             self.head = own;
         }
@@ -542,6 +658,21 @@ proptest! {
         let mut h = Harness::new(64);
         for (len, recvs) in sends {
             h.run(&Op::Send(len))?;
+            for _ in 0..recvs {
+                h.run(&Op::Recv)?;
+            }
+        }
+        prop_assert!(h.producer.is_some() && h.consumer.is_some());
+    }
+
+    /// Valid traffic alone, in batches and runs too: exactly what was
+    /// sent comes out.
+    #[test]
+    fn batches_and_runs_alone_are_exact(ops in prop::collection::vec((batch_lens(56), any::<bool>(), 1usize..6, 0usize..3), 1..200)) {
+        let mut h = Harness::new(64);
+        for (lens, refill, run, recvs) in ops {
+            h.run(&Op::Batch(lens, refill))?;
+            h.run(&Op::RecvRun(run))?;
             for _ in 0..recvs {
                 h.run(&Op::Recv)?;
             }

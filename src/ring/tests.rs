@@ -331,3 +331,269 @@ fn a_streaming_consumer_that_caught_up_waits_once() {
     let (_, took) = timed(&mut c, &mut pace);
     assert!(took < pause, "catch-up 0 still waited {took:?}");
 }
+
+// ---- Batches (`Producer::write_run`) and runs (`Consumer::peek_ahead`)
+
+/// Receives a run: the next frame and those behind it in the cache (up to
+/// `max`), released together; returns the payloads.
+fn recv_run(c: &mut Consumer, max: usize) -> Vec<Vec<u8>> {
+    let Some(first) = c.peek().unwrap() else {
+        return Vec::new();
+    };
+    let copy = |c: &Consumer, f: Frame| {
+        // SAFETY: peek / peek_ahead validated the frame.
+        unsafe { std::slice::from_raw_parts(c.payload(f), f.len as usize) }.to_vec()
+    };
+    let mut got = vec![copy(c, first)];
+    let mut ahead = frame_size(u64::from(first.len));
+    while got.len() < max {
+        let Some(f) = c.peek_ahead(&mut ahead, &mut ()).unwrap() else {
+            break;
+        };
+        got.push(copy(c, f));
+        ahead += frame_size(u64::from(f.len));
+    }
+    c.release_run(ahead);
+    got
+}
+
+#[test]
+fn a_batch_that_fits_is_one_run() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    let msgs: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; usize::from(i) * 3]).collect();
+    let run = p.write_run(&msgs, false).unwrap();
+    let bytes: u64 = msgs.iter().map(|m| m.len() as u64).sum();
+    assert_eq!((run.sent, run.bytes, run.published), (10, bytes, true));
+    let frames: u64 = msgs.iter().map(|m| frame_size(m.len() as u64)).sum();
+    assert_eq!(ring.tail.load(Ordering::Relaxed), frames);
+    assert_eq!(recv_run(&mut c, 100), msgs);
+    assert_eq!(
+        ring.head.load(Ordering::Relaxed),
+        frames,
+        "released once, all"
+    );
+}
+
+#[test]
+fn a_batch_stops_at_the_first_message_without_room() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    let msgs = vec![[7u8; 100]; 50];
+    let run = p.write_run(&msgs, false).unwrap();
+    assert_eq!(run.sent, 4096 / 112, "36 frames of 112 bytes fit");
+    assert_eq!(
+        ring.tail.load(Ordering::Relaxed),
+        4096,
+        "the 37th goes behind padding to the end (64 bytes), which there is room \
+         for: published with the run"
+    );
+    // Full: nothing more, nothing published.
+    let more = p.write_run(&msgs[run.sent..], false).unwrap();
+    assert_eq!(more, Run::default());
+    assert_eq!(recv_run(&mut c, 100).len(), 36);
+    let rest = p.write_run(&msgs[run.sent..], false).unwrap();
+    assert_eq!(rest.sent, 14);
+}
+
+#[test]
+fn a_batch_across_the_end_carries_its_padding() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    assert!(send(&mut p, &[1; 3992])); // a 4000-byte frame: 96 bytes to the end
+    assert_eq!(recv(&mut c).unwrap().len(), 3992);
+    // 40 + 48 bytes of frames fit before the end, the third (48) does
+    // not: padding of 8 bytes, then the third and fourth at offset 0.
+    let msgs = [vec![2u8; 32], vec![3; 40], vec![4; 40], vec![5; 0]];
+    let run = p.write_run(&msgs, false).unwrap();
+    assert_eq!(run.sent, 4);
+    assert_eq!(
+        ring.tail.load(Ordering::Relaxed),
+        4000 + 40 + 48 + 8 + 48 + 8,
+        "frames and padding, published by one store"
+    );
+    assert!(
+        !p.take_published_padding(),
+        "padding in a run is published with it, and woken for with it"
+    );
+    assert_eq!(recv_run(&mut c, 100), msgs);
+    assert!(!c.take_released_padding(), "released with the run");
+    assert_eq!(ring.head.load(Ordering::Relaxed), 4000 + 152);
+}
+
+#[test]
+fn a_batch_publishes_padding_alone_when_the_frame_after_it_has_no_room() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    assert!(send(&mut p, &[1; 100]));
+    assert_eq!(recv(&mut c).unwrap().len(), 100);
+    assert!(send(&mut p, &[1; 3900])); // to 4016: 80 bytes to the end
+    let run = p.write_run(&[[9u8; 200]], false).unwrap();
+    assert_eq!((run.sent, run.published), (0, true), "padding only");
+    assert_eq!(ring.tail.load(Ordering::Relaxed), 4096);
+    assert_eq!(recv(&mut c).unwrap().len(), 3900);
+    assert_eq!(recv(&mut c), None, "padding skipped, no message");
+    let run = p.write_run(&[[9u8; 200]], false).unwrap();
+    assert_eq!(run.sent, 1);
+    assert_eq!(recv(&mut c).unwrap(), [9; 200]);
+}
+
+#[test]
+fn a_refilling_batch_waits_for_the_slack() {
+    let ring = HeapRing::new(1 << 16);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    let msgs = vec![[3u8; 1016]; 100]; // 1 KiB frames
+    let run = p.write_run(&msgs, true).unwrap();
+    assert_eq!(run.sent, 64, "the ring, full");
+    assert_eq!(recv_run(&mut c, 2).len(), 2);
+    // 2 KiB free, not the frame and REFILL (4 KiB) more.
+    assert_eq!(p.write_run(&msgs, true).unwrap().sent, 0);
+    assert_eq!(
+        p.write_run(&msgs, false).unwrap().sent,
+        2,
+        "a try takes any room"
+    );
+    assert_eq!(recv_run(&mut c, 5).len(), 5);
+    assert_eq!(
+        p.write_run(&msgs, true).unwrap().sent,
+        5,
+        "room for one and REFILL"
+    );
+}
+
+#[test]
+fn a_batch_meeting_corruption_publishes_nothing_of_its_run() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    assert!(send(&mut p, &[1; 4000]));
+    assert_eq!(recv(&mut c).unwrap().len(), 4000);
+    ring.head.store(1 << 20, Ordering::Relaxed);
+    let msgs = vec![[2u8; 40]; 10];
+    // Two fit by the cached head (96 bytes to the end of the ring, which
+    // was free when head was last loaded), the third needs a reload.
+    assert!(p.write_run(&msgs, false).is_err());
+    assert_eq!(ring.tail.load(Ordering::Relaxed), 4008, "nothing published");
+}
+
+#[test]
+fn a_run_reads_ahead_and_releases_once() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    for i in 0..5u8 {
+        assert!(send(&mut p, &[i; 10]));
+    }
+    let first = c.peek().unwrap().unwrap();
+    let mut ahead = frame_size(u64::from(first.len));
+    for _ in 1..5 {
+        let f = c.peek_ahead(&mut ahead, &mut ()).unwrap().unwrap();
+        ahead += frame_size(u64::from(f.len));
+    }
+    assert_eq!(c.peek_ahead(&mut ahead, &mut ()).unwrap(), None);
+    assert_eq!(ring.head.load(Ordering::Relaxed), 0, "nothing released yet");
+    // Messages sent meanwhile are found by the run's reload of tail.
+    assert!(send(&mut p, &[5; 10]));
+    let f = c.peek_ahead(&mut ahead, &mut ()).unwrap().unwrap();
+    ahead += frame_size(u64::from(f.len));
+    c.release_run(ahead);
+    assert_eq!(ring.head.load(Ordering::Relaxed), 6 * 24);
+    assert_eq!(recv(&mut c), None);
+}
+
+#[test]
+fn a_run_meets_bad_frames_as_peek_does() {
+    for (word, what) in [
+        (u64::from(KIND_MESSAGE) << 32 | 100, "runs past"),
+        (9u64 << 32, "unknown frame kind"),
+        (u64::from(KIND_PADDING) << 32 | 8, "does not end the region"),
+    ] {
+        let ring = HeapRing::new(4096);
+        let (mut p, mut c) = (ring.producer(), ring.consumer());
+        assert!(send(&mut p, &[0; 16]));
+        assert!(send(&mut p, &[0; 16]));
+        ring.write_word(24, word);
+        let first = c.peek().unwrap().unwrap();
+        let mut ahead = frame_size(u64::from(first.len));
+        match c.peek_ahead(&mut ahead, &mut ()) {
+            Err(Corrupt(why)) => assert!(why.contains(what) && why.contains("at 24"), "{why}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn two_threads_stream_batches_and_runs_in_order() {
+    let ring = HeapRing::new(4096);
+    let n = 100_000u32;
+    let msg = |i: u32| {
+        let len = (i as usize * 7919) % 300 + 4;
+        let mut m = vec![(i % 251) as u8; len];
+        m[..4].copy_from_slice(&i.to_le_bytes());
+        m
+    };
+    let writer = {
+        let ring = Arc::clone(&ring);
+        std::thread::spawn(move || {
+            let mut p = ring.producer();
+            let mut i = 0;
+            while i < n {
+                let batch: Vec<Vec<u8>> = (i..(i + 1 + i % 40).min(n)).map(msg).collect();
+                let mut sent = 0;
+                while sent < batch.len() {
+                    sent += p.write_run(&batch[sent..], i % 2 == 0).unwrap().sent;
+                    std::hint::spin_loop();
+                }
+                i += batch.len() as u32;
+            }
+        })
+    };
+    let mut c = ring.consumer();
+    let mut i = 0;
+    while i < n {
+        for got in recv_run(&mut c, 1 + i as usize % 23) {
+            assert_eq!(got, msg(i), "message {i}");
+            i += 1;
+        }
+        std::hint::spin_loop();
+    }
+    writer.join().unwrap();
+    assert_eq!(recv(&mut c), None);
+}
+
+#[test]
+fn cached_ahead_takes_only_valid_message_frames_already_seen() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    assert!(send(&mut p, &[1; 3992])); // 96 bytes to the end
+    assert_eq!(recv(&mut c).unwrap().len(), 3992);
+    assert!(send(&mut p, &[2; 40])); // 48 bytes
+    assert!(send(&mut p, &[3; 41])); // 56 bytes, behind 48 of padding
+    let b = c.peek().unwrap().unwrap();
+    let mut ahead = frame_size(u64::from(b.len));
+    assert_eq!(c.cached_ahead(ahead), None, "padding is left to peek_ahead");
+    let third = c.peek_ahead(&mut ahead, &mut ()).unwrap().unwrap();
+    assert_eq!(ahead, 48 + 48, "past the padding");
+    assert_eq!(c.cached_ahead(ahead), Some(third), "seen and valid");
+    ahead += frame_size(u64::from(third.len));
+    assert_eq!(c.cached_ahead(ahead), None, "the cache ends here");
+    // Published after the last reload: peek_ahead reloads, cached_ahead
+    // does not.
+    assert!(send(&mut p, &[4; 8]));
+    assert_eq!(c.cached_ahead(ahead), None);
+    let fourth = c.peek_ahead(&mut ahead, &mut ()).unwrap().unwrap();
+    assert_eq!(c.cached_ahead(ahead), Some(fourth));
+    // A bad frame is left to peek_ahead, which reports it.
+    ring.write_word(56, u64::from(KIND_MESSAGE) << 32 | 5000);
+    assert_eq!(c.cached_ahead(ahead), None);
+    assert!(c.peek_ahead(&mut ahead, &mut ()).is_err());
+}
+
+#[test]
+fn a_batch_copies_every_small_length_exactly() {
+    let ring = HeapRing::new(4096);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    let msgs: Vec<Vec<u8>> = (0..=40u8)
+        .map(|len| (0..len).map(|i| len.wrapping_mul(31) ^ i).collect())
+        .collect();
+    assert_eq!(p.write_run(&msgs, false).unwrap().sent, msgs.len());
+    assert_eq!(recv_run(&mut c, 100), msgs);
+}
