@@ -20,9 +20,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{
-    Cleanup, Gate, GateReader, Peer, RingPos, Rng, env, private_channel, say, spawn_peer,
-};
+use common::{Cleanup, Gate, GateReader, Peer, RingPos, Rng, env, private_channel, say};
 use shmchan::{Channel, Error, Key, Options};
 
 /// Env vars the peers read.
@@ -41,20 +39,7 @@ const RING: usize = 4096;
 
 /// Starts peer `role` on `chan` with `extra` env.
 fn spawn(role: &str, chan: &Channel, extra: &[(&str, String)]) -> Peer {
-    let mut vars = vec![(SHMID, chan.id().to_string())];
-    vars.extend(extra.iter().cloned());
-    spawn_peer("peer", role, &vars)
-}
-
-/// The next line of a peer that must say `prefix <rest>`: the rest.
-fn line_after(peer: &mut Peer, prefix: &str) -> String {
-    match peer.next_line() {
-        Some(l) => match l.strip_prefix(prefix) {
-            Some(rest) => rest.trim_start().to_owned(),
-            None => panic!("peer said {l:?}, expected {prefix:?} ..."),
-        },
-        None => panic!("peer ended its output, expected {prefix:?} ..."),
-    }
+    common::spawn_on(role, SHMID, chan.id(), extra)
 }
 
 // ------------------------------------------------------------ messages
@@ -309,12 +294,12 @@ fn batches_arrive_whole_and_in_order(mode: &str, senders: u8) {
         })
         .collect();
     for mut tx in txs {
-        assert_eq!(line_after(&mut tx, "sent"), PER_SENDER.to_string());
+        assert_eq!(tx.line_after("sent"), PER_SENDER.to_string());
         tx.join();
     }
     let total = PER_SENDER * usize::from(senders);
-    assert_eq!(line_after(&mut rx, "got"), total.to_string());
-    assert_eq!(line_after(&mut rx, "end"), "Disconnected");
+    assert_eq!(rx.line_after("got"), total.to_string());
+    assert_eq!(rx.line_after("end"), "Disconnected");
     rx.join();
     let info = common::channel_info(chan.id());
     let bytes: usize = seeds
@@ -450,7 +435,7 @@ fn a_blocking_batch_whose_receiver_is_killed_says_how_many_it_committed() {
         let r = tx.send_batch(&batch);
         (r, batch)
     });
-    assert_eq!(line_after(&mut taker, "took"), TAKEN.to_string());
+    assert_eq!(taker.line_after("took"), TAKEN.to_string());
     taker.kill();
     let (r, batch) = sending.join().expect("the sending thread");
     let sent = match r {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Cleanup, Gate, GateReader, Peer, RingPos, Rng, env, message_number, monotonic_ns,
-    numbered_message, numbered_message_of_len, say, spawn_peer, wait_for,
+    numbered_message, numbered_message_of_len, say, wait_for,
 };
 use shmchan::{Channel, Error, Key, Options, Receiver, Sender, SenderId};
 
@@ -66,25 +66,12 @@ fn lanes_channel(lanes: u32) -> (Channel, Cleanup) {
 
 /// Starts peer `role` on `chan` with `extra` env.
 fn spawn(role: &str, chan: &Channel, extra: &[(&str, String)]) -> Peer {
-    let mut vars = vec![(SHMID, chan.id().to_string())];
-    vars.extend(extra.iter().cloned());
-    spawn_peer("peer", role, &vars)
-}
-
-/// The next line of a peer that must say `prefix <rest>`: the rest.
-fn line_after(peer: &mut Peer, prefix: &str) -> String {
-    match peer.next_line() {
-        Some(l) => match l.strip_prefix(prefix) {
-            Some(rest) => rest.trim_start().to_owned(),
-            None => panic!("peer said {l:?}, expected {prefix:?} ..."),
-        },
-        None => panic!("peer ended its output, expected {prefix:?} ..."),
-    }
+    common::spawn_on(role, SHMID, chan.id(), extra)
 }
 
 /// A sender peer's id, the first line it prints (`id 2:17`).
 fn peer_id(peer: &mut Peer) -> String {
-    line_after(peer, "id")
+    peer.line_after("id")
 }
 
 /// The lane of a `SenderId`'s display text (`lane:session`).
@@ -786,7 +773,7 @@ fn a_killed_receiver_wakes_every_parked_sender_and_the_next_gets_all() {
     receiver.kill();
     let mut committed = Vec::new();
     for s in &mut senders {
-        committed.push(line_after(s, "committed").parse::<u64>().expect("a count"));
+        committed.push(s.line_after("committed").parse::<u64>().expect("a count"));
         s.expect_line("end Disconnected");
     }
     let delay = killed_at.elapsed();

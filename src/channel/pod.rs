@@ -77,6 +77,7 @@ impl Sender {
     /// assert!(matches!(tx.try_send_pod(&[7u64; 4]), Err(Error::Full)));
     /// assert_eq!(rx.recv_pod::<[u64; 256]>()?, [7; 256]);
     /// tx.try_send_pod(&[7u64; 4])?;
+    /// chan.remove()?; // it holds messages: it would outlive us
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn try_send_pod<T: Pod>(&mut self, value: &T) -> Result<()> {
@@ -103,6 +104,7 @@ impl Sender {
     /// tx.send(&[0; 4088])?; // fills the ring
     /// let r = tx.send_pod_timeout(&1u32, Duration::from_millis(1));
     /// assert!(matches!(r, Err(Error::Timeout)));
+    /// chan.remove()?; // it holds a message: it would outlive us
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn send_pod_timeout<T: Pod>(&mut self, value: &T, timeout: Duration) -> Result<()> {

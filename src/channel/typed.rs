@@ -74,6 +74,7 @@ impl Sender {
     /// assert!(matches!(tx.try_send_value(&1u32), Err(Error::Full)));
     /// assert_eq!(rx.recv_value::<Vec<u8>>()?.len(), 4080);
     /// tx.try_send_value(&1u32)?;
+    /// chan.remove()?; // it holds a message: it would outlive us
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn try_send_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
@@ -100,6 +101,7 @@ impl Sender {
     /// tx.send(&[0; 4088])?; // fills the ring
     /// let r = tx.send_value_timeout(&"late", Duration::from_millis(1));
     /// assert!(matches!(r, Err(Error::Timeout)));
+    /// chan.remove()?; // it holds a message: it would outlive us
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn send_value_timeout<T: Serialize + ?Sized>(

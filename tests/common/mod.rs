@@ -180,6 +180,14 @@ pub fn spawn_peer(entry: &str, role: &str, env: &[(&str, String)]) -> Peer {
     spawn_peer_by(Command::new(exe), entry, role, env)
 }
 
+/// [`spawn_peer`] for a peer of the channel `shmid`, named to it in the
+/// env var `var` (the peer entry's convention), with `extra` env too.
+pub fn spawn_on(role: &str, var: &str, shmid: i32, extra: &[(&str, String)]) -> Peer {
+    let mut vars = vec![(var, shmid.to_string())];
+    vars.extend(extra.iter().cloned());
+    spawn_peer("peer", role, &vars)
+}
+
 /// [`spawn_peer`], run by `cmd`: a command for this test binary or a copy
 /// of it, set up beforehand (e.g. [`AsNobody::command`], to start the peer
 /// as another user: a peer must not switch users itself, since libtest runs
@@ -327,6 +335,17 @@ impl Peer {
             if let Some(rest) = line.strip_prefix(OUT) {
                 return Some(rest.trim_end().to_owned());
             }
+        }
+    }
+
+    /// The rest of the peer's next line, which must be `prefix <rest>`.
+    pub fn line_after(&mut self, prefix: &str) -> String {
+        match self.next_line() {
+            Some(l) => match l.strip_prefix(prefix) {
+                Some(rest) => rest.trim_start().to_owned(),
+                None => panic!("peer said {l:?}, expected {prefix:?} ..."),
+            },
+            None => panic!("peer ended its output, expected {prefix:?} ..."),
         }
     }
 
