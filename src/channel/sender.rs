@@ -433,6 +433,22 @@ impl Sender {
     }
 
     fn wait_room(&mut self, len: u64, deadline: Option<Instant>) -> Result<u64> {
+        self.wait_with(deadline, |ring, s, refs, refill| {
+            try_reserve(ring, s, refs, len, refill)
+        })
+    }
+
+    /// Waits until `attempt` finds room (spinning, then parked on the
+    /// lane's `TX_WAKE`), asking it to wait for the refill room
+    /// (`ring::REFILL`). Before a park, a receiver found gone gets one
+    /// last attempt that takes any room (the receiver may have made room
+    /// just before it died, and there is no one to share lines with);
+    /// then `Disconnected`.
+    fn wait_with<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut(&mut Producer, &Shared, LaneRefs<'_>, bool) -> Result<Option<T>>,
+    ) -> Result<T> {
         let s = self.hold.shared();
         let (ring, peer) = (&mut self.ring, &mut self.peer);
         // SAFETY: `hold` keeps the mapping attached for the life of the
@@ -450,14 +466,12 @@ impl Sender {
             deadline,
             &mut parker,
             |phase| {
-                if let Some(off) = try_reserve(ring, s, refs, len, true)? {
-                    return Ok(Some(off));
+                if let Some(found) = attempt(ring, s, refs, true)? {
+                    return Ok(Some(found));
                 }
                 s.check_open()?;
                 if phase == Phase::BeforePark && peer.gone(s)? {
-                    // The receiver may have made room just before it died:
-                    // take any room now, there is no one to share lines with.
-                    return try_reserve(ring, s, refs, len, false)?
+                    return attempt(ring, s, refs, false)?
                         .map(Some)
                         .ok_or(Error::Disconnected);
                 }

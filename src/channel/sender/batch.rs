@@ -16,11 +16,9 @@ use std::time::{Duration, Instant};
 use super::super::shared::Shared;
 use super::super::{How, deadline_after};
 use super::{SendGrant, Sender, wake_receiver};
-use crate::channel::party::SemParker;
 use crate::error::{Error, Result};
-use crate::layout::{LaneRefs, bump, sem};
+use crate::layout::{LaneRefs, bump};
 use crate::ring::{Producer, Run};
-use crate::wait::{self, Phase};
 
 impl Sender {
     /// Sends several messages with as few publications as the ring
@@ -325,40 +323,10 @@ impl Sender {
     /// Waits for room for the first of `msgs` (as `wait_room` does for one
     /// message), then publishes the run that fits: at least one message.
     fn wait_run<M: AsRef<[u8]>>(&mut self, msgs: &[M], deadline: Option<Instant>) -> Result<Run> {
-        let s = self.hold.shared();
-        let (ring, peer) = (&mut self.ring, &mut self.peer);
-        // SAFETY: `hold` keeps the mapping attached for the life of the
-        // Sender, and the refs do not outlive this call.
-        let refs = unsafe { self.lane_ptrs.refs() };
-        let mut parker = SemParker {
-            shared: s,
-            num: sem::tx_wake(self.id.lane),
-            counters: &refs.tx.counters,
-        };
-        wait::wait(
-            &refs.tx_waiting.waiting,
-            s.fences(),
-            self.spin,
-            deadline,
-            &mut parker,
-            |phase| {
-                let run = publish_run(ring, s, refs, msgs, true)?;
-                if run.sent > 0 {
-                    return Ok(Some(run));
-                }
-                s.check_open()?;
-                if phase == Phase::BeforePark && peer.gone(s)? {
-                    // The receiver may have made room just before it died:
-                    // take any room now, there is no one to share lines with.
-                    let run = publish_run(ring, s, refs, msgs, false)?;
-                    return match run.sent {
-                        0 => Err(Error::Disconnected),
-                        _ => Ok(Some(run)),
-                    };
-                }
-                Ok(None)
-            },
-        )
+        self.wait_with(deadline, |ring, s, refs, refill| {
+            let run = publish_run(ring, s, refs, msgs, refill)?;
+            Ok((run.sent > 0).then_some(run))
+        })
     }
 }
 
