@@ -354,14 +354,5 @@ fn why_dropped(e: shmchan::Error) -> String {
 
 /// A library error, with a hint where the user can do something about it.
 fn explain(e: shmchan::Error) -> Box<dyn Error> {
-    use shmchan::Error as E;
-    let hint = match &e {
-        E::AlreadyExists { .. } => "another rpc_server is running with this PATH and PROJ",
-        E::NotAChannel { .. } => "another program uses this key: choose another PATH or PROJ",
-        E::PermissionDenied { .. } => "the key is taken by another user's channel",
-        E::Os { call: "ftok", .. } => "PATH must be a file or directory you can read",
-        E::Removed { .. } => "someone removed the channel (ipcrm or Channel::remove)",
-        _ => return fail(e.to_string()),
-    };
-    fail(format!("{e}\n  hint: {hint}"))
+    serve::explain(e, "rpc_server")
 }

@@ -30,7 +30,6 @@ mod serve;
 use std::error::Error;
 use std::time::Duration;
 
-use failure::fail;
 use serve::show_proj;
 use shmchan::{Channel, Key, Options};
 
@@ -90,14 +89,5 @@ fn receive(rx: &mut shmchan::Receiver) -> Result<(), Box<dyn Error>> {
 
 /// A library error, with a hint where the user can do something about it.
 fn explain(e: shmchan::Error) -> Box<dyn Error> {
-    use shmchan::Error as E;
-    let hint = match &e {
-        E::AlreadyExists { .. } => "another server is running with this PATH and PROJ",
-        E::NotAChannel { .. } => "another program uses this key: choose another PATH or PROJ",
-        E::PermissionDenied { .. } => "the key is taken by another user's channel",
-        E::Os { call: "ftok", .. } => "PATH must be a file or directory you can read",
-        E::Removed { .. } => "someone removed the channel (ipcrm or Channel::remove)",
-        _ => return fail(e.to_string()),
-    };
-    fail(format!("{e}\n  hint: {hint}"))
+    serve::explain(e, "server")
 }

@@ -58,3 +58,22 @@ pub(crate) fn catch_ctrl_c() -> Result<(), Box<dyn Error>> {
     }
     Ok(())
 }
+
+/// A library error met by server `program`, with a hint where the user
+/// can do something about it.
+pub(crate) fn explain(e: shmchan::Error, program: &str) -> Box<dyn Error> {
+    use shmchan::Error as E;
+    let hint = match &e {
+        E::AlreadyExists { .. } => {
+            format!("another {program} is running with this PATH and PROJ")
+        }
+        E::NotAChannel { .. } => {
+            "another program uses this key: choose another PATH or PROJ".into()
+        }
+        E::PermissionDenied { .. } => "the key is taken by another user's channel".into(),
+        E::Os { call: "ftok", .. } => "PATH must be a file or directory you can read".into(),
+        E::Removed { .. } => "someone removed the channel (ipcrm or Channel::remove)".into(),
+        _ => return fail(e.to_string()),
+    };
+    fail(format!("{e}\n  hint: {hint}"))
+}
