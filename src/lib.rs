@@ -102,6 +102,7 @@ pub mod admin;
 #[cfg(not(all(test, loom)))]
 mod channel;
 mod error;
+mod helper;
 #[cfg(not(all(test, loom)))]
 mod layout;
 #[cfg(all(test, loom))]
@@ -112,6 +113,8 @@ mod sync;
 mod sys;
 mod wait;
 
+#[cfg(all(feature = "async", not(all(test, loom))))]
+pub use channel::RecvStream;
 #[cfg(not(all(test, loom)))]
 pub use channel::{
     Channel, DEFAULT_CAPACITY, FRAME_OVERHEAD, Iter, MAX_SENDERS, MIN_CAPACITY, Options, Receiver,

@@ -32,7 +32,14 @@
 //!   and in order whether the batch goes out in one publication or two
 //!   (padding alone first), with both sides polling and with both sides
 //!   waiting (a publication of padding alone must wake the consumer too);
-//!   the model checks that it reaches both cases (`BATCH_RUNS`).
+//!   the model checks that it reaches both cases (`BATCH_RUNS`);
+//! - an async receiver (`crate::helper`): its future runs the handshake
+//!   and a helper thread parks for it; every message arrives against a
+//!   blocking sender, through wrap-around, with futures that find the
+//!   helper still parked for an earlier one; and a future dropped while
+//!   its helper parks, followed by blocking receives, loses no wake-up
+//!   because the blocking wait recalls the helper first (left out, loom
+//!   finds the deadlock).
 //!
 //! A model that weakens one synchronisation point (`crate::sync::Point`)
 //! must fail: that shows the model can see the bugs it is meant to catch.
@@ -53,6 +60,7 @@ use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
 use crate::error::Result;
+use crate::helper::{Helper, Sleeper};
 use crate::ring::{Consumer, Frame, Producer, RingPtrs, frame_size};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, Point, weaken};
 use crate::wait::{self, Fences, Park, Phase};
@@ -416,6 +424,161 @@ fn wait_full() {
 /// As `wait_full`, with surplus posts from a third party.
 fn wait_surplus() {
     streamed(16, &[8, 8], true);
+}
+
+/// The receiver's wake semaphore, as an async helper parks on it
+/// (`crate::helper`).
+struct RxSleeper(Arc<Shared>);
+
+// SAFETY: the helper thread touches only the semaphore (a loom mutex and
+// condition variable); the ring's cells, which are not `Sync`, are loom's
+// checked cells, used by the producer and the consumer only, and loom
+// reports any access to them that is not ordered.
+unsafe impl Send for RxSleeper {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for RxSleeper {}
+
+impl Sleeper for RxSleeper {
+    fn park(&self) -> Result<()> {
+        SemParker(&self.0.rx_wake).park(None)
+    }
+
+    fn post(&self) -> Result<()> {
+        note("recall: post rx".into());
+        self.0.rx_wake.post();
+        Ok(())
+    }
+
+    fn channel(&self) -> String {
+        "model".into()
+    }
+
+    fn name(&self) -> &'static str {
+        "model-helper"
+    }
+}
+
+/// The receiver's look, as `receiver::frame_poll` makes it: a frame, and
+/// the sender woken when padding was released on the way.
+fn look(c: &mut Consumer, s: &Shared, phase: Phase) -> Result<Option<Frame>> {
+    if phase == Phase::BeforePark {
+        s.rx_wake.announced.fetch_add(1, Relaxed);
+    }
+    let frame = c.peek().expect("ring corrupt");
+    note(format!("peek ({phase:?}) -> {frame:?}"));
+    if c.take_released_padding() {
+        wake(&s.tx_waiting, &s.tx_wake);
+    }
+    Ok(frame)
+}
+
+/// One poll of an async receive (`helper::poll_wait`, no spinning).
+fn poll_recv(
+    c: &mut Consumer,
+    s: &Shared,
+    helper: &mut Helper<RxSleeper>,
+    spun: &mut Option<std::time::Instant>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Frame> {
+    let r = crate::helper::poll_wait(
+        &s.rx_waiting,
+        Fences::Symmetric,
+        Duration::ZERO,
+        spun,
+        helper,
+        cx,
+        &mut SemParker(&s.rx_wake),
+        |phase| look(c, s, phase),
+    );
+    r.map(|f| f.expect("the model's parker never fails"))
+}
+
+/// Takes frame `frame` as `Receiver::recv_async` does, after its last poll.
+fn take(c: &mut Consumer, s: &Shared, frame: Frame) -> Vec<u8> {
+    let msg = c.read_payload(frame);
+    c.release(frame);
+    note("released".into());
+    wake(&s.tx_waiting, &s.tx_wake);
+    msg
+}
+
+/// A blocking sender against an async receiver whose helper thread parks
+/// for it: every message arrives, none is lost to a wake-up that went to
+/// the helper before or after its park.
+fn async_receiver(capacity: u64, lens: &'static [usize]) {
+    let s = Shared::new(capacity);
+    let tx = Arc::clone(&s);
+    let producer = thread::spawn(move || {
+        let mut p = tx.ring.producer();
+        for (i, &len) in lens.iter().enumerate() {
+            send_blocking(&mut p, &tx, &message(i, len));
+        }
+    });
+    let mut helper = Helper::new(RxSleeper(Arc::clone(&s)));
+    let mut c = s.ring.consumer();
+    for (i, &len) in lens.iter().enumerate() {
+        let mut spun = None;
+        let frame = loom::future::block_on(std::future::poll_fn(|cx| {
+            poll_recv(&mut c, &s, &mut helper, &mut spun, cx)
+        }));
+        assert_eq!(take(&mut c, &s, frame), message(i, len), "message {i}");
+    }
+    // Stops and joins the helper thread: one post of its own if a park
+    // was still under way (a later future found its message first).
+    drop(helper);
+    producer.join().unwrap();
+    assert_released(&s.ring);
+    s.rx_wake.assert_one_post_per_announcement(1);
+}
+
+/// An async receive polled once and dropped (its helper may be parked by
+/// then), then blocking receives: the blocking wait recalls the helper
+/// first, so the two never park on the semaphore at once and no wake-up
+/// goes to the helper instead of the waiting thread.
+fn async_cancelled(capacity: u64, lens: &'static [usize]) {
+    let s = Shared::new(capacity);
+    let tx = Arc::clone(&s);
+    let producer = thread::spawn(move || {
+        let mut p = tx.ring.producer();
+        for (i, &len) in lens.iter().enumerate() {
+            send_blocking(&mut p, &tx, &message(i, len));
+        }
+    });
+    let mut helper = Helper::new(RxSleeper(Arc::clone(&s)));
+    let mut c = s.ring.consumer();
+    let mut first = 0;
+    let mut spun = None;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if let std::task::Poll::Ready(frame) = poll_recv(&mut c, &s, &mut helper, &mut spun, &mut cx) {
+        assert_eq!(take(&mut c, &s, frame), message(0, lens[0]), "message 0");
+        first = 1;
+    }
+    // The future is dropped here; the receiver blocks from now on.
+    helper.recall();
+    for (i, &len) in lens.iter().enumerate().skip(first) {
+        assert_eq!(recv_blocking(&mut c, &s), message(i, len), "message {i}");
+    }
+    drop(helper);
+    producer.join().unwrap();
+    assert_released(&s.ring);
+    // The recall may add one post of its own (the drop none: no park is
+    // under way after a recall).
+    s.rx_wake.assert_one_post_per_announcement(1);
+}
+
+/// Async receiver, a 16-byte ring full with each message.
+fn async_full() {
+    async_receiver(16, &[8, 8]);
+}
+
+/// Async receiver through wrap-around with padding.
+fn async_wrap() {
+    async_receiver(32, &WRAP_32);
+}
+
+/// An async receive dropped, then blocking ones.
+fn async_then_blocking() {
+    async_cancelled(16, &[8, 8]);
 }
 
 /// Many senders (DESIGN.md, "Many senders"): one lane per sender, each
@@ -893,6 +1056,25 @@ fn loom_wait_surplus_posts() {
     check("wait_surplus_posts", Some(3), wait_surplus);
 }
 
+#[test]
+fn loom_async_receiver_full() {
+    check("async_receiver_full", Some(3), async_full);
+}
+
+#[test]
+fn loom_async_receiver_wrap() {
+    check("async_receiver_wrap", Some(2), async_wrap);
+}
+
+#[test]
+fn loom_async_cancelled_then_blocking() {
+    check(
+        "async_cancelled_then_blocking",
+        Some(3),
+        async_then_blocking,
+    );
+}
+
 /// Runs a two-sender model as `check` does, and checks that it reached
 /// the race it is about: a sender finding the flag already taken down by
 /// the other in the same round, so posting nothing, and the receiver
@@ -938,6 +1120,8 @@ fn weakened_model(name: &str) -> (Point, Option<usize>, fn()) {
         "Batch/TailRelease" => (Point::TailRelease, None, batch_polling_one_or_two),
         "Batch/HeadRelease" => (Point::HeadRelease, None, batch_polling_one_or_two),
         "Batch/NotifyFence" => (Point::NotifyFence, Some(3), batch_blocking_padding_first),
+        "Async/AnnounceFence" => (Point::AnnounceFence, Some(3), async_full),
+        "Async/Recall" => (Point::Recall, Some(3), async_then_blocking),
         other => panic!("no weakened model {other}"),
     }
 }
@@ -984,6 +1168,16 @@ fn must_fail(name: &str) -> String {
         .join("\n");
     eprintln!("loom with {name} weakened: {}\n{report}", out.status);
     report
+}
+
+#[test]
+fn loom_async_catches_missing_announce_fence() {
+    assert!(must_fail("Async/AnnounceFence").contains("deadlock"));
+}
+
+#[test]
+fn loom_async_catches_missing_recall() {
+    assert!(must_fail("Async/Recall").contains("deadlock"));
 }
 
 #[test]

@@ -16,6 +16,39 @@ pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 #[cfg(not(all(test, loom)))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
+/// The helper thread's lock, condition variable and thread (`crate::helper`):
+/// from `std`, or from loom under the models.
+#[cfg(all(test, loom))]
+pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+#[cfg(not(all(test, loom)))]
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// A helper thread's handle.
+#[cfg(all(test, loom))]
+pub(crate) type JoinHandle = loom::thread::JoinHandle<()>;
+/// A helper thread's handle.
+#[cfg(not(all(test, loom)))]
+pub(crate) type JoinHandle = std::thread::JoinHandle<()>;
+
+/// Stack of a helper thread: it parks and wakes a task, nothing more.
+#[cfg(not(all(test, loom)))]
+const HELPER_STACK: usize = 64 * 1024;
+
+/// Starts a helper thread named `name` with a small stack.
+#[cfg(not(all(test, loom)))]
+pub(crate) fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .stack_size(HELPER_STACK)
+        .spawn(f)
+}
+
+/// Starts a modelled helper thread.
+#[cfg(all(test, loom))]
+pub(crate) fn spawn(_name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle> {
+    Ok(loom::thread::spawn(f))
+}
+
 /// A synchronisation point of the ring or the wait protocol, named so that
 /// a model can weaken it (under loom only; a normal build ignores the name).
 #[cfg(all(test, loom))]
@@ -33,6 +66,9 @@ pub(crate) enum Point {
     /// The Release store of `head` that hands space back
     /// (`Consumer::advance`). Weakened: Relaxed.
     HeadRelease,
+    /// The recall of a parked async helper before its handle waits on its
+    /// own (`helper::Helper::recall`). Weakened: left out.
+    Recall,
 }
 
 /// The switch a loom model uses to weaken one [`Point`].

@@ -130,7 +130,7 @@ fn announce(flag: &AtomicU32, fences: Fences, parker: &mut impl Park) -> Result<
 /// cannot happen. A relaxed swap orders the sleeper's writes as C11 orders
 /// a store, so under loom the flag is written with swaps only.
 #[inline(always)]
-fn set_flag(flag: &AtomicU32, value: u32) {
+pub(crate) fn set_flag(flag: &AtomicU32, value: u32) {
     #[cfg(not(all(test, loom)))]
     flag.store(value, Ordering::Relaxed);
     #[cfg(all(test, loom))]
@@ -250,33 +250,45 @@ pub(crate) fn wait<T>(
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(Error::Timeout);
         }
-        // Posts already on the semaphore were made for changes that have
-        // happened (a post follows its index store or the peer's death):
-        // taking them now, before the flag goes up, leaves the check below
-        // to see those changes, and only posts made after it to wake the
-        // park. Draining here rather than after waking keeps the system
-        // call off the wake-up's path.
-        parker.drain()?;
-        if let Err(e) = announce(flag, fences, parker) {
-            set_flag(flag, 0);
-            return Err(e);
-        }
-        match poll(Phase::BeforePark) {
-            Ok(None) => {}
-            Ok(Some(v)) => {
-                set_flag(flag, 0);
-                return Ok(v);
-            }
-            Err(e) => {
-                set_flag(flag, 0);
-                return Err(e);
-            }
+        if let Some(v) = prepare_park(flag, fences, parker, || poll(Phase::BeforePark))? {
+            return Ok(v);
         }
         let parked = parker.park(deadline);
         set_flag(flag, 0);
         match parked {
             Ok(()) | Err(Error::Timeout) => {}
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The sleeper's half of the handshake up to the park: drains the
+/// semaphore, raises the flag, fences, and looks once more with `poll`
+/// (`Phase::BeforePark`). `Ok(None)`: park now (the flag is up); anything
+/// else lowers the flag again. The blocking [`wait`] parks in the same
+/// thread; a future hands the park to its helper (`crate::helper`).
+pub(crate) fn prepare_park<T>(
+    flag: &AtomicU32,
+    fences: Fences,
+    parker: &mut impl Park,
+    poll: impl FnOnce() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    // Posts already on the semaphore were made for changes that have
+    // happened (a post follows its index store or the peer's death):
+    // taking them now, before the flag goes up, leaves the check below
+    // to see those changes, and only posts made after it to wake the
+    // park. Draining here rather than after waking keeps the system
+    // call off the wake-up's path.
+    parker.drain()?;
+    if let Err(e) = announce(flag, fences, parker) {
+        set_flag(flag, 0);
+        return Err(e);
+    }
+    match poll() {
+        Ok(None) => Ok(None),
+        r => {
+            set_flag(flag, 0);
+            r
         }
     }
 }

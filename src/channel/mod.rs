@@ -13,6 +13,8 @@ mod typed;
 mod view;
 
 pub use options::{DEFAULT_CAPACITY, FRAME_OVERHEAD, MAX_SENDERS, MIN_CAPACITY, Options};
+#[cfg(feature = "async")]
+pub use receiver::RecvStream;
 pub use receiver::{Iter, Receiver, RecvGuard, TryIter};
 pub use sender::{SendGrant, Sender, SenderId};
 

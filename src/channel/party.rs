@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::shared::{Doing, Shared, os_error};
 use super::view::View;
 use crate::error::{Error, Result, Role};
+use crate::helper::Sleeper;
 use crate::layout::{Counters, bump, sem};
 use crate::ring::holds_messages;
 use crate::sys::{self, Fail, SemOp, SemSet, retry_on_intr, sop};
@@ -541,6 +542,59 @@ impl Park for SemParker<'_> {
                 e,
             )
         })
+    }
+}
+
+/// What a handle's async helper parks on (`crate::helper`): the side's own
+/// wake semaphore, with the side's counters. Holds the channel's `Shared`
+/// for the helper thread; the handle joins that thread before it gives
+/// its role up.
+#[derive(Debug)]
+pub(crate) struct ChanSleeper {
+    shared: Arc<Shared>,
+    num: u16,
+    /// The sender's lane; `None` for the receiver.
+    lane: Option<u16>,
+}
+
+impl ChanSleeper {
+    pub(crate) fn new(shared: &Arc<Shared>, num: u16, lane: Option<u16>) -> ChanSleeper {
+        ChanSleeper {
+            shared: Arc::clone(shared),
+            num,
+            lane,
+        }
+    }
+}
+
+impl Sleeper for ChanSleeper {
+    fn park(&self) -> Result<()> {
+        let s = &*self.shared;
+        let counters = match self.lane {
+            Some(lane) => &s.view.lane(&s.geometry, lane).tx.counters,
+            None => &s.header().rx.counters,
+        };
+        SemParker {
+            shared: s,
+            num: self.num,
+            counters,
+        }
+        .park(None)
+    }
+
+    fn post(&self) -> Result<()> {
+        self.shared.post(self.num)
+    }
+
+    fn channel(&self) -> String {
+        self.shared.name.clone()
+    }
+
+    fn name(&self) -> &'static str {
+        match self.lane {
+            Some(_) => "shmchan-tx-park",
+            None => "shmchan-rx-park",
+        }
     }
 }
 

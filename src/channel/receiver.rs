@@ -12,8 +12,11 @@
 #![allow(unsafe_code)]
 
 mod batch;
+mod future;
 
 pub use batch::TryIter;
+#[cfg(feature = "async")]
+pub use future::RecvStream;
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -22,12 +25,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::party::{PeerWatch, RoleHold, SemParker};
+use super::party::{ChanSleeper, PeerWatch, RoleHold, SemParker};
 use super::sender::{SenderId, session_of_tag};
 use super::shared::Shared;
 use super::view::{LanePtrs, View};
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
+use crate::helper::Helper;
 use crate::layout::{LaneRefs, bump, sem};
 use crate::ring::{Consumer, Frame};
 use crate::wait::{self, CatchUp, Phase};
@@ -70,6 +74,10 @@ use crate::wait::{self, CatchUp, Phase};
 /// ```
 #[derive(Debug)]
 pub struct Receiver {
+    /// Parks for the async calls. First, so that it drops (stopping and
+    /// joining its thread, which parks on RX_WAKE) before `hold` gives
+    /// the role up: fields drop in declaration order.
+    helper: Helper<ChanSleeper>,
     hold: RoleHold,
     lanes: Lanes,
     peer: PeerWatch,
@@ -100,7 +108,9 @@ impl Receiver {
         let counters = &s.header().rx.counters;
         let received = counters.messages.load(Ordering::Relaxed);
         let bytes = counters.bytes.load(Ordering::Relaxed);
+        let helper = Helper::new(ChanSleeper::new(hold.shared(), sem::RX_WAKE, None));
         Ok(Receiver {
+            helper,
             hold,
             lanes,
             peer,
@@ -480,6 +490,17 @@ impl Receiver {
         how: How,
     ) -> Result<(usize, Option<SenderId>)> {
         let at = self.next_frame(how)?;
+        Ok(self.take_into::<FROM>(at, buf))
+    }
+
+    /// Copies the message `at` into `buf` and releases it; with `FROM`,
+    /// also says who sent it.
+    #[inline]
+    fn take_into<const FROM: bool>(
+        &mut self,
+        at: At,
+        buf: &mut Vec<u8>,
+    ) -> (usize, Option<SenderId>) {
         let len = at.frame.len as usize;
         buf.clear();
         buf.reserve(len);
@@ -495,7 +516,7 @@ impl Receiver {
         // The message is ours now; a failed wake-up (the set was removed)
         // is reported by the next call that waits, not by losing it here.
         let _ = self.release(at);
-        Ok((len, from))
+        (len, from)
     }
 
     #[inline]
@@ -550,6 +571,8 @@ impl Receiver {
     }
 
     fn wait_frame(&mut self, deadline: Option<Instant>) -> Result<At> {
+        // A future's park must end before this thread parks on RX_WAKE.
+        self.helper.recall();
         let s = self.hold.shared();
         let (lanes, peer) = (&mut self.lanes, &mut self.peer);
         let h = s.header();
@@ -564,17 +587,7 @@ impl Receiver {
             self.spin,
             deadline,
             &mut parker,
-            |phase| {
-                if let Some(at) = lanes.look(s)? {
-                    return Ok(Some(at));
-                }
-                s.check_open()?;
-                if phase == Phase::BeforePark && peer.gone(s)? {
-                    // A sender may have committed and exited after our look.
-                    return lanes.look(s)?.map(Some).ok_or(Error::Disconnected);
-                }
-                Ok(None)
-            },
+            |phase| frame_poll(lanes, peer, s, phase),
         )
     }
 
@@ -594,6 +607,25 @@ impl Receiver {
         let refs = unsafe { self.lanes.of(at).ptrs.refs() };
         wake_sender(s, at.lane as usize, refs)
     }
+}
+
+/// A waiting receiver's look (blocking or async): a frame in any lane;
+/// before a park, also whether the sender is gone.
+fn frame_poll(
+    lanes: &mut Lanes,
+    peer: &mut PeerWatch,
+    s: &Shared,
+    phase: Phase,
+) -> Result<Option<At>> {
+    if let Some(at) = lanes.look(s)? {
+        return Ok(Some(at));
+    }
+    s.check_open()?;
+    if phase == Phase::BeforePark && peer.gone(s)? {
+        // A sender may have committed and exited after our look.
+        return lanes.look(s)?.map(Some).ok_or(Error::Disconnected);
+    }
+    Ok(None)
 }
 
 /// Messages taken from one lane before the receiver moves on to the next

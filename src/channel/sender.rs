@@ -6,6 +6,7 @@
 #![allow(unsafe_code)]
 
 mod batch;
+mod future;
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -14,11 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::party::{PeerWatch, RoleHold, SemParker};
+use super::party::{ChanSleeper, PeerWatch, RoleHold, SemParker};
 use super::shared::Shared;
 use super::view::LanePtrs;
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
+use crate::helper::Helper;
 use crate::layout::{LaneRefs, bump, sem};
 use crate::ring::Producer;
 use crate::wait::{self, Phase};
@@ -53,6 +55,10 @@ use crate::wait::{self, Phase};
 /// ```
 #[derive(Debug)]
 pub struct Sender {
+    /// Parks for the async calls. First, so that it drops (stopping and
+    /// joining its thread, which parks on the lane's TX_WAKE) before
+    /// `hold` gives the lane up: fields drop in declaration order.
+    helper: Helper<ChanSleeper>,
     hold: RoleHold,
     ring: Producer,
     /// This sender's lane and session.
@@ -100,7 +106,13 @@ impl Sender {
         let sent = refs.tx.counters.messages.load(Ordering::Relaxed);
         let bytes = refs.tx.counters.bytes.load(Ordering::Relaxed);
         let lane_ptrs = LanePtrs::of(refs);
+        let helper = Helper::new(ChanSleeper::new(
+            hold.shared(),
+            sem::tx_wake(lane),
+            Some(lane),
+        ));
         Ok(Sender {
+            helper,
             hold,
             ring,
             id: SenderId { lane, session },
@@ -376,6 +388,13 @@ impl Sender {
     #[cold]
     #[inline(never)]
     fn find_room_slow(&mut self, len: usize, how: How) -> Result<u64> {
+        self.check_room_call(len)?;
+        self.room(len as u64, how)
+    }
+
+    /// What a call for room checks before it looks: poison, removal, the
+    /// length, and a receiver seen to leave.
+    fn check_room_call(&mut self, len: usize) -> Result<()> {
         self.poison.check()?;
         let s = self.hold.shared();
         s.check_open()?;
@@ -388,7 +407,7 @@ impl Sender {
         if self.peer.gone_quick(s)? {
             return Err(Error::Disconnected);
         }
-        self.room(len as u64, how)
+        Ok(())
     }
 
     /// Room for a frame of `len` bytes, waiting as `how` says.
@@ -449,6 +468,8 @@ impl Sender {
         deadline: Option<Instant>,
         mut attempt: impl FnMut(&mut Producer, &Shared, LaneRefs<'_>, bool) -> Result<Option<T>>,
     ) -> Result<T> {
+        // A future's park must end before this thread parks on TX_WAKE.
+        self.helper.recall();
         let s = self.hold.shared();
         let (ring, peer) = (&mut self.ring, &mut self.peer);
         // SAFETY: `hold` keeps the mapping attached for the life of the
@@ -465,18 +486,7 @@ impl Sender {
             self.spin,
             deadline,
             &mut parker,
-            |phase| {
-                if let Some(found) = attempt(ring, s, refs, true)? {
-                    return Ok(Some(found));
-                }
-                s.check_open()?;
-                if phase == Phase::BeforePark && peer.gone(s)? {
-                    return attempt(ring, s, refs, false)?
-                        .map(Some)
-                        .ok_or(Error::Disconnected);
-                }
-                Ok(None)
-            },
+            |phase| room_poll(ring, peer, s, refs, phase, &mut attempt),
         )
     }
 
@@ -499,6 +509,29 @@ impl Sender {
         let _ = wake_receiver(s, refs);
         Ok(())
     }
+}
+
+/// A waiting sender's look (blocking or async): `attempt` with the refill
+/// rule; before a park, also whether the receiver is gone, and if so one
+/// last attempt that takes any room.
+fn room_poll<T>(
+    ring: &mut Producer,
+    peer: &mut PeerWatch,
+    s: &Shared,
+    refs: LaneRefs<'_>,
+    phase: Phase,
+    attempt: &mut impl FnMut(&mut Producer, &Shared, LaneRefs<'_>, bool) -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    if let Some(found) = attempt(ring, s, refs, true)? {
+        return Ok(Some(found));
+    }
+    s.check_open()?;
+    if phase == Phase::BeforePark && peer.gone(s)? {
+        return attempt(ring, s, refs, false)?
+            .map(Some)
+            .ok_or(Error::Disconnected);
+    }
+    Ok(None)
 }
 
 /// One reservation attempt; wakes the receiver when a padding frame was

@@ -1,0 +1,345 @@
+//! The receiver's async calls: `recv_async` and its kin, and `stream`.
+//!
+//! Each takes the blocking call's fast path first, spins by yielding to
+//! the executor, then hands the park to the receiver's helper thread
+//! (`crate::helper`): no call ever blocks the executor's thread.
+
+use std::future::poll_fn;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use super::{At, Receiver, RecvGuard, SenderId, frame_poll, known};
+use crate::channel::party::SemParker;
+use crate::error::Result;
+use crate::helper;
+use crate::layout::{bump, sem};
+
+impl Receiver {
+    /// Receives the next message, waiting for one without blocking the
+    /// executor: the async [`recv`](Self::recv).
+    ///
+    /// A message that is there is returned in the first poll, without a
+    /// system call. Otherwise the future spins for the receiver's budget
+    /// ([`set_spin`](Self::set_spin)) by waking itself (the executor runs
+    /// other tasks meanwhile), then hands the park to a helper thread that
+    /// the receiver starts on first need (one per receiver, joined when
+    /// the receiver drops) and that wakes the task when a message, the
+    /// sender's death or the channel's removal arrives. Runtime-agnostic:
+    /// nothing but `std::task`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a future dropped before it completed has consumed
+    /// nothing (the message is taken in the same poll that returns it).
+    /// Its helper may stay parked; the next call of the receiver, async or
+    /// blocking, takes that park over or back.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv): [`Error::Disconnected`](crate::Error::Disconnected)
+    /// once every committed message is received and the sender is gone,
+    /// [`Error::Removed`](crate::Error::Removed),
+    /// [`Error::Corrupted`](crate::Error::Corrupted); and an
+    /// [`Error::Os`](crate::Error::Os) if the helper thread could not be
+    /// started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// let sender = std::thread::spawn(move || tx.send(b"hello async"));
+    /// let msg = rt.block_on(rx.recv_async())?;
+    /// assert_eq!(msg, b"hello async");
+    /// sender.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_async(&mut self) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.recv_into_async(&mut buf).await?;
+        Ok(buf)
+    }
+
+    /// Receives the next message into `buf` (cleared first, its capacity
+    /// reused), waiting without blocking the executor: the async
+    /// [`recv_into`](Self::recv_into). Returns the message's length.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`recv_async`](Self::recv_async): `buf` is left
+    /// untouched until the poll that completes.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_async`](Self::recv_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"one")?;
+    /// tx.send(b"two")?;
+    /// let mut buf = Vec::with_capacity(64);
+    /// rt.block_on(async {
+    ///     assert_eq!(rx.recv_into_async(&mut buf).await?, 3);
+    ///     assert_eq!(buf, b"one");
+    ///     rx.recv_into_async(&mut buf).await?;
+    ///     assert_eq!(buf, b"two");
+    ///     Ok::<(), shmchan::Error>(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_into_async(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
+        let at = self.frame_async().await?;
+        Ok(self.take_into::<false>(at, buf).0)
+    }
+
+    /// Receives the next message in place, waiting without blocking the
+    /// executor: the async [`recv_ref`](Self::recv_ref). The space goes
+    /// back to the sender when the guard drops.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`recv_async`](Self::recv_async). A guard that the
+    /// future returned is a message received: dropping it releases it.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_async`](Self::recv_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"in place")?;
+    /// rt.block_on(async {
+    ///     let msg = rx.recv_ref_async().await?;
+    ///     assert_eq!(&*msg, b"in place");
+    ///     Ok::<(), shmchan::Error>(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_ref_async(&mut self) -> Result<RecvGuard<'_>> {
+        let at = self.frame_async().await?;
+        Ok(RecvGuard { rx: self, at })
+    }
+
+    /// Receives the next message and the sender it came from, waiting
+    /// without blocking the executor: the async
+    /// [`recv_from`](Self::recv_from), for a server of many senders.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`recv_async`](Self::recv_async).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_async`](Self::recv_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096).max_senders(2))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut a = chan.sender()?;
+    /// let mut b = chan.sender()?;
+    /// a.send(b"from a")?;
+    /// b.send(b"from b")?;
+    /// rt.block_on(async {
+    ///     let mut got = vec![rx.recv_from_async().await?, rx.recv_from_async().await?];
+    ///     got.sort_by_key(|(msg, _)| msg.clone());
+    ///     assert_eq!(got, [(b"from a".to_vec(), a.id()), (b"from b".to_vec(), b.id())]);
+    ///     Ok::<(), shmchan::Error>(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_from_async(&mut self) -> Result<(Vec<u8>, SenderId)> {
+        let at = self.frame_async().await?;
+        let mut buf = Vec::new();
+        let (_, from) = self.take_into::<true>(at, &mut buf);
+        Ok((buf, known(from)))
+    }
+
+    /// The next frame, waited for asynchronously.
+    async fn frame_async(&mut self) -> Result<At> {
+        let mut spun = None;
+        poll_fn(|cx| self.poll_frame(cx, &mut spun)).await
+    }
+
+    /// One poll for the next frame: the fast path, then the waiting one.
+    /// `spun` is the caller's: when it began to spin.
+    #[inline]
+    fn poll_frame(&mut self, cx: &mut Context<'_>, spun: &mut Option<Instant>) -> Poll<Result<At>> {
+        if let Some(at) = self.fast_frame() {
+            return Poll::Ready(Ok(at));
+        }
+        let r = ready!(self.poll_frame_slow(cx, spun));
+        Poll::Ready(self.poison.record(r))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poll_frame_slow(
+        &mut self,
+        cx: &mut Context<'_>,
+        spun: &mut Option<Instant>,
+    ) -> Poll<Result<At>> {
+        let s = self.hold.shared();
+        if let Err(e) = self.poison.check().and_then(|()| s.check_open()) {
+            return Poll::Ready(Err(e));
+        }
+        let (lanes, peer) = (&mut self.lanes, &mut self.peer);
+        let h = s.header();
+        let mut parker = SemParker {
+            shared: s,
+            num: sem::RX_WAKE,
+            counters: &h.rx.counters,
+        };
+        let first = spun.is_none();
+        let r = helper::poll_wait(
+            &h.rx_waiting.waiting,
+            s.fences(),
+            self.spin,
+            spun,
+            &mut self.helper,
+            cx,
+            &mut parker,
+            |phase| frame_poll(lanes, peer, s, phase),
+        );
+        if first && r.is_pending() {
+            bump(&h.rx.counters.stalls);
+        }
+        r
+    }
+}
+
+#[cfg(feature = "async")]
+pub use stream::RecvStream;
+
+#[cfg(feature = "async")]
+mod stream {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, ready};
+    use std::time::Instant;
+
+    use crate::error::Error;
+    use crate::{Receiver, Result};
+
+    impl Receiver {
+        /// The messages as a [`futures_core::Stream`] (feature `async`):
+        /// the async [`iter`](Self::iter). Each item is an
+        /// [`recv_async`](Self::recv_async).
+        ///
+        /// It ends (`None`) at [`Error::Disconnected`], the normal end. Any
+        /// other error ends it too, and the stream keeps that error for
+        /// the caller: [`RecvStream::take_error`] says why it stopped.
+        ///
+        /// # Cancel safety
+        ///
+        /// Dropping the stream, or a `next()` future of it, between items
+        /// loses nothing: an item is taken in the poll that yields it.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use shmchan::{Channel, Key, Options};
+        /// use std::pin::Pin;
+        /// use futures_core::Stream;
+        ///
+        /// # fn main() -> shmchan::Result<()> {
+        /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+        /// let mut rx = chan.receiver()?;
+        /// let mut tx = chan.sender()?;
+        /// tx.send(b"one")?;
+        /// tx.send(b"two")?;
+        /// drop(tx); // the stream ends after "two"
+        /// let mut stream = rx.stream();
+        /// let got = rt.block_on(async {
+        ///     let mut got = Vec::new();
+        ///     while let Some(msg) =
+        ///         std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await
+        ///     {
+        ///         got.push(msg);
+        ///     }
+        ///     got
+        /// });
+        /// assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+        /// assert!(stream.take_error().is_none()); // it ended at Disconnected
+        /// # Ok(())
+        /// # }
+        /// ```
+        pub fn stream(&mut self) -> RecvStream<'_> {
+            RecvStream {
+                rx: self,
+                spun: None,
+                error: None,
+            }
+        }
+    }
+
+    /// The messages of a receiver as a [`futures_core::Stream`], made by
+    /// [`Receiver::stream`] (feature `async`).
+    #[derive(Debug)]
+    pub struct RecvStream<'a> {
+        rx: &'a mut Receiver,
+        spun: Option<Instant>,
+        error: Option<Error>,
+    }
+
+    impl RecvStream<'_> {
+        /// The error that ended the stream, unless it was
+        /// [`Error::Disconnected`] (the normal end); `None` while it has
+        /// not ended. Takes it: a second call returns `None`.
+        pub fn take_error(&mut self) -> Option<Error> {
+            self.error.take()
+        }
+    }
+
+    impl futures_core::Stream for RecvStream<'_> {
+        type Item = Vec<u8>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
+            let this = &mut *self;
+            let r: Result<_> = ready!(this.rx.poll_frame(cx, &mut this.spun));
+            this.spun = None;
+            match r {
+                Ok(at) => {
+                    let mut buf = Vec::new();
+                    this.rx.take_into::<false>(at, &mut buf);
+                    Poll::Ready(Some(buf))
+                }
+                Err(Error::Disconnected) => Poll::Ready(None),
+                Err(e) => {
+                    this.error = Some(e);
+                    Poll::Ready(None)
+                }
+            }
+        }
+    }
+}

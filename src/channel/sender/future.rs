@@ -1,0 +1,168 @@
+//! The sender's async calls: `send_async` and `reserve_async`.
+//!
+//! Each takes the blocking call's fast path first, spins by yielding to
+//! the executor, then hands the park to the sender's helper thread
+//! (`crate::helper`): no call ever blocks the executor's thread.
+
+use std::future::poll_fn;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use super::{SendGrant, Sender, room_poll, try_reserve};
+use crate::channel::party::SemParker;
+use crate::error::Result;
+use crate::helper;
+use crate::layout::{bump, sem};
+
+impl Sender {
+    /// Sends a message, waiting for room without blocking the executor:
+    /// the async [`send`](Self::send). When it resolves to `Ok` the
+    /// message is committed.
+    ///
+    /// Room that is there is taken in the first poll, without a system
+    /// call. Otherwise the future spins for the sender's budget
+    /// ([`set_spin`](Self::set_spin)) by waking itself (the executor runs
+    /// other tasks meanwhile), then hands the park to a helper thread that
+    /// the sender starts on first need (one per sender, joined when the
+    /// sender drops) and that wakes the task when the receiver makes room,
+    /// dies, or the channel is removed. Runtime-agnostic: nothing but
+    /// `std::task`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the message is reserved, written and committed in the
+    /// poll that completes, so a future dropped before it completed has
+    /// committed nothing (and a future that completed has committed all
+    /// of it). Its helper may stay parked; the next call of the sender,
+    /// async or blocking, takes that park over or back.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send): [`Error::MessageTooLarge`](crate::Error::MessageTooLarge),
+    /// [`Error::Disconnected`](crate::Error::Disconnected),
+    /// [`Error::Removed`](crate::Error::Removed),
+    /// [`Error::Corrupted`](crate::Error::Corrupted); and an
+    /// [`Error::Os`](crate::Error::Os) if the helper thread could not be
+    /// started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// rt.block_on(tx.send_async(b"hello"))?;
+    /// assert_eq!(rx.recv()?, b"hello");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send_async(&mut self, msg: &[u8]) -> Result<()> {
+        let mut grant = self.reserve_async(msg.len()).await?;
+        grant.copy_from_slice(msg);
+        grant.commit()
+    }
+
+    /// Reserves `len` bytes in the ring, waiting for room without blocking
+    /// the executor: the async [`reserve`](Self::reserve). Write the
+    /// payload into the grant, then [`commit`](SendGrant::commit) it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a future dropped before it completed has reserved
+    /// nothing. A grant dropped without `commit` publishes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_async`](Self::send_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// rt.block_on(async {
+    ///     let mut grant = tx.reserve_async(5).await?;
+    ///     grant.copy_from_slice(b"built");
+    ///     grant.commit()
+    /// })?;
+    /// assert_eq!(rx.recv()?, b"built");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn reserve_async(&mut self, len: usize) -> Result<SendGrant<'_>> {
+        let mut spun = None;
+        let offset = poll_fn(|cx| self.poll_room(len, cx, &mut spun)).await?;
+        Ok(SendGrant {
+            tx: self,
+            offset,
+            len,
+        })
+    }
+
+    /// One poll for room for `len` bytes: the fast path, then the waiting
+    /// one. `spun` is the caller's: when it began to spin.
+    #[inline]
+    fn poll_room(
+        &mut self,
+        len: usize,
+        cx: &mut Context<'_>,
+        spun: &mut Option<Instant>,
+    ) -> Poll<Result<u64>> {
+        if let Some(off) = self.fast_room(len, true) {
+            return Poll::Ready(Ok(off));
+        }
+        let r = ready!(self.poll_room_slow(len, cx, spun));
+        Poll::Ready(self.poison.record(r))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poll_room_slow(
+        &mut self,
+        len: usize,
+        cx: &mut Context<'_>,
+        spun: &mut Option<Instant>,
+    ) -> Poll<Result<u64>> {
+        if let Err(e) = self.check_room_call(len) {
+            return Poll::Ready(Err(e));
+        }
+        let s = self.hold.shared();
+        let (ring, peer) = (&mut self.ring, &mut self.peer);
+        // SAFETY: `hold` keeps the mapping attached for the life of the
+        // Sender, and the refs do not outlive this call.
+        let refs = unsafe { self.lane_ptrs.refs() };
+        let mut parker = SemParker {
+            shared: s,
+            num: sem::tx_wake(self.id.lane),
+            counters: &refs.tx.counters,
+        };
+        let first = spun.is_none();
+        let r = helper::poll_wait(
+            &refs.tx_waiting.waiting,
+            s.fences(),
+            self.spin,
+            spun,
+            &mut self.helper,
+            cx,
+            &mut parker,
+            |phase| {
+                room_poll(ring, peer, s, refs, phase, &mut |ring, s, refs, refill| {
+                    try_reserve(ring, s, refs, len as u64, refill)
+                })
+            },
+        );
+        if first && r.is_pending() {
+            bump(&refs.tx.counters.stalls);
+        }
+        r
+    }
+}
