@@ -321,7 +321,12 @@ fn select_over_two_channels_and_a_timer_loses_nothing_when_losers_drop() {
 fn a_million_messages_async_to_async() {
     let (chan, _cleanup) = channel(&Options::new().capacity(64 * 1024));
     let mut rx = chan.receiver().expect("receiver");
-    let mut peer = spawn_on("send_async", SHMID, chan.id(), &[(COUNT, MILLION.to_string())]);
+    let mut peer = spawn_on(
+        "send_async",
+        SHMID,
+        chan.id(),
+        &[(COUNT, MILLION.to_string())],
+    );
     peer.line_after("id");
     let mut stream = rx.stream();
     let got = runtime().block_on(async {
@@ -332,7 +337,10 @@ fn a_million_messages_async_to_async() {
         }
         next
     });
-    assert!(stream.take_error().is_none(), "the stream ended at Disconnected");
+    assert!(
+        stream.take_error().is_none(),
+        "the stream ended at Disconnected"
+    );
     assert_eq!(got, MILLION);
     peer.expect_line("sent");
 }
@@ -347,7 +355,12 @@ async fn next_item<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item
 fn a_million_messages_async_sender_blocking_receiver() {
     let (chan, _cleanup) = channel(&Options::new().capacity(64 * 1024));
     let mut rx = chan.receiver().expect("receiver");
-    let mut peer = spawn_on("send_async", SHMID, chan.id(), &[(COUNT, MILLION.to_string())]);
+    let mut peer = spawn_on(
+        "send_async",
+        SHMID,
+        chan.id(),
+        &[(COUNT, MILLION.to_string())],
+    );
     peer.line_after("id");
     let mut next = 0;
     for msg in rx.iter() {
@@ -388,10 +401,7 @@ fn a_million_messages_blocking_to_async_and_back() {
 /// Polls `fut` for `settle` (long enough for its helper to park), checks
 /// it is still pending, then runs `act` and gives the future [`NOTICE`]
 /// to resolve.
-async fn pending_then<T: std::fmt::Debug>(
-    fut: impl Future<Output = T>,
-    act: impl FnOnce(),
-) -> T {
+async fn pending_then<T: std::fmt::Debug>(fut: impl Future<Output = T>, act: impl FnOnce()) -> T {
     let mut fut = std::pin::pin!(fut);
     tokio::select! {
         r = &mut fut => panic!("resolved before its cue: {r:?}"),
@@ -460,8 +470,8 @@ fn cycles() {
     let mut ids = Vec::new();
     rt.block_on(async {
         for i in 0..10_000u32 {
-            let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))
-                .expect("create");
+            let chan =
+                Channel::create(Key::PRIVATE, &Options::new().capacity(4096)).expect("create");
             ids.push((chan.id(), chan.sem_id()));
             let mut rx = chan.receiver().expect("receiver");
             let mut tx = chan.sender().expect("sender");
@@ -601,7 +611,10 @@ fn recv_from_async_serves_four_senders_while_other_tasks_run() {
         for _ in 0..4 * N {
             let (msg, from) = rx.recv_from_async().await.expect("recv_from_async");
             first.get_or_insert_with(Instant::now);
-            per_sender.entry(from).or_default().push(message_number(&msg));
+            per_sender
+                .entry(from)
+                .or_default()
+                .push(message_number(&msg));
         }
         let (first, last) = (first.expect("messages"), Instant::now());
         stop.set(true);
@@ -619,7 +632,11 @@ fn recv_from_async_serves_four_senders_while_other_tasks_run() {
     assert_eq!(per_sender.len(), 4, "four senders");
     for (id, seqs) in &per_sender {
         assert!(ids.contains(&id.to_string()), "unknown sender {id}");
-        assert_eq!(seqs, &(0..N).collect::<Vec<_>>(), "sender {id}: once, in order");
+        assert_eq!(
+            seqs,
+            &(0..N).collect::<Vec<_>>(),
+            "sender {id}: once, in order"
+        );
     }
     // The senders pause 1 ms every 1,000 messages: the receive spans at
     // least 19 ms, and a task that blocked its runtime meanwhile would

@@ -58,7 +58,8 @@ fn build_examples() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--quiet", "--example", "rpc_server", "--example"])
-        .args(["rpc_client", "--profile", profile, "--manifest-path"])
+        .args(["rpc_client", "--example", "async_server"])
+        .args(["--profile", profile, "--manifest-path"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir)
@@ -205,25 +206,38 @@ struct Server {
     proc: Proc,
     guard: Cleanup,
     key: TempKey,
+    /// `rpc_server` or `async_server`.
+    program: &'static str,
 }
 
 impl Server {
     fn start(options: &[&str]) -> Server {
+        Server::start_as("rpc_server", options)
+    }
+
+    /// Starts `program` (`rpc_server`, or `async_server`: the same server
+    /// on tokio).
+    fn start_as(program: &'static str, options: &[&str]) -> Server {
         let key = TempKey::new();
         let path = key.path.to_str().expect("utf-8 temp path").to_owned();
         let mut args = options.to_vec();
         args.extend([path.as_str(), "T"]);
-        let mut proc = Proc::start("rpc_server", &args, Stdio::null());
+        let mut proc = Proc::start(program, &args, Stdio::null());
         let listening = proc.line();
         assert!(
-            listening.starts_with("rpc_server: listening at "),
+            listening.starts_with(&format!("{program}: listening at ")),
             "{listening}"
         );
         let guard = Cleanup {
             shmid: number_after(&listening, "shmid"),
             semid: number_after(&listening, "semid"),
         };
-        Server { proc, guard, key }
+        Server {
+            proc,
+            guard,
+            key,
+            program,
+        }
     }
 
     /// `[PATH PROJ]` for a client of this server.
@@ -236,9 +250,14 @@ impl Server {
     /// server removes it as it exits, and the kernel frees a removed
     /// segment at its last detach).
     fn finish(self) -> (Ended, Cleanup) {
-        let Server { proc, guard, key } = self;
+        let Server {
+            proc,
+            guard,
+            key,
+            program,
+        } = self;
         let ended = proc.finish();
-        ended.assert_success("rpc_server");
+        ended.assert_success(program);
         drop(key);
         (ended, guard)
     }
@@ -338,7 +357,17 @@ fn assert_gone(ids: &Cleanup) {
 /// three are done, and nothing is left behind.
 #[test]
 fn three_clients_at_once() {
-    let server = Server::start(&["--clients", "3"]);
+    three_clients_at_once_on("rpc_server");
+}
+
+/// The same run against the tokio server, examples/async_server.rs.
+#[test]
+fn three_clients_at_once_on_the_async_server() {
+    three_clients_at_once_on("async_server");
+}
+
+fn three_clients_at_once_on(program: &'static str) {
+    let server = Server::start_as(program, &["--clients", "3"]);
     let procs: Vec<Proc> = (0..3)
         .map(|_| Client::spawn(&server, &["--requests", "20"], Stdio::null()))
         .collect();
@@ -350,15 +379,13 @@ fn three_clients_at_once() {
 
     let (ended, server) = server.finish();
     for (id, shmid) in ids.iter().zip(&reply_ids) {
-        let connected = format!("rpc_server: {id} connected, answers go to shmid {shmid}");
+        let connected = format!("{program}: {id} connected, answers go to shmid {shmid}");
         assert!(ended.has(&connected), "{connected:?} in {:#?}", ended.lines);
-        assert!(ended.has(&format!("rpc_server: {id} said bye after 20 calls")));
+        assert!(ended.has(&format!("{program}: {id} said bye after 20 calls")));
     }
     let last = ended.lines.last().map(String::as_str);
-    assert_eq!(
-        last,
-        Some("rpc_server: 3 clients finished (3 said bye, 0 lost)")
-    );
+    let summary = format!("{program}: 3 clients finished (3 said bye, 0 lost)");
+    assert_eq!(last, Some(summary.as_str()));
     guards.iter().for_each(assert_gone);
     assert_gone(&server);
 }
@@ -405,11 +432,23 @@ fn three_connected_clients_with_interleaved_calls() {
 /// lanes the first one freed.
 #[test]
 fn clients_that_come_after_the_server_went_idle_are_served() {
-    let mut server = Server::start(&["--clients", "3"]);
+    clients_after_idle_on("rpc_server");
+}
+
+/// The same against the tokio server.
+#[test]
+fn clients_that_come_after_the_async_server_went_idle_are_served() {
+    clients_after_idle_on("async_server");
+}
+
+fn clients_after_idle_on(program: &'static str) {
+    let mut server = Server::start_as(program, &["--clients", "3"]);
     let first = Client::start(&server, &["--requests", "2"], Stdio::null());
     assert_eq!(first.id, "0:1", "the first sender on an empty channel");
     let mut guards = vec![first.finish_numbered(2)];
-    server.proc.wait_line("rpc_server: no client connected");
+    server
+        .proc
+        .wait_line(&format!("{program}: no client connected"));
 
     // Both hold their lanes until their input ends. Lanes are claimed in
     // order: lane 0's second session, and lane 1.
@@ -429,10 +468,8 @@ fn clients_that_come_after_the_server_went_idle_are_served() {
 
     let (ended, server) = server.finish();
     let last = ended.lines.last().map(String::as_str);
-    assert_eq!(
-        last,
-        Some("rpc_server: 3 clients finished (3 said bye, 0 lost)")
-    );
+    let summary = format!("{program}: 3 clients finished (3 said bye, 0 lost)");
+    assert_eq!(last, Some(summary.as_str()));
     guards.iter().for_each(assert_gone);
     assert_gone(&server);
 }
@@ -524,18 +561,27 @@ fn a_client_that_reads_no_answers_is_dropped_and_others_are_served() {
 /// a message saying the server went away.
 #[test]
 fn ctrl_c_stops_the_server_and_removes_every_channel() {
-    let mut server = Server::start(&[]);
+    ctrl_c_on("rpc_server");
+}
+
+/// The same against the tokio server (tokio::signal catches the SIGINT).
+#[test]
+fn ctrl_c_stops_the_async_server_and_removes_every_channel() {
+    ctrl_c_on("async_server");
+}
+
+fn ctrl_c_on(program: &'static str) {
+    let mut server = Server::start_as(program, &[]);
     let mut client = Client::start(&server, &[], Stdio::piped());
     let mut stdin = client.proc.stdin();
     writeln!(stdin, "one").expect("write to the client");
     assert_eq!(client.proc.line(), client.call_line(1, "one"));
 
     server.proc.signal(libc::SIGINT);
-    server.proc.wait_line("rpc_server: interrupted");
+    server.proc.wait_line(&format!("{program}: interrupted"));
     let Client { proc, id, guard } = client;
     let (ended, server) = server.finish();
-    let removed =
-        format!("rpc_server: {id} still connected at exit; its answer channel is removed");
+    let removed = format!("{program}: {id} still connected at exit; its answer channel is removed");
     assert!(ended.has(&removed), "{removed:?} in {:#?}", ended.lines);
 
     writeln!(stdin, "two").expect("write to the client");
