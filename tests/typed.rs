@@ -176,6 +176,7 @@ fn peer() {
         let open = |var| Channel::open_id(env(var).parse().expect("shmid")).expect("peer opens");
         match role {
             "echo_values" => echo_values(&open(IN), &open(OUT)),
+            "echo_values_async" => echo_values_async(&open(IN), &open(OUT)),
             "echo_pods" => echo_pods(&open(IN), &open(OUT)),
             "undecodable" => undecodable(&open(OUT)),
             other => panic!("unknown role {other}"),
@@ -201,6 +202,31 @@ fn echo_values(inbound: &Channel, outbound: &Channel) {
             Err(e) => panic!("peer: recv_value_from: {e}"),
         }
     }
+    say(format!("echoed {n}"));
+}
+
+/// [`echo_values`] with the async calls, on a current-thread runtime.
+fn echo_values_async(inbound: &Channel, outbound: &Channel) {
+    let mut rx = inbound.receiver().expect("receiver");
+    let mut tx = outbound.sender().expect("sender");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let n = rt.block_on(async {
+        let (mut n, mut first) = (0u64, None);
+        loop {
+            match rx.recv_value_from_async::<Record>().await {
+                Ok((rec, from)) => {
+                    assert_eq!(*first.get_or_insert(from), from, "one sender");
+                    assert_eq!(rec.seq, n, "in order");
+                    tx.send_value_async(&rec.answer()).await.expect("answer");
+                    n += 1;
+                }
+                Err(Error::Disconnected) => return n,
+                Err(e) => panic!("peer: recv_value_from_async: {e}"),
+            }
+        }
+    });
     say(format!("echoed {n}"));
 }
 
@@ -305,7 +331,73 @@ fn structs_cross_processes_both_ways() {
     ));
 }
 
+/// Point 1 with the async calls on both sides: `send_value_async` and
+/// `recv_value_async` here, `recv_value_from_async` and
+/// `send_value_async` in the peer.
+#[test]
+fn structs_cross_processes_both_ways_async() {
+    const N: u64 = 2_000;
+    let (to_peer, from_peer, _guards, vars) = two_channels();
+    let mut rx = from_peer.receiver().expect("receiver");
+    let mut tx = to_peer.sender().expect("sender");
+    let max = tx.max_message_len();
+    let mut peer = spawn_peer("peer", "echo_values_async", &vars);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // Sending and receiving in one task, two values at a time (each
+        // at most a quarter of the largest message), so that neither
+        // ring fills while the other side waits.
+        for start in (0..N).step_by(2) {
+            let end = (start + 2).min(N);
+            for seq in start..end {
+                tx.send_value_async(&planned(seq, max / 4))
+                    .await
+                    .expect("send_value_async");
+            }
+            for seq in start..end {
+                let got: Record = rx.recv_value_async().await.expect("recv_value_async");
+                assert_eq!(got, planned(seq, max / 4).answer(), "answer {seq}");
+            }
+        }
+    });
+    drop(tx);
+    assert_eq!(peer.next_line().as_deref(), Some(&*format!("echoed {N}")));
+    peer.join();
+}
+
 // ---------------------------------------------------------------- 2
+
+/// The async forms consume a message that does not decode, as the
+/// blocking ones do.
+#[test]
+fn a_message_that_does_not_decode_is_consumed_by_the_async_forms() {
+    let (from_peer, _guard) = private_channel(RING);
+    let mut rx = from_peer.receiver().expect("receiver");
+    let mut peer = spawn_peer("peer", "undecodable", &[(OUT, from_peer.id().to_string())]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let e = rx
+            .recv_value_async::<Record>()
+            .await
+            .expect_err("raw bytes");
+        assert_decode_error::<Record>(&e, "");
+        let next = rx.recv_value_async::<Record>().await.expect("next");
+        assert_eq!(next, Record::new(1, 10));
+        let e = rx
+            .recv_value_from_async::<Record>()
+            .await
+            .expect_err("left over");
+        assert_decode_error::<Record>(&e, "3 bytes left over");
+        let (next, _) = rx.recv_value_from_async::<Record>().await.expect("next");
+        assert_eq!(next, Record::new(3, 10));
+    });
+    peer.expect_line("sent");
+    peer.join();
+}
 
 #[test]
 fn a_message_that_does_not_decode_is_an_error_and_consumed() {

@@ -112,6 +112,45 @@ impl Sender {
         let len = encoded_len(value)?;
         encode_into(value, self.reserve_timeout(len, timeout)?)
     }
+
+    /// Sends one value, waiting for room without blocking the executor:
+    /// the async [`send_value`](Self::send_value) (see
+    /// [`send_async`](Self::send_async) for how it waits).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the value is encoded into the frame and committed in
+    /// the poll that completes; a future dropped before that sent nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_value`](Self::send_value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    /// struct Tick { seq: u64, price: f64 }
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// rt.block_on(async {
+    ///     tx.send_value_async(&Tick { seq: 1, price: 9.5 }).await?;
+    ///     assert_eq!(rx.recv_value_async::<Tick>().await?, Tick { seq: 1, price: 9.5 });
+    ///     Ok::<(), shmchan::Error>(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send_value_async<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let len = encoded_len(value)?;
+        encode_into(value, self.reserve_async(len).await?)
+    }
 }
 
 impl Receiver {
@@ -225,9 +264,58 @@ impl Receiver {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn recv_value_from<T: DeserializeOwned>(&mut self) -> Result<(T, SenderId)> {
-        let msg = self.recv_ref()?;
-        let from = msg.sender();
-        decode(&msg).map(|value| (value, from))
+        decode_from(self.recv_ref()?)
+    }
+
+    /// Receives one value, waiting without blocking the executor: the
+    /// async [`recv_value`](Self::recv_value) (see
+    /// [`recv_async`](Self::recv_async) for how it waits).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a future dropped before it completed has consumed
+    /// nothing. A message that does not decode is consumed by the poll
+    /// that returns the error, as with `recv_value`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_value`](Self::recv_value).
+    ///
+    /// # Examples
+    ///
+    /// See [`Sender::send_value_async`].
+    pub async fn recv_value_async<T: DeserializeOwned>(&mut self) -> Result<T> {
+        decode(&self.recv_ref_async().await?)
+    }
+
+    /// Receives one value and its sender, waiting without blocking the
+    /// executor: the async [`recv_value_from`](Self::recv_value_from).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`recv_value_async`](Self::recv_value_async).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_value`](Self::recv_value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096).max_senders(2))?;
+    /// let (mut rx, mut tx) = (chan.receiver()?, chan.sender()?);
+    /// tx.send_value(&("job", 42u32))?;
+    /// let (job, from) = rt.block_on(rx.recv_value_from_async::<(String, u32)>())?;
+    /// assert_eq!((job, from), (("job".to_string(), 42), tx.id()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn recv_value_from_async<T: DeserializeOwned>(&mut self) -> Result<(T, SenderId)> {
+        decode_from(self.recv_ref_async().await?)
     }
 }
 
@@ -271,6 +359,13 @@ fn decode<T: DeserializeOwned>(msg: &[u8]) -> Result<T> {
             msg.len()
         ))),
     }
+}
+
+/// Decodes a guard's message and names its sender; the message is
+/// consumed as the guard drops, whether it decoded or not.
+fn decode_from<T: DeserializeOwned>(msg: super::RecvGuard<'_>) -> Result<(T, SenderId)> {
+    let from = msg.sender();
+    decode(&msg).map(|value| (value, from))
 }
 
 #[cold]
