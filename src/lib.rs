@@ -52,6 +52,45 @@
 //! on the same path: `Channel::create(key, ..)` in one, `Channel::open(key)`
 //! in the other.
 //!
+//! ## Async
+//!
+//! Every blocking call has an async form that never blocks the executor's
+//! thread, on any runtime (no runtime is a dependency: only `std::task`):
+//! [`Receiver::recv_async`], [`recv_into_async`](Receiver::recv_into_async),
+//! [`recv_ref_async`](Receiver::recv_ref_async),
+//! [`recv_from_async`](Receiver::recv_from_async); [`Sender::send_async`],
+//! [`reserve_async`](Sender::reserve_async); and `Receiver::stream()`, a
+//! `futures_core::Stream` (feature `async`, on by default). A future takes
+//! the blocking call's fast path first (no system call, no thread hop when
+//! a message or room is there), spins by waking itself, then hands only
+//! its park to a helper thread of the handle. Every one is cancel safe: a
+//! dropped receive future consumed nothing, a dropped send future
+//! committed nothing.
+//!
+//! ```
+//! use shmchan::{Channel, Key, Options};
+//! use std::time::Duration;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+//! let chan = Channel::create(Key::PRIVATE, &Options::new().max_senders(4))?;
+//! let mut rx = chan.receiver()?;
+//! let mut tx = chan.sender()?; // in practice, other processes
+//! rt.block_on(async {
+//!     tx.send_async(b"request").await?;
+//!     tokio::select! {
+//!         got = rx.recv_from_async() => {
+//!             let (msg, from) = got?;
+//!             assert_eq!((msg.as_slice(), from), (&b"request"[..], tx.id()));
+//!         }
+//!         _ = tokio::time::sleep(Duration::from_secs(10)) => panic!("no message"),
+//!     }
+//!     Ok::<(), shmchan::Error>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Typed values (features `serde` and `bytemuck`)
 //!
 //! Two optional features, off by default (a default build has neither
