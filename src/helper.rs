@@ -271,7 +271,9 @@ fn run<S: Sleeper>(slot: &Slot, sleeper: &S) {
         drop(st);
         slot.changed.notify_all();
         if let Some(w) = waker {
-            w.wake();
+            // A waker is the runtime's code: if it panics, this thread
+            // must live on for the handle's later futures.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
         }
     }
 }
