@@ -687,3 +687,46 @@ fn async_calls_keep_the_blocking_contract() {
     });
     assert_eq!(got.expect("the blocking recv was woken"), b"third");
 }
+
+/// A waker that records its wake-ups and unparks the test's thread.
+struct Flag {
+    woken: std::sync::atomic::AtomicBool,
+    thread: std::thread::Thread,
+}
+
+impl std::task::Wake for Flag {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.woken.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
+/// The public poll calls, with a waker of the test's own and no runtime:
+/// `Pending` consumes nothing and wakes the waker when a peer process
+/// sends; the next poll takes the message.
+#[test]
+fn poll_recv_into_wakes_its_waker_when_a_peer_process_sends() {
+    let (chan, _cleanup) = channel(&Options::new().capacity(4096));
+    let mut rx = chan.receiver().expect("receiver");
+    rx.set_spin(Duration::ZERO); // park at the first poll that finds nothing
+    let flag = std::sync::Arc::new(Flag {
+        woken: false.into(),
+        thread: std::thread::current(),
+    });
+    let waker = std::task::Waker::from(flag.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut buf = Vec::new();
+    assert!(rx.poll_recv_into(&mut cx, &mut buf).is_pending());
+    let mut peer = spawn_on("send", SHMID, chan.id(), &[(COUNT, "1".into())]);
+    peer.line_after("id");
+    let start = Instant::now();
+    while !flag.woken.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(start.elapsed() < NOTICE, "the waker was not woken");
+        std::thread::park_timeout(NOTICE);
+    }
+    match rx.poll_recv_into(&mut cx, &mut buf) {
+        std::task::Poll::Ready(Ok(len)) => assert_eq!(message_number(&buf[..len]), 0),
+        other => panic!("expected the message, got {other:?}"),
+    }
+    peer.expect_line("sent");
+}

@@ -85,6 +85,9 @@ pub struct Receiver {
     spin: Duration,
     received: u64,
     bytes: u64,
+    /// When the wait of `poll_recv_into`/`poll_recv_from` began to spin
+    /// (the async fns keep their own).
+    poll_spun: Option<Instant>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -118,6 +121,7 @@ impl Receiver {
             spin,
             received,
             bytes,
+            poll_spun: None,
             _not_sync: PhantomData,
         })
     }

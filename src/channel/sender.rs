@@ -70,6 +70,9 @@ pub struct Sender {
     spin: Duration,
     sent: u64,
     bytes: u64,
+    /// When the wait of `poll_send` began to spin (the async fns keep
+    /// their own).
+    poll_spun: Option<Instant>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -122,6 +125,7 @@ impl Sender {
             spin,
             sent,
             bytes,
+            poll_spun: None,
             _not_sync: PhantomData,
         })
     }

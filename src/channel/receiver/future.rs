@@ -185,6 +185,92 @@ impl Receiver {
         Ok((buf, known(from)))
     }
 
+    /// Polls for the next message, into `buf` (cleared first, its
+    /// capacity reused): the poll under [`recv_into_async`](Self::recv_into_async),
+    /// for futures and streams of one's own (an event loop of another
+    /// language, a trait of another runtime). Never blocks.
+    ///
+    /// `Ready` takes the message (or gives the error); `Pending` has
+    /// consumed nothing and arranged for `cx`'s waker to be woken when it
+    /// is worth polling again (after a spin by self-wakes, by the
+    /// receiver's helper thread). The receiver keeps when its current
+    /// wait began between polls, and forgets it at each `Ready`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_async`](Self::recv_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    /// use std::task::Poll;
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// let mut buf = Vec::new();
+    /// tx.send(b"polled")?;
+    /// let len = rt.block_on(std::future::poll_fn(|cx| rx.poll_recv_into(cx, &mut buf)))?;
+    /// assert_eq!(&buf[..len], b"polled");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn poll_recv_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Poll<Result<usize>> {
+        let at = ready!(self.poll_frame_kept(cx));
+        Poll::Ready(at.map(|at| self.take_into::<false>(at, buf).0))
+    }
+
+    /// Polls for the next message and its sender: the poll under
+    /// [`recv_from_async`](Self::recv_from_async), as
+    /// [`poll_recv_into`](Self::poll_recv_into) is for `recv_into_async`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_async`](Self::recv_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"polled")?;
+    /// let (msg, from) = rt.block_on(std::future::poll_fn(|cx| rx.poll_recv_from(cx)))?;
+    /// assert_eq!((msg.as_slice(), from), (&b"polled"[..], tx.id()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn poll_recv_from(&mut self, cx: &mut Context<'_>) -> Poll<Result<(Vec<u8>, SenderId)>> {
+        let at = ready!(self.poll_frame_kept(cx));
+        Poll::Ready(at.map(|at| {
+            let mut buf = Vec::new();
+            let (_, from) = self.take_into::<true>(at, &mut buf);
+            (buf, known(from))
+        }))
+    }
+
+    /// [`poll_frame`](Self::poll_frame) with the wait's start kept in the
+    /// receiver between polls.
+    fn poll_frame_kept(&mut self, cx: &mut Context<'_>) -> Poll<Result<At>> {
+        let mut spun = self.poll_spun.take();
+        let r = self.poll_frame(cx, &mut spun);
+        if r.is_pending() {
+            self.poll_spun = spun;
+        }
+        r
+    }
+
     /// The next frame, waited for asynchronously.
     async fn frame_async(&mut self) -> Result<At> {
         let mut spun = None;

@@ -108,6 +108,56 @@ impl Sender {
         })
     }
 
+    /// Polls to send `msg`: the poll under [`send_async`](Self::send_async),
+    /// for futures of one's own (an event loop of another language, a
+    /// trait of another runtime). Never blocks.
+    ///
+    /// `Ready(Ok)`: the message is committed. `Pending`: nothing was
+    /// written, and `cx`'s waker will be woken when it is worth polling
+    /// again (after a spin by self-wakes, by the sender's helper thread).
+    /// The sender keeps when its current wait began between polls, and
+    /// forgets it at each `Ready`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_async`](Self::send_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// rt.block_on(std::future::poll_fn(|cx| tx.poll_send(cx, b"polled")))?;
+    /// assert_eq!(rx.recv()?, b"polled");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn poll_send(&mut self, cx: &mut Context<'_>, msg: &[u8]) -> Poll<Result<()>> {
+        let mut spun = self.poll_spun.take();
+        let r = self.poll_room(msg.len(), cx, &mut spun);
+        let offset = match r {
+            Poll::Pending => {
+                self.poll_spun = spun;
+                return Poll::Pending;
+            }
+            Poll::Ready(r) => r,
+        };
+        Poll::Ready(offset.and_then(|offset| {
+            let mut grant = SendGrant {
+                tx: self,
+                offset,
+                len: msg.len(),
+            };
+            grant.copy_from_slice(msg);
+            grant.commit()
+        }))
+    }
+
     /// One poll for room for `len` bytes: the fast path, then the waiting
     /// one. `spun` is the caller's: when it began to spin.
     #[inline]
