@@ -151,7 +151,8 @@ typedef enum shmchan_status {
     // The handle was closed, was never issued by this library, or is of
     // another kind.
     SHMCHAN_E_CLOSED = 102,
-    // An argument is out of its range (see the function's comment).
+    // An argument or option is out of its range (see the function's
+    // comment): refused before any system call.
     SHMCHAN_E_INVALID_ARGUMENT = 103,
     // A reservation (`shmchan_reserve`) or a message lent by
     // `shmchan_recv_ref` is outstanding: commit, cancel or release it
@@ -202,7 +203,7 @@ typedef struct shmchan_sender shmchan_sender;
 typedef struct shmchan_options {
     // `sizeof(shmchan_options)`, set by `shmchan_options_init`.
     size_t size;
-    // Ring bytes per sender lane: a power of two, at least
+    // Ring bytes per sender lane, rounded up to a power of two, at least
     // `SHMCHAN_MIN_CAPACITY`. Default `SHMCHAN_DEFAULT_CAPACITY`.
     uint64_t capacity;
     // Sender lanes: how many senders may be attached at once, 1 to
@@ -528,7 +529,7 @@ enum shmchan_status shmchan_cancel(struct shmchan_sender *tx);
 // # Safety
 //
 // `id` is NULL or writable; `tx` is used by no other call meanwhile.
-enum shmchan_status shmchan_sender_id(struct shmchan_sender *tx, struct shmchan_sender_id *id);
+enum shmchan_status shmchan_sender_get_id(struct shmchan_sender *tx, struct shmchan_sender_id *id);
 
 // Closes a sender: its lane is free for another sender, and a receiver
 // that has seen it and finds no other sender gets

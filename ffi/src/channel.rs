@@ -82,7 +82,7 @@ const FLAGS: u64 = SHMCHAN_PERSIST | SHMCHAN_REPLACE_STALE | SHMCHAN_NO_MEMBARRI
 pub struct shmchan_options {
     /// `sizeof(shmchan_options)`, set by `shmchan_options_init`.
     pub size: usize,
-    /// Ring bytes per sender lane: a power of two, at least
+    /// Ring bytes per sender lane, rounded up to a power of two, at least
     /// `SHMCHAN_MIN_CAPACITY`. Default `SHMCHAN_DEFAULT_CAPACITY`.
     pub capacity: u64,
     /// Sender lanes: how many senders may be attached at once, 1 to

@@ -24,13 +24,18 @@
 // The C names (`shmchan_sender`, `shmchan_status`, ...) are the header's.
 #![allow(non_camel_case_types)]
 
-// In the header's order (cbindgen keeps the order it parses).
-mod arg;
-pub mod channel;
-mod handle;
-pub mod receiver;
-pub mod sender;
+// In the header's order (cbindgen keeps the order it parses); a blank
+// line between them, so that rustfmt does not sort them.
 pub mod status;
+
+pub mod channel;
+
+pub mod sender;
+
+pub mod receiver;
+
+mod arg;
+mod handle;
 
 // What the handles' thread rules in the header rest on: a channel handle
 // may be shared by threads, a sender or receiver only moved between them.

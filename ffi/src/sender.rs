@@ -360,7 +360,7 @@ impl shmchan_sender_id {
 ///
 /// `id` is NULL or writable; `tx` is used by no other call meanwhile.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn shmchan_sender_id(
+pub unsafe extern "C" fn shmchan_sender_get_id(
     tx: *mut shmchan_sender,
     id: *mut shmchan_sender_id,
 ) -> shmchan_status {

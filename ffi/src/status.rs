@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{CString, c_char, c_int};
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
 
 use shmchan::Error;
@@ -75,7 +76,8 @@ pub enum shmchan_status {
     /// The handle was closed, was never issued by this library, or is of
     /// another kind.
     SHMCHAN_E_CLOSED = 102,
-    /// An argument is out of its range (see the function's comment).
+    /// An argument or option is out of its range (see the function's
+    /// comment): refused before any system call.
     SHMCHAN_E_INVALID_ARGUMENT = 103,
     /// A reservation (`shmchan_reserve`) or a message lent by
     /// `shmchan_recv_ref` is outstanding: commit, cancel or release it
@@ -160,6 +162,13 @@ fn code_of(e: &Error) -> shmchan_status {
         Error::Removed { .. } => SHMCHAN_E_REMOVED,
         Error::Corrupted { .. } => SHMCHAN_E_CORRUPTED,
         Error::BatchIncomplete { .. } => SHMCHAN_E_BATCH_INCOMPLETE,
+        // The library's own refusal of a value (max_senders out of range,
+        // a path with a NUL): no system call failed.
+        Error::Os { source, .. }
+            if source.raw_os_error().is_none() && source.kind() == io::ErrorKind::InvalidInput =>
+        {
+            SHMCHAN_E_INVALID_ARGUMENT
+        }
         Error::Os { .. } => SHMCHAN_E_OS,
         // The typed-value variants (Encode, Decode, PodMismatch) exist
         // when another crate of the build turns on the library's `serde`
