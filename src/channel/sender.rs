@@ -337,7 +337,7 @@ impl Sender {
     /// or looking at the poison again; everything else (errors, padding,
     /// waiting) on the slow path, which repeats every check and remembers
     /// a `Corrupted`.
-    #[inline]
+    #[inline(always)]
     fn find_room(&mut self, len: usize, how: How) -> Result<u64> {
         // A call that may wait may also wait for more room than it needs
         // (`ring::REFILL`); a try takes whatever room there is.
