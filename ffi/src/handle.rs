@@ -116,6 +116,7 @@ pub(crate) unsafe fn get<'a, T: Handled + Sync>(handle: *mut T::C) -> Result<&'a
 ///
 /// No other call may use `handle` until the reference is dropped (the
 /// header's rule: one thread at a time, and close races with nothing).
+#[inline]
 pub(crate) unsafe fn get_mut<'a, T: Handled>(handle: *mut T::C) -> Result<&'a mut T, Failure> {
     let (_, mut object) = lookup::<T>(handle)?;
     // SAFETY: as in `get`, and the caller's promise makes it unique.
@@ -147,6 +148,7 @@ pub(crate) unsafe fn remove<T: Handled>(handle: *mut T::C) -> Result<Box<T>, Fai
 }
 
 /// The slot index and object a handle names, if it names a live `T`.
+#[inline]
 fn lookup<T: Handled>(handle: *mut T::C) -> Result<(usize, NonNull<T>), Failure> {
     let value = handle.addr();
     if value == 0 {

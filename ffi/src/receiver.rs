@@ -11,7 +11,6 @@
 use std::ffi::c_void;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
-use std::time::Duration;
 
 use shmchan::{Receiver, RecvGuard};
 
@@ -58,12 +57,22 @@ impl Handled for Rx {
     const NAME: &'static str = "receiver";
 }
 
-/// How long a call may wait.
-#[derive(Clone, Copy)]
-enum How {
-    Block,
-    Try,
-    Timeout(Duration),
+/// How a receive gets its next message from the receiver: `recv_ref`,
+/// `try_recv_ref` or `recv_ref_timeout`. A closure per entry point, so
+/// that each inlines its one call.
+trait Get: FnOnce(&'static mut Receiver) -> shmchan::Result<RecvGuard<'static>> {}
+impl<F: FnOnce(&'static mut Receiver) -> shmchan::Result<RecvGuard<'static>>> Get for F {}
+
+fn wait() -> impl Get {
+    |rx: &'static mut Receiver| rx.recv_ref()
+}
+
+fn now() -> impl Get {
+    |rx: &'static mut Receiver| rx.try_recv_ref()
+}
+
+fn within(timeout_ns: u64) -> impl Get {
+    move |rx: &'static mut Receiver| rx.recv_ref_timeout(arg::timeout(timeout_ns))
 }
 
 impl Rx {
@@ -74,29 +83,30 @@ impl Rx {
         }
     }
 
-    /// The message held back, or the next one.
+    /// The next message from the receiver, when none is held.
     #[inline]
-    fn next(&mut self, how: How) -> Result<&mut Held, Failure> {
+    fn fresh(&mut self, get: impl Get) -> Result<RecvGuard<'static>, Failure> {
+        debug_assert!(self.held.is_none());
+        // SAFETY: no guard borrows the box (`held` is None, and callers
+        // keep the guard made here in `held` or drop it before they
+        // return), and `drop` drops `held` before it frees the box: the
+        // unbounded lifetime never outlives the receiver.
+        let rx: &'static mut Receiver = unsafe { &mut *self.receiver.as_ptr() };
+        Ok(get(rx)?)
+    }
+
+    /// The message held back, or the next one, now held.
+    fn next(&mut self, get: impl Get) -> Result<&mut Held, Failure> {
         let held = match self.held.take() {
             Some(Held { lent: true, guard }) => {
                 self.held = Some(Held { guard, lent: true });
-                return Err(Failure::pending(
-                    "a message from shmchan_recv_ref is outstanding: shmchan_release it first",
-                ));
+                return Err(lent());
             }
             Some(held) => held,
-            None => {
-                // SAFETY: no guard borrows the box (`held` was None), and
-                // the guard made here is dropped before the box is freed
-                // (`drop`): the unbounded lifetime never outlives it.
-                let rx: &'static mut Receiver = unsafe { &mut *self.receiver.as_ptr() };
-                let guard = match how {
-                    How::Block => rx.recv_ref()?,
-                    How::Try => rx.try_recv_ref()?,
-                    How::Timeout(t) => rx.recv_ref_timeout(t)?,
-                };
-                Held { guard, lent: false }
-            }
+            None => Held {
+                guard: self.fresh(get)?,
+                lent: false,
+            },
         };
         Ok(self.held.insert(held))
     }
@@ -104,30 +114,37 @@ impl Rx {
     /// Copies the next message into `buf` and consumes it, or, when it
     /// does not fit, keeps it for the next call.
     #[inline]
-    fn recv(&mut self, how: How, buf: &mut [u8], to: Out<'_>) -> Result<(), Failure> {
-        let held = self.next(how)?;
-        let msg: &[u8] = &held.guard;
-        to.len.write(msg.len());
-        let Some(dst) = buf.get_mut(..msg.len()) else {
-            return Err(Failure::too_small(msg.len(), buf.len()));
-        };
-        dst.copy_from_slice(msg);
-        if let Some(from) = to.from {
-            shmchan_sender_id::write(from, held.guard.sender());
+    fn recv(&mut self, get: impl Get, buf: &mut [u8], to: Out<'_>) -> Result<(), Failure> {
+        if self.held.is_some() {
+            return self.recv_held(buf, to);
         }
-        // Released: the message is consumed.
-        self.held = None;
+        let guard = self.fresh(get)?;
+        match deliver(&guard, buf, to) {
+            Ok(()) => Ok(()), // the guard drops: the message is consumed
+            Err(e) => {
+                self.held = Some(Held { guard, lent: false });
+                Err(e)
+            }
+        }
+    }
+
+    /// `recv` with a message in hand: the one that did not fit before.
+    #[cold]
+    fn recv_held(&mut self, buf: &mut [u8], to: Out<'_>) -> Result<(), Failure> {
+        let held = self.next(now())?;
+        deliver(&held.guard, buf, to)?;
+        self.held = None; // released: consumed
         Ok(())
     }
 
     /// Lends the next message: its address and length, until release.
     fn recv_ref(
         &mut self,
-        how: How,
+        get: impl Get,
         data: &mut MaybeUninit<*const c_void>,
         to: Out<'_>,
     ) -> Result<(), Failure> {
-        let held = self.next(how)?;
+        let held = self.next(get)?;
         held.lent = true;
         data.write(held.guard.as_ptr().cast());
         to.len.write(held.guard.len());
@@ -151,6 +168,26 @@ impl Rx {
             }
         }
     }
+}
+
+/// Copies a message into `buf` with its length and, if asked, its sender;
+/// a `buf` too short gets nothing but the length.
+#[inline]
+fn deliver(msg: &RecvGuard<'_>, buf: &mut [u8], to: Out<'_>) -> Result<(), Failure> {
+    to.len.write(msg.len());
+    let Some(dst) = buf.get_mut(..msg.len()) else {
+        return Err(Failure::too_small(msg.len(), buf.len()));
+    };
+    dst.copy_from_slice(msg);
+    if let Some(from) = to.from {
+        shmchan_sender_id::write(from, msg.sender());
+    }
+    Ok(())
+}
+
+#[cold]
+fn lent() -> Failure {
+    Failure::pending("a message from shmchan_recv_ref is outstanding: shmchan_release it first")
 }
 
 impl Drop for Rx {
@@ -198,7 +235,7 @@ unsafe fn recv(
     cap: usize,
     len: *mut usize,
     from: *mut shmchan_sender_id,
-    how: How,
+    get: impl Get,
 ) -> shmchan_status {
     // SAFETY: the pointers as the caller promises.
     unsafe {
@@ -208,7 +245,7 @@ unsafe fn recv(
                 .then(|| arg::out(from, "from"))
                 .transpose()?;
             let buf = arg::bytes_mut(buf.cast::<u8>(), cap)?;
-            rx.recv(how, buf, Out { len, from })
+            rx.recv(get, buf, Out { len, from })
         })
     }
 }
@@ -223,13 +260,13 @@ unsafe fn recv_from(
     cap: usize,
     len: *mut usize,
     from: *mut shmchan_sender_id,
-    how: How,
+    get: impl Get,
 ) -> shmchan_status {
     if from.is_null() {
         return run(|| Err(Failure::null("from")));
     }
     // SAFETY: as the caller promises.
-    unsafe { recv(rx, buf, cap, len, from, how) }
+    unsafe { recv(rx, buf, cap, len, from, get) }
 }
 
 /// Receives the next message into `buf[0..cap]`, waiting for one, and
@@ -264,7 +301,7 @@ pub unsafe extern "C" fn shmchan_recv(
     len: *mut usize,
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
-    unsafe { recv(rx, buf, cap, len, std::ptr::null_mut(), How::Block) }
+    unsafe { recv(rx, buf, cap, len, std::ptr::null_mut(), wait()) }
 }
 
 /// Receives a message if one is queued now. As `shmchan_recv`, and
@@ -281,7 +318,7 @@ pub unsafe extern "C" fn shmchan_try_recv(
     len: *mut usize,
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
-    unsafe { recv(rx, buf, cap, len, std::ptr::null_mut(), How::Try) }
+    unsafe { recv(rx, buf, cap, len, std::ptr::null_mut(), now()) }
 }
 
 /// Receives, waiting at most `timeout_ns` nanoseconds. As `shmchan_recv`,
@@ -298,7 +335,7 @@ pub unsafe extern "C" fn shmchan_recv_timeout(
     len: *mut usize,
     timeout_ns: u64,
 ) -> shmchan_status {
-    let how = How::Timeout(arg::timeout(timeout_ns));
+    let how = within(timeout_ns);
     // SAFETY: as the caller promises.
     unsafe { recv(rx, buf, cap, len, std::ptr::null_mut(), how) }
 }
@@ -322,7 +359,7 @@ pub unsafe extern "C" fn shmchan_recv_from(
     from: *mut shmchan_sender_id,
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
-    unsafe { recv_from(rx, buf, cap, len, from, How::Block) }
+    unsafe { recv_from(rx, buf, cap, len, from, wait()) }
 }
 
 /// As `shmchan_try_recv`, with the sender as `shmchan_recv_from`.
@@ -339,7 +376,7 @@ pub unsafe extern "C" fn shmchan_try_recv_from(
     from: *mut shmchan_sender_id,
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
-    unsafe { recv_from(rx, buf, cap, len, from, How::Try) }
+    unsafe { recv_from(rx, buf, cap, len, from, now()) }
 }
 
 /// As `shmchan_recv_timeout`, with the sender as `shmchan_recv_from`.
@@ -356,7 +393,7 @@ pub unsafe extern "C" fn shmchan_recv_from_timeout(
     from: *mut shmchan_sender_id,
     timeout_ns: u64,
 ) -> shmchan_status {
-    let how = How::Timeout(arg::timeout(timeout_ns));
+    let how = within(timeout_ns);
     // SAFETY: as the caller promises.
     unsafe { recv_from(rx, buf, cap, len, from, how) }
 }
@@ -369,7 +406,7 @@ unsafe fn recv_ref(
     data: *mut *const c_void,
     len: *mut usize,
     from: *mut shmchan_sender_id,
-    how: How,
+    get: impl Get,
 ) -> shmchan_status {
     // SAFETY: the pointers as the caller promises.
     unsafe {
@@ -379,7 +416,7 @@ unsafe fn recv_ref(
             let from = (!from.is_null())
                 .then(|| arg::out(from, "from"))
                 .transpose()?;
-            rx.recv_ref(how, data, Out { len, from })
+            rx.recv_ref(get, data, Out { len, from })
         })
     }
 }
@@ -414,7 +451,7 @@ pub unsafe extern "C" fn shmchan_recv_ref(
     from: *mut shmchan_sender_id,
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
-    unsafe { recv_ref(rx, data, len, from, How::Block) }
+    unsafe { recv_ref(rx, data, len, from, wait()) }
 }
 
 /// As `shmchan_recv_ref`, if a message is queued now; else
@@ -431,7 +468,7 @@ pub unsafe extern "C" fn shmchan_try_recv_ref(
     from: *mut shmchan_sender_id,
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
-    unsafe { recv_ref(rx, data, len, from, How::Try) }
+    unsafe { recv_ref(rx, data, len, from, now()) }
 }
 
 /// As `shmchan_recv_ref`, waiting at most `timeout_ns` nanoseconds; else
@@ -448,7 +485,7 @@ pub unsafe extern "C" fn shmchan_recv_ref_timeout(
     from: *mut shmchan_sender_id,
     timeout_ns: u64,
 ) -> shmchan_status {
-    let how = How::Timeout(arg::timeout(timeout_ns));
+    let how = within(timeout_ns);
     // SAFETY: as the caller promises.
     unsafe { recv_ref(rx, data, len, from, how) }
 }

@@ -91,58 +91,71 @@ pub enum shmchan_status {
 use shmchan_status::*;
 
 /// A call's failure: the library's error, or the C interface's own.
+/// Boxed, so that a call's `Result<(), Failure>` is one word: the fast
+/// paths move no error-sized values around.
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub(crate) struct Failure(Box<Why>);
+
+#[derive(Debug)]
+enum Why {
     Lib(Error),
     Api(shmchan_status, String),
 }
 
 impl From<Error> for Failure {
+    #[cold]
     fn from(e: Error) -> Failure {
-        Failure::Lib(e)
+        Failure(Box::new(Why::Lib(e)))
     }
 }
 
 impl Failure {
+    #[cold]
+    fn api(code: shmchan_status, msg: String) -> Failure {
+        Failure(Box::new(Why::Api(code, msg)))
+    }
+
     pub(crate) fn null(what: &str) -> Failure {
-        Failure::Api(SHMCHAN_E_NULL, format!("{what} is NULL"))
+        Failure::api(SHMCHAN_E_NULL, format!("{what} is NULL"))
     }
 
     pub(crate) fn closed(what: &str) -> Failure {
         let msg = format!("the {what} handle was closed, or is not a {what} handle");
-        Failure::Api(SHMCHAN_E_CLOSED, msg)
+        Failure::api(SHMCHAN_E_CLOSED, msg)
     }
 
     pub(crate) fn invalid(msg: String) -> Failure {
-        Failure::Api(SHMCHAN_E_INVALID_ARGUMENT, msg)
+        Failure::api(SHMCHAN_E_INVALID_ARGUMENT, msg)
     }
 
     pub(crate) fn pending(msg: &str) -> Failure {
-        Failure::Api(SHMCHAN_E_PENDING, msg.to_owned())
+        Failure::api(SHMCHAN_E_PENDING, msg.to_owned())
     }
 
     pub(crate) fn too_small(len: usize, cap: usize) -> Failure {
         let msg = format!("the message has {len} bytes, the buffer {cap}; nothing was consumed");
-        Failure::Api(SHMCHAN_E_BUFFER_TOO_SMALL, msg)
+        Failure::api(SHMCHAN_E_BUFFER_TOO_SMALL, msg)
     }
 
     pub(crate) fn too_many_handles(max: usize) -> Failure {
         let msg = format!("this process has {max} handles open, the most it can");
-        Failure::Api(SHMCHAN_E_INVALID_ARGUMENT, msg)
+        Failure::api(SHMCHAN_E_INVALID_ARGUMENT, msg)
     }
 
     pub(crate) fn internal_table() -> Failure {
-        Failure::Api(SHMCHAN_E_INTERNAL, "handle table: slot missing".to_owned())
+        Failure::api(SHMCHAN_E_INTERNAL, "handle table: slot missing".to_owned())
     }
 
     /// The status code, the message and the errno.
     fn parts(&self) -> (shmchan_status, String, c_int) {
-        match self {
-            Failure::Lib(e) => (code_of(e), e.to_string(), errno_of(e)),
-            Failure::Api(code, msg) => (*code, msg.clone(), 0),
+        match &*self.0 {
+            Why::Lib(e) => (code_of(e), e.to_string(), errno_of(e)),
+            Why::Api(code, msg) => (*code, msg.clone(), 0),
         }
     }
 }
+
+const _: () = assert!(std::mem::size_of::<Result<(), Failure>>() == std::mem::size_of::<usize>());
 
 /// The code of a library error.
 fn code_of(e: &Error) -> shmchan_status {
