@@ -11,6 +11,23 @@ use std::time::Duration;
 
 use crate::status::Failure;
 
+/// Whether a buffer of `len` bytes is to be made into a slice: not when
+/// it is empty (its pointer may then be NULL); an error when it is NULL
+/// with a length, or longer than a slice can be.
+#[inline]
+fn usable(is_null: bool, len: usize) -> Result<bool, Failure> {
+    if len == 0 {
+        return Ok(false);
+    }
+    if is_null {
+        return Err(Failure::null("the buffer (with a non-zero length)"));
+    }
+    if len > isize::MAX as usize {
+        return Err(Failure::invalid(format!("a length of {len} bytes")));
+    }
+    Ok(true)
+}
+
 /// The bytes `data[0..len]`; `data` may be NULL when `len` is 0.
 ///
 /// # Safety
@@ -18,14 +35,8 @@ use crate::status::Failure;
 /// Unless NULL, `data` is valid for reads of `len` bytes for `'a`.
 #[inline]
 pub(crate) unsafe fn bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u8], Failure> {
-    if len == 0 {
+    if !usable(data.is_null(), len)? {
         return Ok(&[]);
-    }
-    if data.is_null() {
-        return Err(Failure::null("the buffer (with a non-zero length)"));
-    }
-    if len > isize::MAX as usize {
-        return Err(Failure::invalid(format!("a length of {len} bytes")));
     }
     // SAFETY: non-NULL, at most isize::MAX bytes, valid by the caller's
     // promise.
@@ -40,14 +51,8 @@ pub(crate) unsafe fn bytes<'a>(data: *const u8, len: usize) -> Result<&'a [u8], 
 /// nothing else reads or writes them meanwhile.
 #[inline]
 pub(crate) unsafe fn bytes_mut<'a>(buf: *mut u8, cap: usize) -> Result<&'a mut [u8], Failure> {
-    if cap == 0 {
+    if !usable(buf.is_null(), cap)? {
         return Ok(&mut []);
-    }
-    if buf.is_null() {
-        return Err(Failure::null("the buffer (with a non-zero capacity)"));
-    }
-    if cap > isize::MAX as usize {
-        return Err(Failure::invalid(format!("a capacity of {cap} bytes")));
     }
     // SAFETY: non-NULL, at most isize::MAX bytes, valid and unaliased by
     // the caller's promise.

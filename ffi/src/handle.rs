@@ -25,7 +25,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use crate::status::Failure;
+use crate::status::{Failure, run, shmchan_status};
 
 /// Bits of a handle that name the slot (plus one, so that no handle is 0).
 const INDEX_BITS: u32 = 20;
@@ -121,6 +121,20 @@ pub(crate) unsafe fn get_mut<'a, T: Handled>(handle: *mut T::C) -> Result<&'a mu
     let (_, mut object) = lookup::<T>(handle)?;
     // SAFETY: as in `get`, and the caller's promise makes it unique.
     Ok(unsafe { object.as_mut() })
+}
+
+/// Runs one entry point on the object behind `handle` (see `status::run`).
+///
+/// # Safety
+///
+/// No other call uses `handle` meanwhile (the header's thread rule).
+#[inline]
+pub(crate) unsafe fn with<T: Handled>(
+    handle: *mut T::C,
+    f: impl FnOnce(&mut T) -> Result<(), Failure>,
+) -> shmchan_status {
+    // SAFETY: no other call uses the handle, by the caller's promise.
+    run(|| f(unsafe { get_mut::<T>(handle) }?))
 }
 
 /// Takes the object behind `handle` out of the table (the handle is

@@ -211,20 +211,6 @@ struct Out<'a> {
     from: Option<&'a mut MaybeUninit<shmchan_sender_id>>,
 }
 
-/// Runs `f` on the receiver behind `rx`.
-///
-/// # Safety
-///
-/// No other call uses `rx` meanwhile (the header's thread rule).
-#[inline]
-unsafe fn with(
-    rx: *mut shmchan_receiver,
-    f: impl FnOnce(&mut Rx) -> Result<(), Failure>,
-) -> shmchan_status {
-    // SAFETY: no other call uses the handle, by the caller's promise.
-    run(|| f(unsafe { handle::get_mut::<Rx>(rx) }?))
-}
-
 /// # Safety
 ///
 /// As `shmchan_recv_from`, with `from` NULL allowed when `!need_from`.
@@ -239,7 +225,7 @@ unsafe fn recv(
 ) -> shmchan_status {
     // SAFETY: the pointers as the caller promises.
     unsafe {
-        with(rx, |rx| {
+        handle::with::<Rx>(rx, |rx| {
             let len = arg::out(len, "len")?;
             let from = (!from.is_null())
                 .then(|| arg::out(from, "from"))
@@ -410,7 +396,7 @@ unsafe fn recv_ref(
 ) -> shmchan_status {
     // SAFETY: the pointers as the caller promises.
     unsafe {
-        with(rx, |rx| {
+        handle::with::<Rx>(rx, |rx| {
             let data = arg::out(data, "data")?;
             let len = arg::out(len, "len")?;
             let from = (!from.is_null())
@@ -504,7 +490,7 @@ pub unsafe extern "C" fn shmchan_recv_ref_timeout(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmchan_release(rx: *mut shmchan_receiver) -> shmchan_status {
     // SAFETY: as the caller promises.
-    unsafe { with(rx, Rx::release) }
+    unsafe { handle::with::<Rx>(rx, Rx::release) }
 }
 
 /// Closes a receiver: the receiver role is free for another, and senders

@@ -123,20 +123,6 @@ impl Drop for Tx {
     }
 }
 
-/// Runs `f` on the sender behind `tx`.
-///
-/// # Safety
-///
-/// No other call uses `tx` meanwhile (the header's thread rule).
-#[inline]
-unsafe fn with(
-    tx: *mut shmchan_sender,
-    f: impl FnOnce(&mut Tx) -> Result<(), Failure>,
-) -> shmchan_status {
-    // SAFETY: no other call uses the handle, by the caller's promise.
-    run(|| f(unsafe { handle::get_mut::<Tx>(tx) }?))
-}
-
 /// Sends `data[0..len]` as one message, waiting while the ring is full.
 /// `data` may be NULL when `len` is 0 (an empty message).
 ///
@@ -210,7 +196,7 @@ unsafe fn send(
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
     unsafe {
-        with(tx, |tx| {
+        handle::with::<Tx>(tx, |tx| {
             let msg = arg::bytes(data.cast::<u8>(), len)?;
             tx.send(msg, how)
         })
@@ -287,7 +273,7 @@ unsafe fn reserve(
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
     unsafe {
-        with(tx, |tx| {
+        handle::with::<Tx>(tx, |tx| {
             let out = arg::out(payload, "payload")?;
             out.write(std::ptr::null_mut());
             out.write(tx.reserve(len, how)?);
@@ -310,7 +296,7 @@ unsafe fn reserve(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmchan_commit(tx: *mut shmchan_sender) -> shmchan_status {
     // SAFETY: as the caller promises.
-    unsafe { with(tx, |tx| Ok(tx.take_grant()?.commit()?)) }
+    unsafe { handle::with::<Tx>(tx, |tx| Ok(tx.take_grant()?.commit()?)) }
 }
 
 /// Drops the reservation unpublished: nothing is sent. Errors as
@@ -322,7 +308,7 @@ pub unsafe extern "C" fn shmchan_commit(tx: *mut shmchan_sender) -> shmchan_stat
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn shmchan_cancel(tx: *mut shmchan_sender) -> shmchan_status {
     // SAFETY: as the caller promises.
-    unsafe { with(tx, |tx| tx.take_grant().map(drop)) }
+    unsafe { handle::with::<Tx>(tx, |tx| tx.take_grant().map(drop)) }
 }
 
 /// A sender's identity: its lane and the lane's session (how many senders
@@ -366,7 +352,7 @@ pub unsafe extern "C" fn shmchan_sender_get_id(
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
     unsafe {
-        with(tx, |tx| {
+        handle::with::<Tx>(tx, |tx| {
             shmchan_sender_id::write(arg::out(id, "id")?, tx.id);
             Ok(())
         })

@@ -140,6 +140,16 @@ fn checked(program: &Path) -> Command {
     cmd
 }
 
+/// `program args...` under valgrind (`checked`), its output captured.
+fn spawn_checked<S: AsRef<std::ffi::OsStr>>(program: &Path, args: &[S], what: &str) -> Child {
+    checked(program)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {what}: {e}"))
+}
+
 /// Waits for a C program, removes whatever System V objects it created
 /// and left (it exits with them removed unless it failed), and asserts
 /// that it succeeded.
@@ -216,12 +226,7 @@ fn pattern(i: u32) -> Vec<u8> {
 
 #[test]
 fn the_c_selftest_passes_every_error_path_without_a_memory_error() {
-    let child = checked(c_program())
-        .arg("selftest")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the C selftest");
+    let child = spawn_checked(c_program(), &["selftest"], "the C selftest");
     let out = finish(child, "the C selftest");
     assert!(String::from_utf8_lossy(&out.stdout).contains("11 passed, 0 failed"));
 }
@@ -231,12 +236,7 @@ fn the_static_library_links_and_passes_the_selftest() {
     let out = out_dir().join("test_shmchan_static");
     let src = ffi_dir().join("tests/c/test_shmchan.c");
     compile("cc", C_FLAGS, &[src], &out, true);
-    let child = Command::new(&out)
-        .arg("selftest")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the static selftest");
+    let child = spawn_checked(&out, &["selftest"], "the statically linked selftest");
     finish(child, "the statically linked selftest");
 }
 
@@ -244,12 +244,11 @@ fn the_static_library_links_and_passes_the_selftest() {
 fn a_c_sender_reaches_a_rust_receiver() {
     let chan = Removing::private();
     let mut rx = chan.chan().receiver().expect("receiver");
-    let child = checked(c_program())
-        .args(["send", &chan.chan().id().to_string(), &COUNT.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the C sender");
+    let child = spawn_checked(
+        c_program(),
+        &["send", &chan.chan().id().to_string(), &COUNT.to_string()],
+        "the C sender",
+    );
     let pid = child.id();
     for i in 0..COUNT {
         match rx.recv_timeout(STUCK) {
@@ -268,12 +267,11 @@ fn a_c_sender_reaches_a_rust_receiver() {
 fn a_rust_sender_reaches_a_c_receiver() {
     let chan = Removing::private();
     let mut tx = chan.chan().sender().expect("sender");
-    let child = checked(c_program())
-        .args(["recv", &chan.chan().id().to_string(), &COUNT.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the C receiver");
+    let child = spawn_checked(
+        c_program(),
+        &["recv", &chan.chan().id().to_string(), &COUNT.to_string()],
+        "the C receiver",
+    );
     for i in 0..COUNT {
         if let Err(e) = tx.send_timeout(&pattern(i), STUCK) {
             let out = finish(child, "the C receiver");
@@ -301,13 +299,11 @@ fn a_c_sender_reaches_the_cli() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("shmchan recv");
-    let send = checked(c_program())
-        .args(["send-lines", &chan.chan().id().to_string()])
-        .args(WORDS)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the C sender");
+    let send = {
+        let id = chan.chan().id().to_string();
+        let args = [&["send-lines", id.as_str()][..], &WORDS[..]].concat();
+        spawn_checked(c_program(), &args, "the C sender")
+    };
     finish(send, "the C sender");
     let out = recv.wait_with_output().expect("shmchan recv");
     assert!(out.status.success());
@@ -318,13 +314,11 @@ fn a_c_sender_reaches_the_cli() {
 #[test]
 fn the_cli_reaches_a_c_receiver() {
     let chan = Removing::private();
-    let recv = checked(c_program())
-        .args(["recv-lines", &chan.chan().id().to_string()])
-        .args(WORDS)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the C receiver");
+    let recv = {
+        let id = chan.chan().id().to_string();
+        let args = [&["recv-lines", id.as_str()][..], &WORDS[..]].concat();
+        spawn_checked(c_program(), &args, "the C receiver")
+    };
     let mut send = Command::new(cli())
         .args(["send", &format!("id:{}", chan.chan().id())])
         .stdin(Stdio::piped())
@@ -352,11 +346,7 @@ fn the_cpp_header_wraps_the_c_interface_without_a_memory_error() {
         "-O1",
     ];
     compile("g++", &flags, &[src], &out, false);
-    let child = checked(&out)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the C++ test");
+    let child = spawn_checked::<&str>(&out, &[], "the C++ test");
     let out = finish(child, "the C++ test");
     assert!(String::from_utf8_lossy(&out.stdout).contains("passed, 0 failed"));
 }

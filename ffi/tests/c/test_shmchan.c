@@ -109,6 +109,21 @@ static shmchan_channel *private_channel(uint64_t capacity, uint32_t senders)
     return ch;
 }
 
+/* A private channel of 4 KiB with its sender and receiver. */
+static void open_pair(shmchan_channel **ch, shmchan_sender **tx, shmchan_receiver **rx)
+{
+    *ch = private_channel(4096, 1);
+    OK(shmchan_channel_sender(*ch, tx));
+    OK(shmchan_channel_receiver(*ch, rx));
+}
+
+static void close_pair(shmchan_channel *ch, shmchan_sender *tx, shmchan_receiver *rx)
+{
+    OK(shmchan_sender_close(tx));
+    OK(shmchan_receiver_close(rx));
+    remove_tracked(ch);
+}
+
 /* ---- the messages both languages agree on (ffi/tests/c_api.rs) ---- */
 
 static size_t pattern_len(unsigned i)
@@ -369,18 +384,15 @@ static void test_roles_and_limits(void)
     }
     EXPECT(SHMCHAN_E_EMPTY, shmchan_try_recv(rx, got, sizeof got, &len));
 
-    OK(shmchan_sender_close(tx));
-    OK(shmchan_receiver_close(rx));
-    remove_tracked(ch);
+    close_pair(ch, tx, rx);
 }
 
 static void test_buffer_too_small(void)
 {
-    shmchan_channel *ch = private_channel(4096, 1);
-    shmchan_sender *tx = NULL;
-    shmchan_receiver *rx = NULL;
-    OK(shmchan_channel_sender(ch, &tx));
-    OK(shmchan_channel_receiver(ch, &rx));
+    shmchan_channel *ch;
+    shmchan_sender *tx;
+    shmchan_receiver *rx;
+    open_pair(&ch, &tx, &rx);
     unsigned char msg[100], buf[100];
     memset(msg, 'm', sizeof msg);
     OK(shmchan_send(tx, msg, sizeof msg));
@@ -411,18 +423,15 @@ static void test_buffer_too_small(void)
     OK(shmchan_try_recv(rx, buf, sizeof buf, &len));
     CHECK(len == 100);
 
-    OK(shmchan_sender_close(tx));
-    OK(shmchan_receiver_close(rx));
-    remove_tracked(ch);
+    close_pair(ch, tx, rx);
 }
 
 static void test_zero_copy(void)
 {
-    shmchan_channel *ch = private_channel(4096, 1);
-    shmchan_sender *tx = NULL;
-    shmchan_receiver *rx = NULL;
-    OK(shmchan_channel_sender(ch, &tx));
-    OK(shmchan_channel_receiver(ch, &rx));
+    shmchan_channel *ch;
+    shmchan_sender *tx;
+    shmchan_receiver *rx;
+    open_pair(&ch, &tx, &rx);
 
     void *payload = NULL;
     EXPECT(SHMCHAN_E_PENDING, shmchan_commit(tx));
@@ -502,11 +511,10 @@ static void test_disconnect_and_remove(void)
 
 static void test_corrupted(void)
 {
-    shmchan_channel *ch = private_channel(4096, 1);
-    shmchan_sender *tx = NULL;
-    shmchan_receiver *rx = NULL;
-    OK(shmchan_channel_sender(ch, &tx));
-    OK(shmchan_channel_receiver(ch, &rx));
+    shmchan_channel *ch;
+    shmchan_sender *tx;
+    shmchan_receiver *rx;
+    open_pair(&ch, &tx, &rx);
     int32_t id = 0;
     OK(shmchan_channel_id(ch, &id));
     /* docs/layout.md: lane 0's tail, a u64 at offset 128; readers refuse
@@ -520,9 +528,7 @@ static void test_corrupted(void)
     char buf[8];
     EXPECT(SHMCHAN_E_CORRUPTED, shmchan_try_recv(rx, buf, sizeof buf, &len));
     EXPECT(SHMCHAN_E_CORRUPTED, shmchan_try_recv(rx, buf, sizeof buf, &len)); /* poisoned */
-    OK(shmchan_sender_close(tx));
-    OK(shmchan_receiver_close(rx));
-    remove_tracked(ch);
+    close_pair(ch, tx, rx);
 }
 
 /* A receiver moved to another thread blocks there until the main thread
