@@ -213,7 +213,7 @@ struct Out<'a> {
 
 /// # Safety
 ///
-/// As `shmchan_recv_from`, with `from` NULL allowed when `!need_from`.
+/// As `shmchan_recv_from`, with `from` NULL allowed (no sender wanted).
 #[inline]
 unsafe fn recv(
     rx: *mut shmchan_receiver,
@@ -238,7 +238,7 @@ unsafe fn recv(
 
 /// # Safety
 ///
-/// As `shmchan_recv_from`, with `from` NULL.
+/// As `shmchan_recv_from` (a NULL `from` is an error here).
 #[inline]
 unsafe fn recv_from(
     rx: *mut shmchan_receiver,
