@@ -523,7 +523,7 @@ impl Receiver {
         (len, from)
     }
 
-    #[inline]
+    #[inline(always)]
     fn guard_how(&mut self, how: How) -> Result<RecvGuard<'_>> {
         let at = self.next_frame(how)?;
         Ok(RecvGuard { rx: self, at })

@@ -353,7 +353,7 @@ impl Sender {
     /// or looking at the poison again; everything else (errors, padding,
     /// waiting) on the slow path, which repeats every check and remembers
     /// a `Corrupted`.
-    #[inline]
+    #[inline(always)]
     fn find_room(&mut self, len: usize, how: How) -> Result<u64> {
         // A call that may wait may also wait for more room than it needs
         // (`ring::REFILL`); a try takes whatever room there is.
@@ -654,6 +654,44 @@ impl DerefMut for SendGrant<'_> {
 pub struct SenderId {
     pub(crate) lane: u16,
     pub(crate) session: u64,
+}
+
+impl SenderId {
+    /// The lane (0 to `max_senders - 1`) this sender holds: what the C
+    /// API and other bindings carry beside [`session`](Self::session).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let id = chan.sender()?.id();
+    /// assert_eq!(id.lane(), 0); // the only lane of a one-sender channel
+    /// assert_eq!(id.to_string(), format!("{}:{}", id.lane(), id.session()));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn lane(&self) -> u16 {
+        self.lane
+    }
+
+    /// The lane's session: how many senders have claimed this lane, this
+    /// one included (1 for the first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let first = chan.sender()?.id(); // dropped at once: the lane is free
+    /// let second = chan.sender()?.id();
+    /// assert_eq!((first.session(), second.session()), (1, 2));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn session(&self) -> u64 {
+        self.session
+    }
 }
 
 /// Bits of a session carried in each message frame's kind word.

@@ -1,0 +1,241 @@
+//! What a C handle is: a token that names a slot of a table, never a
+//! pointer that C could make dangle.
+//!
+//! A handle given to C is `(generation << INDEX_BITS) | (slot + 1)` cast
+//! to the opaque pointer type (`shmchan_sender *`, ...), which C never
+//! dereferences. Every call looks the slot up and compares the slot's
+//! state with the handle's generation and kind; closing bumps the
+//! generation before the object is freed. So a handle that was closed, was
+//! never issued, is NULL or names another kind of object is an error code,
+//! never a read of freed memory, whatever the caller kept of it. A slot is
+//! reused only with a new generation: a stale handle matches a live object
+//! only after 2^44 reuses of its slot (2^12 on a 32-bit target).
+//!
+//! What the table does not do is make a handle `Sync`: a sender or
+//! receiver is used by one thread at a time, and closing a handle must not
+//! race with another call on it (the header says so; the lookup is a few
+//! plain loads, no lock, so that a call costs what the Rust call costs).
+//!
+//! `unsafe` here: the lookup hands out the object behind a slot, which
+//! the table owns (a `Box` turned into a raw pointer) from `insert` to
+//! `remove`.
+#![allow(unsafe_code)]
+
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crate::status::{Failure, run, shmchan_status};
+
+/// Bits of a handle that name the slot (plus one, so that no handle is 0).
+const INDEX_BITS: u32 = 20;
+/// Slots per chunk; chunks are allocated on first need and never freed,
+/// so a slot's address never changes.
+const CHUNK_SLOTS: usize = 1024;
+/// How many handles can be open at once in a process.
+const MAX_SLOTS: usize = (1 << INDEX_BITS) - 1;
+const MAX_CHUNKS: usize = MAX_SLOTS.div_ceil(CHUNK_SLOTS);
+/// The generation's bits, above the index.
+const GEN_MASK: usize = usize::MAX >> INDEX_BITS;
+
+/// One table entry: `state` is `generation << 2 | kind` while an object
+/// of that kind lives in `object`, `generation << 2` while free.
+struct Slot {
+    state: AtomicUsize,
+    object: AtomicPtr<()>,
+}
+
+type Chunk = [Slot; CHUNK_SLOTS];
+
+static CHUNKS: [AtomicPtr<Chunk>; MAX_CHUNKS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CHUNKS];
+
+/// Slots to hand out: freed ones first, then never used ones from `next`.
+/// Taken only by `insert` and `remove`, never by a lookup.
+struct Alloc {
+    free: Vec<usize>,
+    next: usize,
+}
+
+static ALLOC: Mutex<Alloc> = Mutex::new(Alloc {
+    free: Vec::new(),
+    next: 0,
+});
+
+/// A Rust object that C holds through a handle of type `*mut Self::C`.
+pub(crate) trait Handled: Sized {
+    /// The kind stored in the slot's state (1, 2 or 3).
+    const KIND: usize;
+    /// The opaque C type.
+    type C;
+    /// The kind's name, for error messages.
+    const NAME: &'static str;
+}
+
+/// Hands `object` to the table and returns its handle.
+pub(crate) fn insert<T: Handled>(object: T) -> Result<*mut T::C, Failure> {
+    let mut alloc = ALLOC.lock().unwrap_or_else(PoisonError::into_inner);
+    let index = match alloc.free.pop() {
+        Some(index) => index,
+        None if alloc.next < MAX_SLOTS => {
+            ensure_chunk(alloc.next / CHUNK_SLOTS);
+            alloc.next += 1;
+            alloc.next - 1
+        }
+        None => return Err(Failure::too_many_handles(MAX_SLOTS)),
+    };
+    let slot = slot(index).ok_or_else(Failure::internal_table)?;
+    let generation = slot.state.load(Ordering::Relaxed) >> 2;
+    let raw = Box::into_raw(Box::new(object)).cast::<()>();
+    slot.object.store(raw, Ordering::Relaxed);
+    // SYNC: Release, so that a thread that sees this state in `lookup`
+    // (Acquire) also sees `object` and the object it points to.
+    slot.state
+        .store(generation << 2 | T::KIND, Ordering::Release);
+    Ok(ptr::without_provenance_mut(
+        generation << INDEX_BITS | (index + 1),
+    ))
+}
+
+/// The object behind `handle`, shared: for the channel handle, which C may
+/// use from several threads at once (`Channel` is `Sync`).
+///
+/// # Safety
+///
+/// No call may close `handle` before the reference is dropped.
+pub(crate) unsafe fn get<'a, T: Handled + Sync>(handle: *mut T::C) -> Result<&'a T, Failure> {
+    let (_, object) = lookup::<T>(handle)?;
+    // SAFETY: the slot's state matched the handle, so `object` is the live
+    // Box of a T inserted by `insert`; the caller keeps it from `remove`.
+    Ok(unsafe { object.as_ref() })
+}
+
+/// The object behind `handle`, for a sender or receiver.
+///
+/// # Safety
+///
+/// No other call may use `handle` until the reference is dropped (the
+/// header's rule: one thread at a time, and close races with nothing).
+#[inline]
+pub(crate) unsafe fn get_mut<'a, T: Handled>(handle: *mut T::C) -> Result<&'a mut T, Failure> {
+    let (_, mut object) = lookup::<T>(handle)?;
+    // SAFETY: as in `get`, and the caller's promise makes it unique.
+    Ok(unsafe { object.as_mut() })
+}
+
+/// Runs one entry point on the object behind `handle` (see `status::run`).
+///
+/// # Safety
+///
+/// No other call uses `handle` meanwhile (the header's thread rule).
+#[inline]
+pub(crate) unsafe fn with<T: Handled>(
+    handle: *mut T::C,
+    f: impl FnOnce(&mut T) -> Result<(), Failure>,
+) -> shmchan_status {
+    // SAFETY: no other call uses the handle, by the caller's promise.
+    run(|| f(unsafe { get_mut::<T>(handle) }?))
+}
+
+/// Takes the object behind `handle` out of the table (the handle is
+/// closed from here on) and gives it back to be dropped.
+///
+/// # Safety
+///
+/// No other call may be using `handle` (close races with nothing).
+pub(crate) unsafe fn remove<T: Handled>(handle: *mut T::C) -> Result<Box<T>, Failure> {
+    let mut alloc = ALLOC.lock().unwrap_or_else(PoisonError::into_inner);
+    // Under the lock: of two closes of one handle, one finds it.
+    let (index, object) = lookup::<T>(handle)?;
+    let slot = slot(index).ok_or_else(Failure::internal_table)?;
+    let next = ((slot.state.load(Ordering::Relaxed) >> 2).wrapping_add(1)) & GEN_MASK;
+    // SYNC: Release: pairs with the Acquire load in `lookup`; from here on
+    // no lookup of the old handle succeeds.
+    slot.state.store(next << 2, Ordering::Release);
+    slot.object.store(ptr::null_mut(), Ordering::Relaxed);
+    alloc.free.push(index);
+    drop(alloc);
+    // SAFETY: `object` came from `Box::into_raw` in `insert` for a T (the
+    // kind matched), and the slot no longer names it: this is its only
+    // owner.
+    Ok(unsafe { Box::from_raw(object.as_ptr()) })
+}
+
+/// The slot index and object a handle names, if it names a live `T`.
+#[inline]
+fn lookup<T: Handled>(handle: *mut T::C) -> Result<(usize, NonNull<T>), Failure> {
+    let value = handle.addr();
+    if value == 0 {
+        return Err(Failure::null(T::NAME));
+    }
+    let index = (value & ((1 << INDEX_BITS) - 1)).wrapping_sub(1);
+    let generation = value >> INDEX_BITS;
+    let slot = slot(index).ok_or_else(|| Failure::closed(T::NAME))?;
+    // SYNC: Acquire: pairs with the Release stores in `insert` and `remove`.
+    if slot.state.load(Ordering::Acquire) != generation << 2 | T::KIND {
+        return Err(Failure::closed(T::NAME));
+    }
+    NonNull::new(slot.object.load(Ordering::Relaxed).cast::<T>())
+        .map(|object| (index, object))
+        .ok_or_else(|| Failure::closed(T::NAME))
+}
+
+/// The slot at `index`, if its chunk exists.
+#[inline]
+fn slot(index: usize) -> Option<&'static Slot> {
+    // SYNC: Acquire: pairs with the Release store in `ensure_chunk`.
+    let chunk = CHUNKS.get(index / CHUNK_SLOTS)?.load(Ordering::Acquire);
+    // SAFETY: a published chunk is a leaked Box, never freed or moved.
+    let chunk = unsafe { chunk.as_ref() }?;
+    chunk.get(index % CHUNK_SLOTS)
+}
+
+/// Allocates chunk `n` if it is not there yet (under `ALLOC`'s lock).
+fn ensure_chunk(n: usize) {
+    if CHUNKS[n].load(Ordering::Relaxed).is_null() {
+        let chunk: Box<Chunk> = Box::new(std::array::from_fn(|_| Slot {
+            state: AtomicUsize::new(0),
+            object: AtomicPtr::new(ptr::null_mut()),
+        }));
+        // SYNC: Release: pairs with the Acquire load in `slot`.
+        CHUNKS[n].store(Box::into_raw(chunk), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Thing(u32);
+    struct CThing;
+    impl Handled for Thing {
+        const KIND: usize = 3;
+        type C = CThing;
+        const NAME: &'static str = "thing";
+    }
+    struct Other;
+    impl Handled for Other {
+        const KIND: usize = 2;
+        type C = CThing;
+        const NAME: &'static str = "other";
+    }
+
+    #[test]
+    fn a_closed_handle_is_an_error_even_after_its_slot_is_reused() {
+        let a = insert(Thing(1)).expect("insert");
+        // SAFETY: this test is the only user of the handles.
+        unsafe {
+            assert_eq!(get_mut::<Thing>(a).ok().map(|t| t.0), Some(1));
+            assert!(remove::<Thing>(a).is_ok());
+            assert!(get_mut::<Thing>(a).is_err());
+            assert!(remove::<Thing>(a).is_err());
+            let b = insert(Thing(2)).expect("insert");
+            assert_ne!(a, b);
+            assert!(get_mut::<Thing>(a).is_err());
+            assert!(get_mut::<Other>(b).is_err(), "another kind");
+            assert!(get_mut::<Thing>(ptr::null_mut()).is_err());
+            assert!(get_mut::<Thing>(ptr::without_provenance_mut(usize::MAX)).is_err());
+            assert!(remove::<Thing>(b).is_ok());
+        }
+    }
+}
