@@ -637,6 +637,43 @@ pub(crate) fn session_of_tag(tag: u32, latest: u64) -> u64 {
     latest.wrapping_sub(u64::from(back))
 }
 
+impl SenderId {
+    /// The lane this sender holds (from 0 to `max_senders - 1`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096).max_senders(2))?;
+    /// let (a, b) = (chan.sender()?, chan.sender()?);
+    /// assert_eq!((a.id().lane(), b.id().lane()), (0, 1));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn lane(&self) -> u16 {
+        self.lane
+    }
+
+    /// The session on that lane: 1 for its first sender, one more for
+    /// each sender that claims the lane after it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let first = chan.sender()?.id(); // dropped at once: the lane is free
+    /// let second = chan.sender()?.id();
+    /// assert_eq!((first.lane(), second.lane()), (0, 0));
+    /// assert_eq!(second.session(), first.session() + 1);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+}
+
 impl std::fmt::Display for SenderId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.lane, self.session)
