@@ -15,6 +15,35 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import Self
 
+__all__ = [
+    "Channel",
+    "Key",
+    "Sender",
+    "Receiver",
+    "SenderId",
+    "DEFAULT_CAPACITY",
+    "FRAME_OVERHEAD",
+    "MAX_SENDERS",
+    "MIN_CAPACITY",
+    "Error",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "NotAChannel",
+    "VersionMismatch",
+    "RoleTaken",
+    "MessageTooLarge",
+    "Full",
+    "Empty",
+    "Timeout",
+    "Disconnected",
+    "Busy",
+    "Removed",
+    "Corrupted",
+    "Os",
+    "__version__",
+]
+
 __version__: str
 DEFAULT_CAPACITY: int
 """Ring bytes per sender when ``create`` is given no ``capacity``: 4 MiB."""
@@ -32,7 +61,7 @@ class Key:
     PRIVATE: Key
     """``IPC_PRIVATE``: a channel no key names, opened by its id."""
 
-    def __init__(self, raw: int) -> None:
+    def __new__(cls, raw: int) -> Key:
         """A key from its number, -2**31 to 2**32 - 1."""
     @staticmethod
     def ftok(path: Union[str, os.PathLike[str]], proj_id: int) -> Key:
@@ -44,7 +73,7 @@ class Key:
     def is_private(self) -> bool:
         """Whether this is ``Key.PRIVATE``."""
     def __int__(self) -> int: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -57,12 +86,12 @@ class SenderId:
     @property
     def session(self) -> int:
         """The session on that lane (1 for its first sender)."""
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
-    def __lt__(self, other: SenderId) -> bool: ...
-    def __le__(self, other: SenderId) -> bool: ...
-    def __gt__(self, other: SenderId) -> bool: ...
-    def __ge__(self, other: SenderId) -> bool: ...
+    def __lt__(self, value: SenderId, /) -> bool: ...
+    def __le__(self, value: SenderId, /) -> bool: ...
+    def __gt__(self, value: SenderId, /) -> bool: ...
+    def __ge__(self, value: SenderId, /) -> bool: ...
 
 @final
 class Channel:

@@ -6,11 +6,13 @@ file) with a role; they talk back through stdout lines.
 """
 
 import os
+import platform
 import queue
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,36 @@ def remove_objects(shmid, semid):
     """Removes a segment and a semaphore set by id, whatever they hold."""
     for flag, ident in (("-m", shmid), ("-s", semid)):
         subprocess.run(["ipcrm", flag, str(ident)], capture_output=True, check=False)
+
+
+# semtimedop(2)'s number, as /proc/PID/syscall shows it, per machine.
+SEMTIMEDOP = {"x86_64": 220, "aarch64": 192}.get(platform.machine())
+
+
+def parked(pid, tid=None):
+    """Whether process ``pid`` (thread ``tid`` of it) is inside
+    semtimedop(2) now: parked on a channel's semaphore. On a machine whose
+    syscall number this does not know, whether it sleeps at all."""
+    base = f"/proc/{pid}" if tid is None else f"/proc/{pid}/task/{tid}"
+    try:
+        with open(f"{base}/syscall") as f:
+            call = f.read().split()
+        with open(f"{base}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    if SEMTIMEDOP is None:
+        return state == "S"
+    return bool(call) and call[0] == str(SEMTIMEDOP)
+
+
+def wait_parked(pid, tid=None, timeout=SETTLE):
+    """Waits until ``parked(pid, tid)``; fails the test after ``timeout``."""
+    end = time.monotonic() + timeout
+    while not parked(pid, tid):
+        if time.monotonic() > end:
+            pytest.fail(f"process {pid} never parked on a semaphore")
+        time.sleep(0.001)
 
 
 # Every channel made through the fixtures in this run: (shmid, semid).
