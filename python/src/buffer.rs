@@ -53,77 +53,79 @@ unsafe extern "C" {
     fn PyBuffer_Release(view: *mut PyBufferView);
 }
 
-/// A bytes-like object's contiguous bytes, exported while this lives.
+/// Runs `f` on the contiguous bytes of `obj` (`bytes`, `bytearray`,
+/// `memoryview`, `array.array`, a numpy array, ...), writable ones if
+/// `writable`, exported for the length of the call.
 ///
-/// Made and dropped with the GIL held (the `'py` marker is neither `Send`
-/// nor `Sync`, so a `Buffer` cannot enter a closure that runs without the
-/// GIL); its bytes reach such closures as a [`Region`].
-pub(crate) struct Buffer<'py> {
-    /// Boxed: an exporter may point fields of the view at the view itself,
-    /// so it must not move while exported.
-    view: Box<PyBufferView>,
-    _py: PhantomData<Python<'py>>,
+/// The view lives on this frame's stack: an exporter may point fields of
+/// the view at the view itself, so it must not move while exported, and
+/// the borrow held by the release guard keeps it in place. The guard is
+/// neither `Send` nor `Sync`, so it is dropped (the view released) with
+/// the GIL held, after `f`, however `f` returns.
+///
+/// # Errors
+///
+/// `TypeError` for an object without the buffer protocol, `BufferError`
+/// for a non-contiguous one or (when `writable`) a read-only one, and
+/// whatever `f` returns.
+pub(crate) fn with_buffer<R>(
+    obj: &Bound<'_, PyAny>,
+    writable: bool,
+    f: impl FnOnce(Region) -> PyResult<R>,
+) -> PyResult<R> {
+    let mut view = PyBufferView {
+        buf: ptr::null_mut(),
+        obj: ptr::null_mut(),
+        len: 0,
+        itemsize: 0,
+        readonly: 0,
+        ndim: 0,
+        format: ptr::null_mut(),
+        shape: ptr::null_mut(),
+        strides: ptr::null_mut(),
+        suboffsets: ptr::null_mut(),
+        internal: ptr::null_mut(),
+    };
+    let flags = if writable {
+        PYBUF_WRITABLE
+    } else {
+        PYBUF_SIMPLE
+    };
+    // SAFETY: obj is a live object and the GIL is held (a `Bound`); view
+    // is a zeroed struct of the right layout, filled on success.
+    if unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut view, flags) } != 0 {
+        return Err(PyErr::fetch(obj.py()));
+    }
+    let exported = Exported {
+        view: &mut view,
+        _not_send: PhantomData,
+    };
+    f(Region {
+        ptr: exported.view.buf.cast(),
+        // A simple buffer's length is never negative.
+        len: usize::try_from(exported.view.len).unwrap_or(0),
+    })
 }
 
-impl<'py> Buffer<'py> {
-    /// The bytes of `obj` (`bytes`, `bytearray`, `memoryview`,
-    /// `array.array`, a numpy array, ...), writable ones if `writable`.
-    ///
-    /// # Errors
-    ///
-    /// `TypeError` for an object without the buffer protocol, `BufferError`
-    /// for a non-contiguous one or (when `writable`) a read-only one.
-    pub(crate) fn get(obj: &Bound<'py, PyAny>, writable: bool) -> PyResult<Buffer<'py>> {
-        let mut view = Box::new(PyBufferView {
-            buf: ptr::null_mut(),
-            obj: ptr::null_mut(),
-            len: 0,
-            itemsize: 0,
-            readonly: 0,
-            ndim: 0,
-            format: ptr::null_mut(),
-            shape: ptr::null_mut(),
-            strides: ptr::null_mut(),
-            suboffsets: ptr::null_mut(),
-            internal: ptr::null_mut(),
-        });
-        let flags = if writable {
-            PYBUF_WRITABLE
-        } else {
-            PYBUF_SIMPLE
-        };
-        // SAFETY: obj is a live object (the GIL is held, `'py`); view is a
-        // zeroed struct of the right layout, filled on success.
-        let rc = unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut *view, flags) };
-        if rc != 0 {
-            return Err(PyErr::fetch(obj.py()));
-        }
-        Ok(Buffer {
-            view,
-            _py: PhantomData,
-        })
-    }
-
-    /// The exported bytes.
-    pub(crate) fn region(&self) -> Region {
-        Region {
-            ptr: self.view.buf.cast(),
-            // A simple buffer's length is never negative.
-            len: usize::try_from(self.view.len).unwrap_or(0),
-        }
-    }
+/// Releases an exported view when dropped.
+struct Exported<'v> {
+    view: &'v mut PyBufferView,
+    /// Keeps the guard on the thread that holds the GIL.
+    _not_send: PhantomData<*const ()>,
 }
 
-impl Drop for Buffer<'_> {
+impl Drop for Exported<'_> {
     fn drop(&mut self) {
         // SAFETY: the view was filled by a successful PyObject_GetBuffer
-        // and is released once; the GIL is held (`'py`).
-        unsafe { PyBuffer_Release(&mut *self.view) }
+        // and is released once, on the thread that made it, which holds
+        // the GIL (`with_buffer` returns only after this).
+        unsafe { PyBuffer_Release(self.view) }
     }
 }
 
-/// The bytes of a [`Buffer`] (or a `bytes` object) while it is held: a
-/// pointer and a length that may travel to a closure run without the GIL.
+/// The bytes of an exported buffer (or a `bytes` object) while it is
+/// held: a pointer and a length that may travel to a closure run without
+/// the GIL.
 #[derive(Clone, Copy)]
 pub(crate) struct Region {
     ptr: *mut u8,

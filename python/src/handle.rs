@@ -2,7 +2,7 @@
 //! and the blocking loop that releases the GIL and lets Ctrl-C through.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
@@ -16,6 +16,16 @@ use crate::errors;
 /// Ctrl-C (or `close()` from another thread) is seen, and on how many
 /// times an idle waiter wakes (50 times a second).
 pub(crate) const SLICE: Duration = Duration::from_millis(20);
+
+/// How long a blocking call spins (then yields) before it parks: the
+/// library's default (`Options::spin`). The first look of a blocking call
+/// runs with no spin and a deadline already past, which is how the
+/// library's `_deadline` calls look once without any system call (its
+/// `try_` calls ask the kernel whether the peer is alive when they find
+/// nothing); only then does the call spin and park, with the GIL
+/// released. A blocking send's look also waits for the refill room, as
+/// the library's blocking `send` does.
+pub(crate) const SPIN: Duration = Duration::from_micros(50);
 
 /// A Rust handle shared by the Python threads that hold its object.
 ///
@@ -131,6 +141,14 @@ impl Until {
             .and_then(|d| Instant::now().checked_add(d));
         Ok(Until::Deadline(deadline))
     }
+}
+
+/// An instant already past when any call looks (the module's first use):
+/// the deadline of a first look that must not wait, without reading the
+/// clock on every call.
+pub(crate) fn past() -> Instant {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    *START
 }
 
 /// Waits in slices: `slice(end)` waits with the GIL released until `end`

@@ -4,9 +4,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use shmchan::{Error, Receiver, RecvGuard};
 
-use crate::buffer::{Buffer, LARGE, new_bytes};
+use crate::buffer::{LARGE, new_bytes, with_buffer};
 use crate::errors::{self, to_py};
-use crate::handle::{Closing, Handle, Until, in_slices, slice_outcome};
+use std::time::Duration;
+
+use crate::handle::{Closing, Handle, SPIN, Until, in_slices, past, slice_outcome};
 use crate::sender::PySenderId;
 
 /// The receiving side of a channel (``Channel.receiver()``).
@@ -85,22 +87,22 @@ impl PyReceiver {
         timeout: Option<f64>,
     ) -> PyResult<usize> {
         let until = Until::from_timeout(timeout)?;
-        let into = Buffer::get(buffer, true)?;
-        let region = into.region();
-        self.recv_with(py, until, |py, msg| {
-            if msg.len() > region.len() {
-                let (len, max) = (msg.len(), region.len());
-                msg.keep();
-                return Err(errors::too_small(py, len, max));
-            }
-            let len = msg.len();
-            let copy = move || {
-                region.copy_from(&msg);
-                len
-            };
-            Ok(match len >= LARGE {
-                true => py.detach(copy),
-                false => copy(),
+        with_buffer(buffer, true, |region| {
+            self.recv_with(py, until, |py, msg| {
+                if msg.len() > region.len() {
+                    let (len, max) = (msg.len(), region.len());
+                    msg.keep();
+                    return Err(errors::too_small(py, len, max));
+                }
+                let len = msg.len();
+                let copy = move || {
+                    region.copy_from(&msg);
+                    len
+                };
+                Ok(match len >= LARGE {
+                    true => py.detach(copy),
+                    false => copy(),
+                })
             })
         })
     }
@@ -192,11 +194,19 @@ fn recv_on<T>(
     closing: Closing<'_>,
     mut take: impl FnMut(Python<'_>, RecvGuard<'_>) -> PyResult<T>,
 ) -> PyResult<T> {
-    let deadline = match (rx.try_recv_ref(), until) {
+    let first = match until {
+        Until::Now => rx.try_recv_ref(),
+        Until::Deadline(_) => {
+            rx.set_spin(Duration::ZERO);
+            rx.recv_ref_deadline(past())
+        }
+    };
+    let deadline = match (first, until) {
         (Ok(msg), _) => return take(py, msg),
-        (Err(Error::Empty), Until::Deadline(deadline)) => deadline,
+        (Err(Error::Empty | Error::Timeout), Until::Deadline(deadline)) => deadline,
         (Err(e), _) => return Err(to_py(py, e)),
     };
+    rx.set_spin(SPIN);
     in_slices(py, deadline, closing, |end| {
         let got = py.detach(|| rx.recv_ref_deadline(end));
         match slice_outcome(py, got)? {

@@ -4,9 +4,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use shmchan::{Error, SendGrant, Sender, SenderId};
 
-use crate::buffer::{Buffer, LARGE, Region};
+use crate::buffer::{LARGE, Region, with_buffer};
 use crate::errors::{check, to_py};
-use crate::handle::{Closing, Handle, Until, in_slices, slice_outcome};
+use std::time::Duration;
+
+use crate::handle::{Closing, Handle, SPIN, Until, in_slices, past, slice_outcome};
 
 /// The sending side of a channel (``Channel.sender()``).
 ///
@@ -41,10 +43,10 @@ impl PySender {
                 .handle
                 .with(py, |tx, c| send_on(py, tx, region, until, c));
         }
-        let buffer = Buffer::get(data, false)?;
-        let region = buffer.region();
-        self.handle
-            .with(py, |tx, c| send_on(py, tx, region, until, c))
+        with_buffer(data, false, |region| {
+            self.handle
+                .with(py, |tx, c| send_on(py, tx, region, until, c))
+        })
     }
 }
 
@@ -132,11 +134,19 @@ fn send_on(
     until: Until,
     closing: Closing<'_>,
 ) -> PyResult<()> {
-    let deadline = match (tx.try_reserve(data.len()), until) {
+    let first = match until {
+        Until::Now => tx.try_reserve(data.len()),
+        Until::Deadline(_) => {
+            tx.set_spin(Duration::ZERO);
+            tx.reserve_deadline(data.len(), past())
+        }
+    };
+    let deadline = match (first, until) {
         (Ok(grant), _) => return fill(py, grant, data),
-        (Err(Error::Full), Until::Deadline(deadline)) => deadline,
+        (Err(Error::Full | Error::Timeout), Until::Deadline(deadline)) => deadline,
         (Err(e), _) => return Err(to_py(py, e)),
     };
+    tx.set_spin(SPIN);
     in_slices(py, deadline, closing, |end| {
         let sent = py.detach(|| {
             let mut grant = tx.reserve_deadline(data.len(), end)?;
