@@ -30,6 +30,7 @@ and shmchan's ratio to each other transport, from the same run.
 
 import argparse
 import ctypes
+import functools
 import multiprocessing as mp
 import os
 import platform
@@ -54,52 +55,46 @@ def count_for(size):
 # time after its last message, through `ctl`.
 
 
-def recv_shmchan(ctl, arg, size, count, into=False):
+def drain(ctl, recv, count):
+    """Says it is ready, calls ``recv()`` ``count`` times, then reports the
+    time after the last call."""
+    ctl.send("ready")
+    for _ in range(count):
+        recv()
+    ctl.send(time.perf_counter())
+
+
+def recv_shmchan(ctl, arg, size, count):
     import shmchan
 
     with shmchan.Channel.open_id(arg) as chan, chan.receiver() as rx:
-        ctl.send("ready")
-        if into:
-            buf = bytearray(size)
-            recv_into = rx.recv_into
-            for _ in range(count):
-                recv_into(buf)
-        else:
-            recv = rx.recv
-            for _ in range(count):
-                recv()
-        ctl.send(time.perf_counter())
+        drain(ctl, rx.recv, count)
 
 
 def recv_shmchan_into(ctl, arg, size, count):
-    recv_shmchan(ctl, arg, size, count, into=True)
+    import shmchan
+
+    with shmchan.Channel.open_id(arg) as chan, chan.receiver() as rx:
+        drain(ctl, functools.partial(rx.recv_into, bytearray(size)), count)
 
 
 def recv_queue(ctl, q, size, count):
-    ctl.send("ready")
-    get = q.get
-    for _ in range(count):
-        get()
-    ctl.send(time.perf_counter())
+    drain(ctl, q.get, count)
 
 
 def recv_pipe(ctl, conn, size, count):
-    ctl.send("ready")
-    recv_bytes = conn.recv_bytes
-    for _ in range(count):
-        recv_bytes()
-    ctl.send(time.perf_counter())
+    drain(ctl, conn.recv_bytes, count)
 
 
 def recv_socket(ctl, sock, size, count):
-    ctl.send("ready")
-    f = sock.makefile("rb", buffering=1 << 20)
-    read = f.read
+    read = sock.makefile("rb", buffering=1 << 20).read
     unpack = LEN.unpack
-    for _ in range(count):
+
+    def recv():
         (n,) = unpack(read(4))
-        read(n)
-    ctl.send(time.perf_counter())
+        return read(n)
+
+    drain(ctl, recv, count)
 
 
 def recv_zmq(ctl, endpoint, size, count):
@@ -108,11 +103,7 @@ def recv_zmq(ctl, endpoint, size, count):
     ctx = zmq.Context()
     pull = ctx.socket(zmq.PULL)
     pull.connect(endpoint)
-    ctl.send("ready")
-    recv = pull.recv
-    for _ in range(count):
-        recv()
-    ctl.send(time.perf_counter())
+    drain(ctl, pull.recv, count)
     pull.close()
     ctx.term()
 
@@ -202,23 +193,25 @@ class Run:
             self.proc.join()
 
 
-def send_shmchan(size, count, receiver=recv_shmchan):
-    import shmchan
-
-    chan = shmchan.Channel.create(capacity=SHMCHAN_RING)
-    run = Run(receiver, (chan.id,), size, count)
-    tx = chan.sender()
+def blast(run, send, data, count):
+    """Once the receiver is ready, calls ``send(data)`` ``count`` times;
+    the time before the first call and the receiver's after its last."""
     run.ready()
-    data = bytes(size)
-    send = tx.send
     start = time.perf_counter()
     for _ in range(count):
         send(data)
-    end = run.end_time()
-    tx.close()
-    chan.close()
+    return start, run.end_time()
+
+
+def send_shmchan(size, count, receiver=recv_shmchan):
+    import shmchan
+
+    with shmchan.Channel.create(capacity=SHMCHAN_RING) as chan:
+        run = Run(receiver, (chan.id,), size, count)
+        with chan.sender() as tx:
+            times = blast(run, tx.send, bytes(size), count)
     run.close()
-    return start, end
+    return times
 
 
 def send_shmchan_into(size, count):
@@ -228,48 +221,30 @@ def send_shmchan_into(size, count):
 def send_queue(size, count):
     q = mp.Queue()
     run = Run(recv_queue, (q,), size, count)
-    run.ready()
-    data = bytes(size)
-    put = q.put
-    start = time.perf_counter()
-    for _ in range(count):
-        put(data)
-    end = run.end_time()
+    times = blast(run, q.put, bytes(size), count)
     run.close()
     q.close()
-    return start, end
+    return times
 
 
 def send_pipe(size, count):
     a, b = mp.Pipe()
     run = Run(recv_pipe, (b,), size, count)
     b.close()
-    run.ready()
-    data = bytes(size)
-    send_bytes = a.send_bytes
-    start = time.perf_counter()
-    for _ in range(count):
-        send_bytes(data)
-    end = run.end_time()
+    times = blast(run, a.send_bytes, bytes(size), count)
     run.close()
     a.close()
-    return start, end
+    return times
 
 
 def send_socket(size, count):
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     run = Run(recv_socket, (b,), size, count)
     b.close()
-    run.ready()
-    framed = LEN.pack(size) + bytes(size)
-    sendall = a.sendall
-    start = time.perf_counter()
-    for _ in range(count):
-        sendall(framed)
-    end = run.end_time()
+    times = blast(run, a.sendall, LEN.pack(size) + bytes(size), count)
     run.close()
     a.close()
-    return start, end
+    return times
 
 
 def send_faster_fifo(size, count):
@@ -278,15 +253,9 @@ def send_faster_fifo(size, count):
 
     q = faster_fifo.Queue(max_size_bytes=16 << 20)
     run = Run(recv_queue, (q,), size, count)
-    run.ready()
-    data = bytes(size)
-    put = q.put
-    start = time.perf_counter()
-    for _ in range(count):
-        put(data, timeout=60)
-    end = run.end_time()
+    times = blast(run, functools.partial(q.put, timeout=60), bytes(size), count)
     run.close()
-    return start, end
+    return times
 
 
 def send_zmq(size, count):
@@ -297,18 +266,12 @@ def send_zmq(size, count):
     push = ctx.socket(zmq.PUSH)
     push.bind(endpoint)
     run = Run(recv_zmq, (endpoint,), size, count)
-    run.ready()
-    data = bytes(size)
-    copy = size < 65536
-    send = push.send
-    start = time.perf_counter()
-    for _ in range(count):
-        send(data, copy=copy)
-    end = run.end_time()
+    send = functools.partial(push.send, copy=size < 65536)
+    times = blast(run, send, bytes(size), count)
     run.close()
     push.close(linger=0)
     ctx.term()
-    return start, end
+    return times
 
 
 def send_iceoryx2(size, count):

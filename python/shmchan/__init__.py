@@ -35,24 +35,8 @@ exception (``Timeout`` is a ``TimeoutError``, ``Disconnected`` a
 (the ``shmchan`` crate), the ``shmchan`` command and C.
 """
 
-from ._errors import (
-    AlreadyExists,
-    Busy,
-    Corrupted,
-    Disconnected,
-    Empty,
-    Error,
-    Full,
-    MessageTooLarge,
-    NotAChannel,
-    NotFound,
-    Os,
-    PermissionDenied,
-    Removed,
-    RoleTaken,
-    Timeout,
-    VersionMismatch,
-)
+from ._errors import *  # noqa: F403 (Error and its subclasses)
+from ._errors import __all__ as _errors_all
 from ._shmchan import (
     DEFAULT_CAPACITY,
     FRAME_OVERHEAD,
@@ -76,21 +60,6 @@ __all__ = [
     "FRAME_OVERHEAD",
     "MAX_SENDERS",
     "MIN_CAPACITY",
-    "Error",
-    "NotFound",
-    "AlreadyExists",
-    "PermissionDenied",
-    "NotAChannel",
-    "VersionMismatch",
-    "RoleTaken",
-    "MessageTooLarge",
-    "Full",
-    "Empty",
-    "Timeout",
-    "Disconnected",
-    "Busy",
-    "Removed",
-    "Corrupted",
-    "Os",
     "__version__",
+    *_errors_all,
 ]

@@ -5,6 +5,8 @@ import sys
 from types import TracebackType
 from typing import Iterator, Optional, Tuple, Type, Union, final
 
+from ._errors import *
+
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer
 else:
@@ -25,6 +27,8 @@ __all__ = [
     "FRAME_OVERHEAD",
     "MAX_SENDERS",
     "MIN_CAPACITY",
+    "__version__",
+    # The exceptions (from _errors, as at run time):
     "Error",
     "NotFound",
     "AlreadyExists",
@@ -41,7 +45,6 @@ __all__ = [
     "Removed",
     "Corrupted",
     "Os",
-    "__version__",
 ]
 
 __version__: str
@@ -218,82 +221,3 @@ class Receiver:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> bool: ...
-
-class Error(Exception):
-    """Base class of every error that shmchan raises for the library."""
-
-class NotFound(Error, FileNotFoundError):
-    """No channel exists at that key or id."""
-
-    channel: str
-
-class AlreadyExists(Error, FileExistsError):
-    """``Channel.create`` found the key taken."""
-
-    channel: str
-
-class PermissionDenied(Error, PermissionError):
-    """The kernel refused access."""
-
-    channel: str
-    call: str
-
-class NotAChannel(Error, ValueError):
-    """The segment at that key or id is not a shmchan channel."""
-
-    channel: str
-    reason: str
-
-class VersionMismatch(Error, ValueError):
-    """The channel has another layout version."""
-
-    channel: str
-    found: int
-    expected: int
-
-class RoleTaken(Error, OSError):
-    """Another open handle holds the role asked for."""
-
-    channel: str
-    role: str
-
-class MessageTooLarge(Error, ValueError):
-    """A message does not fit (the channel, or ``recv_into``'s buffer)."""
-
-    len: int
-    max: int
-
-class Full(Error, BlockingIOError):
-    """``try_send``: no room now."""
-
-class Empty(Error, BlockingIOError):
-    """``try_recv``: no message now."""
-
-class Timeout(Error, TimeoutError):
-    """A call with a ``timeout`` ran out of time, having done nothing."""
-
-class Disconnected(Error, ConnectionError):
-    """The peer this handle has seen is gone."""
-
-class Busy(Error, OSError):
-    """A removal without force refused a channel in use."""
-
-    channel: str
-    parties: int
-
-class Removed(Error, OSError):
-    """The channel was removed while this handle was open."""
-
-    channel: str
-
-class Corrupted(Error, OSError):
-    """The channel failed validation; the handle is poisoned."""
-
-    channel: str
-    what: str
-
-class Os(Error, OSError):
-    """Any other error of the operating system."""
-
-    channel: str
-    call: str

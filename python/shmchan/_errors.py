@@ -50,12 +50,16 @@ class NotFound(Error, FileNotFoundError):
     ``channel`` names the key or id; ``errno`` is ENOENT.
     """
 
+    channel: str
+
 
 class AlreadyExists(Error, FileExistsError):
     """``Channel.create`` found a segment or semaphore set at that key.
 
     ``channel`` names the key; ``errno`` is EEXIST.
     """
+
+    channel: str
 
 
 class PermissionDenied(Error, PermissionError):
@@ -65,6 +69,9 @@ class PermissionDenied(Error, PermissionError):
     ``errno`` its error number.
     """
 
+    channel: str
+    call: str
+
 
 class NotAChannel(Error, ValueError):
     """The segment at that key or id is not a shmchan channel.
@@ -72,12 +79,19 @@ class NotAChannel(Error, ValueError):
     ``channel`` names it; ``reason`` says what gave it away.
     """
 
+    channel: str
+    reason: str
+
 
 class VersionMismatch(Error, ValueError):
     """The channel has another layout version than this library speaks.
 
     ``channel`` names it; ``found`` is its version, ``expected`` ours.
     """
+
+    channel: str
+    found: int
+    expected: int
 
 
 class RoleTaken(Error, OSError):
@@ -88,6 +102,9 @@ class RoleTaken(Error, OSError):
     ``"receiver"``; ``errno`` is EBUSY.
     """
 
+    channel: str
+    role: str
+
 
 class MessageTooLarge(Error, ValueError):
     """A message does not fit: nothing was sent or received.
@@ -97,6 +114,9 @@ class MessageTooLarge(Error, ValueError):
     buffer; it stays queued, first in line, for a larger buffer. ``len`` is
     the message's length, ``max`` the limit it exceeded.
     """
+
+    len: int
+    max: int
 
 
 class Full(Error, BlockingIOError):
@@ -134,6 +154,9 @@ class Busy(Error, OSError):
     is EBUSY.
     """
 
+    channel: str
+    parties: int
+
 
 class Removed(Error, OSError):
     """The channel was removed (``Channel.remove()``, ``shmchan rm``,
@@ -142,6 +165,8 @@ class Removed(Error, OSError):
     ``channel`` names it; ``errno`` is EIDRM.
     """
 
+    channel: str
+
 
 class Corrupted(Error, OSError):
     """The channel's shared header or a message frame failed validation.
@@ -149,6 +174,9 @@ class Corrupted(Error, OSError):
     The handle is poisoned: every later call on it raises this again.
     ``channel`` names it, ``what`` says what was wrong.
     """
+
+    channel: str
+    what: str
 
 
 class Os(Error, OSError):
@@ -159,6 +187,9 @@ class Os(Error, OSError):
     the argument wrong before any call, as ``Key.ftok`` does for a
     ``proj_id`` of 0).
     """
+
+    channel: str
+    call: str
 
 
 # Shown (and pickled) as shmchan.X, where the package exports them.

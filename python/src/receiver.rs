@@ -1,7 +1,7 @@
 //! `shmchan.Receiver`.
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyTuple};
 use shmchan::{Error, Receiver, RecvGuard};
 
 use crate::buffer::{LARGE, new_bytes, with_buffer};
@@ -165,13 +165,8 @@ impl PyReceiver {
     }
 
     /// Closes (``close()``); exceptions go on.
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
         self.handle.close(py);
         false
     }

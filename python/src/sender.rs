@@ -1,7 +1,7 @@
 //! `shmchan.Sender` and `shmchan.SenderId`.
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyTuple};
 use shmchan::{Error, SendGrant, Sender, SenderId};
 
 use crate::buffer::{LARGE, Region, with_buffer};
@@ -105,13 +105,8 @@ impl PySender {
     }
 
     /// Closes (``close()``); exceptions go on.
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: Option<&Bound<'_, PyAny>>,
-        _exc: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
         self.handle.close(py);
         false
     }

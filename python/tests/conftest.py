@@ -33,10 +33,15 @@ def sysv_ids(kind):
     return {int(line.split()[1]) for line in lines if line.strip()}
 
 
-def remove_objects(shmid, semid):
-    """Removes a segment and a semaphore set by id, whatever they hold."""
-    for flag, ident in (("-m", shmid), ("-s", semid)):
-        subprocess.run(["ipcrm", flag, str(ident)], capture_output=True, check=False)
+def remove_leftovers(channels):
+    """Of ``channels`` ((shmid, semid) pairs), those whose segment or
+    semaphore set still exists; removes them, whatever they hold."""
+    shm, sem = sysv_ids("shm"), sysv_ids("sem")
+    left = [(m, s) for m, s in channels if m in shm or s in sem]
+    for m, s in left:
+        for flag, ident in (("-m", m), ("-s", s)):
+            subprocess.run(["ipcrm", flag, str(ident)], capture_output=True, check=False)
+    return left
 
 
 # semtimedop(2)'s number, as /proc/PID/syscall shows it, per machine.
@@ -78,10 +83,7 @@ def no_object_left():
     """Test 8: after the whole run, none of the channels the tests made is
     left (each test also checks its own, below)."""
     yield
-    shm, sem = sysv_ids("shm"), sysv_ids("sem")
-    left = [(m, s) for m, s in MADE if m in shm or s in sem]
-    for m, s in left:
-        remove_objects(m, s)
+    left = remove_leftovers(MADE)
     assert not left, f"System V objects left behind (now removed): {left}"
 
 
@@ -100,10 +102,7 @@ def new_channel():
         return chan
 
     yield make
-    shm, sem = sysv_ids("shm"), sysv_ids("sem")
-    left = [(m, s) for m, s in made if m in shm or s in sem]
-    for m, s in left:
-        remove_objects(m, s)
+    left = remove_leftovers(made)
     assert not left, f"channels left behind by the test (now removed): {left}"
 
 

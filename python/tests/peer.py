@@ -6,29 +6,18 @@ test what it does through stdout lines (or len32 records, for
 """
 
 import signal
-import struct
 import sys
 import time
 
 import seqmsg
+from helpers import LEN32, fill, numbered, read_records
 import shmchan
 
-LEN32 = struct.Struct("<I")
 SETTLE = 30.0
 
 
 def say(*words):
     print(*words, flush=True)
-
-
-def read_records(stream):
-    """len32 records (a 4-byte little-endian length, then the bytes)."""
-    while True:
-        head = stream.read(4)
-        if len(head) < 4:
-            return
-        (n,) = LEN32.unpack(head)
-        yield stream.read(n)
 
 
 def send_seq(chan, index, count):
@@ -93,20 +82,14 @@ def send_sigint(chan):
     KeyboardInterrupt came, then sends the same message again (waiting for
     room) and leaves."""
     with chan.sender() as tx:
-        n = 0
-        while True:
-            try:
-                tx.try_send(LEN32.pack(n) * 64)
-            except shmchan.Full:
-                break
-            n += 1
+        n = fill(tx)
         say("full", n)
         try:
-            tx.send(LEN32.pack(n) * 64)
+            tx.send(numbered(n))
             say("sent-early")  # the test fails on this line
         except KeyboardInterrupt:
             say("interrupted", repr(time.monotonic()))
-        tx.send(LEN32.pack(n) * 64, timeout=SETTLE)
+        tx.send(numbered(n), timeout=SETTLE)
         say("sent", n + 1)
 
 

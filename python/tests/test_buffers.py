@@ -2,27 +2,11 @@
 any writable buffer; a receiver or sender in another process."""
 
 import array
-import struct
 
 import pytest
 
 import shmchan
-
-LEN32 = struct.Struct("<I")
-
-
-def records(msgs):
-    return b"".join(LEN32.pack(len(m)) + m for m in msgs)
-
-
-def parse_records(data):
-    out, at = [], 0
-    while at < len(data):
-        (n,) = LEN32.unpack_from(data, at)
-        out.append(data[at + 4 : at + 4 + n])
-        at += 4 + n
-    return out
-
+from helpers import parse_records, records
 
 def inputs():
     """(name, object, its bytes) for each kind of bytes-like object."""

@@ -4,12 +4,12 @@ raises ``KeyboardInterrupt`` within 100 ms, and no message is lost."""
 
 import os
 import signal
-import struct
 import threading
 import time
 
 import shmchan
 from conftest import wait_parked
+from helpers import fill, numbered
 
 # The issue's bound on Ctrl-C.
 CTRL_C = 0.100
@@ -47,13 +47,7 @@ def test_another_thread_runs_while_send_blocks(new_channel, peers):
         rx = peers("hold", chan.id, "receiver")
         rx.expect("ready")
         with chan.sender() as tx:
-            n = 0
-            while True:
-                try:
-                    tx.try_send(b"%8d" % n)
-                except shmchan.Full:
-                    break
-                n += 1
+            n = fill(tx)
             main = threading.get_native_id()
 
             def other_thread():
@@ -63,10 +57,10 @@ def test_another_thread_runs_while_send_blocks(new_channel, peers):
 
             t = threading.Thread(target=other_thread)
             t.start()
-            tx.send(b"%8d" % n, timeout=SETTLE)
+            tx.send(numbered(n), timeout=SETTLE)
             t.join()
             for i in range(n + 1):
-                assert rx.expect("got") == (b"%8d" % i).hex()
+                assert rx.expect("got") == numbered(i).hex()
         rx.finish()
 
 
@@ -103,7 +97,7 @@ def test_sigint_interrupts_a_blocked_send_having_sent_nothing(new_channel, peers
         # Every message once, in order: the interrupted one is sent again
         # after the interrupt, and only then.
         got = [rx.recv(timeout=SETTLE) for _ in range(full + 1)]
-        assert got == [struct.pack("<I", i) * 64 for i in range(full + 1)]
+        assert got == [numbered(i) for i in range(full + 1)]
         assert int(tx.expect("sent")) == full + 1
         tx.finish()
         try:

@@ -8,7 +8,6 @@ the tests are skipped with the reason.
 
 import os
 import random
-import struct
 import subprocess
 import threading
 from pathlib import Path
@@ -16,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import shmchan
+from helpers import parse_records, records
 
 
-LEN32 = struct.Struct("<I")
 REPO = Path(__file__).resolve().parents[2]
 MESSAGES = 20_000
 # Generous limit for the other side to act: not a timing bound.
@@ -44,19 +43,6 @@ def messages(seed, max_len):
     out = [b"", b"\n", bytes(range(256)), bytes(max_len)]
     while len(out) < MESSAGES:
         out.append(rng.randbytes(rng.choice((1, 7, 8, 9, 64, 300, 4000))))
-    return out
-
-
-def records(msgs):
-    return b"".join(LEN32.pack(len(m)) + m for m in msgs)
-
-
-def parse_records(data):
-    out, at = [], 0
-    while at < len(data):
-        (n,) = LEN32.unpack_from(data, at)
-        out.append(data[at + 4 : at + 4 + n])
-        at += 4 + n
     return out
 
 

@@ -10,22 +10,12 @@ import pytest
 
 import shmchan
 from conftest import wait_parked
+from helpers import fill, numbered
 
 # A timeout may end late by this much on a busy machine, not earlier: the
 # bound checks "in time", it does not time the library.
 LATE = 1.0
 WAIT = 0.2
-
-
-def fill(tx):
-    """Sends 64-byte messages until the ring is full; how many."""
-    n = 0
-    while True:
-        try:
-            tx.try_send(n.to_bytes(8, "little") * 8)
-        except shmchan.Full:
-            return n
-        n += 1
 
 
 def test_recv_times_out_in_time_and_then_gets_the_next_message(new_channel, peers):
@@ -69,7 +59,7 @@ def test_send_times_out_in_time_on_a_full_ring_having_sent_nothing(new_channel, 
             # The receiver finds exactly what was sent, then room comes.
             for i in range(n):
                 rx.tell("recv")
-                assert rx.expect("got") == (i.to_bytes(8, "little") * 8).hex()
+                assert rx.expect("got") == numbered(i).hex()
             tx.send(b"room", timeout=WAIT)
             rx.tell("recv")
             assert rx.expect("got") == b"room".hex()
