@@ -25,11 +25,15 @@ use crate::sender::PySenderId;
 #[pyclass(frozen, module = "shmchan", name = "Receiver")]
 pub(crate) struct PyReceiver {
     handle: Handle<Receiver>,
+    /// Fixed for the handle's life: read without waiting for a call in
+    /// another thread.
+    max_message_len: usize,
 }
 
 impl PyReceiver {
     pub(crate) fn wrap(rx: Receiver) -> PyReceiver {
         PyReceiver {
+            max_message_len: rx.max_message_len(),
             handle: Handle::new(rx, "Receiver"),
         }
     }
@@ -127,8 +131,8 @@ impl PyReceiver {
 
     /// The largest message the channel carries (capacity - 8).
     #[getter]
-    fn max_message_len(&self, py: Python<'_>) -> PyResult<usize> {
-        self.handle.with(py, |rx, _| Ok(rx.max_message_len()))
+    fn max_message_len(&self) -> usize {
+        self.max_message_len
     }
 
     /// Whether ``close()`` was called.

@@ -23,13 +23,17 @@ use crate::handle::{Closing, Handle, SPIN, Until, in_slices, past, slice_outcome
 #[pyclass(frozen, module = "shmchan", name = "Sender")]
 pub(crate) struct PySender {
     handle: Handle<Sender>,
+    /// Fixed for the handle's life: read without waiting for a call in
+    /// another thread.
     id: SenderId,
+    max_message_len: usize,
 }
 
 impl PySender {
     pub(crate) fn wrap(tx: Sender) -> PySender {
         PySender {
             id: tx.id(),
+            max_message_len: tx.max_message_len(),
             handle: Handle::new(tx, "Sender"),
         }
     }
@@ -83,8 +87,8 @@ impl PySender {
 
     /// The largest message the channel carries (capacity - 8).
     #[getter]
-    fn max_message_len(&self, py: Python<'_>) -> PyResult<usize> {
-        self.handle.with(py, |tx, _| Ok(tx.max_message_len()))
+    fn max_message_len(&self) -> usize {
+        self.max_message_len
     }
 
     /// Whether ``close()`` was called.
