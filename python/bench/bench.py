@@ -133,14 +133,15 @@ def recv_iceoryx2(ctl, name, size, count):
     string_at = ctypes.string_at
     # Connected once a warm-up sample arrives; then every sample up to the
     # fence (first byte 2) is a warm-up one.
-    first = 0
+    first, told = 0, False
     while first != 2:
         sample = receive()
         if sample is not None:
             first = string_at(sample.payload_ptr, 1)[0]
             sample.delete()
-            if first == 3:
+            if not told:
                 ctl.send("connected")
+                told = True
     # The measured messages: the last has first byte 1. A sample lost on
     # the way (which iceoryx2 0.10 was seen to do right after connecting,
     # backpressure notwithstanding) ends the count short, not a hang.
@@ -172,7 +173,7 @@ class Run:
 
     def __init__(self, target, args, size, count):
         self.ctl, child_ctl = mp.Pipe()
-        self.proc = mp.Process(target=target, args=(child_ctl, *args, size, count))
+        self.proc = mp.Process(target=target, args=(child_ctl, *args, size, count), daemon=True)
         self.proc.start()
         child_ctl.close()
 
