@@ -173,7 +173,8 @@ class Run:
 
     def __init__(self, target, args, size, count):
         self.ctl, child_ctl = mp.Pipe()
-        self.proc = mp.Process(target=target, args=(child_ctl, *args, size, count), daemon=True)
+        args = (child_ctl, *args, size, count)
+        self.proc = mp.Process(target=target, args=args, daemon=True)
         self.proc.start()
         child_ctl.close()
 
