@@ -948,3 +948,36 @@ fn forty_thousand_sender_sessions_exhaust_no_semaphore_and_leak_no_lane() {
     );
     assert_no_lane_leaked(&chan, LANES);
 }
+
+#[test]
+fn a_kept_message_comes_next_even_at_the_end_of_its_lanes_turn() {
+    let _serial = serial();
+    let (chan, _guard) = lanes_channel(2);
+    let mut rx = chan.receiver().expect("receiver");
+    let (mut a, mut b) = (claim(&chan), claim(&chan));
+    for i in 0..=TURN {
+        a.send(format!("a{i}").as_bytes()).expect("send on lane 0");
+        b.send(format!("b{i}").as_bytes()).expect("send on lane 1");
+    }
+    // Each message is kept once before it is taken. Taking the last of a
+    // lane's turn passes the turn on; keeping it must give the turn back,
+    // so that the order is the one without keeps: a turn of each lane.
+    let mut got = Vec::new();
+    for _ in 0..2 * (TURN + 1) {
+        let msg = rx.try_recv_ref().expect("a message");
+        let first = msg.to_vec();
+        msg.keep();
+        let msg = rx.try_recv_ref().expect("the kept message");
+        assert_eq!(&*msg, &first[..], "the kept message comes next");
+        got.push(String::from_utf8(first).expect("utf-8"));
+    }
+    let turn =
+        |lane: &'static str, from: u64, to: u64| (from..to).map(move |i| format!("{lane}{i}"));
+    let want: Vec<String> = turn("a", 0, TURN)
+        .chain(turn("b", 0, TURN))
+        .chain(turn("a", TURN, TURN + 1))
+        .chain(turn("b", TURN, TURN + 1))
+        .collect();
+    assert_eq!(got, want);
+    assert!(matches!(rx.try_recv_ref(), Err(Error::Empty)));
+}

@@ -808,6 +808,24 @@ impl Lanes {
         }
     }
 
+    /// Puts the message `at` back at the front: the next look starts at
+    /// its lane, with the turn that lane had before it was taken (the
+    /// frame itself was never released, so its lane still holds it).
+    fn unread(&mut self, at: At) {
+        let lane = at.lane as usize;
+        if self.cursor == lane {
+            // Taking it counted one message against this turn; when it was
+            // the last of the turn, `end_turn` found every other lane idle
+            // and left the turn here, full: either way one more is fine.
+            self.left = self.left.saturating_add(1);
+        } else {
+            // It ended the lane's turn, which passed on: give it back its
+            // last message.
+            self.cursor = lane;
+            self.left = 1;
+        }
+    }
+
     /// The cursor's lane has had its turn: the turn passes to the first
     /// lane after it that is not idle, or stays with it when every other
     /// lane is idle (where a look from the next lane would pass them all
@@ -942,6 +960,40 @@ impl RecvGuard<'_> {
             lane: self.at.lane as u16,
             session: session_of(self.at, self.rx.hold.shared()),
         }
+    }
+
+    /// Leaves the message in the ring, unreceived: the next receive
+    /// returns it again, before any other lane's. For a caller that looked
+    /// at the message and cannot take it now (a fixed buffer too small for
+    /// it, as the Python binding's `recv_into` has).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096).max_senders(2))?;
+    /// let mut rx = chan.receiver()?;
+    /// let (mut a, mut b) = (chan.sender()?, chan.sender()?);
+    /// a.send(b"a long message")?;
+    /// b.send(b"short")?;
+    /// let mut buf = [0u8; 8];
+    /// let msg = rx.recv_ref()?;
+    /// assert!(msg.len() > buf.len());
+    /// msg.keep(); // too long for buf: leave it queued
+    /// let msg = rx.recv_ref()?; // the same message, not b's
+    /// assert_eq!(&*msg, b"a long message");
+    /// drop(msg); // received: b's message is next
+    /// let msg = rx.recv_ref()?;
+    /// buf[..msg.len()].copy_from_slice(&msg);
+    /// assert_eq!(&buf[..msg.len()], b"short");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn keep(self) {
+        // Not dropped: dropping releases the frame.
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let at = this.at;
+        this.rx.lanes.unread(at);
     }
 }
 
