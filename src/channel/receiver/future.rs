@@ -260,6 +260,37 @@ impl Receiver {
         }))
     }
 
+    /// Polls for the next message, read in place: the poll under
+    /// [`recv_ref_async`](Self::recv_ref_async), as
+    /// [`poll_recv_into`](Self::poll_recv_into) is for `recv_into_async`.
+    /// The space goes back to the sender when the guard drops.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_async`](Self::recv_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut tx = chan.sender()?;
+    /// tx.send(b"in place")?;
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// match rx.poll_recv_ref(&mut cx) {
+    ///     Poll::Ready(msg) => assert_eq!(&*msg?, b"in place"),
+    ///     Poll::Pending => unreachable!("the message is there"),
+    /// }
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn poll_recv_ref(&mut self, cx: &mut Context<'_>) -> Poll<Result<RecvGuard<'_>>> {
+        let at = ready!(self.poll_frame_kept(cx));
+        Poll::Ready(at.map(|at| RecvGuard { rx: self, at }))
+    }
+
     /// [`poll_frame`](Self::poll_frame) with the wait's start kept in the
     /// receiver between polls.
     fn poll_frame_kept(&mut self, cx: &mut Context<'_>) -> Poll<Result<At>> {

@@ -138,24 +138,61 @@ impl Sender {
     /// # }
     /// ```
     pub fn poll_send(&mut self, cx: &mut Context<'_>, msg: &[u8]) -> Poll<Result<()>> {
-        let mut spun = self.poll_spun.take();
-        let r = self.poll_room(msg.len(), cx, &mut spun);
-        let offset = match r {
-            Poll::Pending => {
-                self.poll_spun = spun;
-                return Poll::Pending;
-            }
-            Poll::Ready(r) => r,
-        };
-        Poll::Ready(offset.and_then(|offset| {
-            let mut grant = SendGrant {
-                tx: self,
-                offset,
-                len: msg.len(),
-            };
+        let grant = ready!(self.poll_reserve(cx, msg.len()));
+        Poll::Ready(grant.and_then(|mut grant| {
             grant.copy_from_slice(msg);
             grant.commit()
         }))
+    }
+
+    /// Polls to reserve `len` bytes: the poll under
+    /// [`reserve_async`](Self::reserve_async), as
+    /// [`poll_send`](Self::poll_send) is for `send_async`. Write the
+    /// payload into the grant, then [`commit`](SendGrant::commit) it.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_async`](Self::send_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// match tx.poll_reserve(&mut cx, 2) {
+    ///     Poll::Ready(grant) => {
+    ///         let mut grant = grant?;
+    ///         grant.copy_from_slice(b"ok");
+    ///         grant.commit()?;
+    ///     }
+    ///     Poll::Pending => unreachable!("the ring is empty"),
+    /// }
+    /// assert_eq!(rx.recv()?, b"ok");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn poll_reserve(
+        &mut self,
+        cx: &mut Context<'_>,
+        len: usize,
+    ) -> Poll<Result<SendGrant<'_>>> {
+        let mut spun = self.poll_spun.take();
+        let r = self.poll_room(len, cx, &mut spun);
+        match r {
+            Poll::Pending => {
+                self.poll_spun = spun;
+                Poll::Pending
+            }
+            Poll::Ready(r) => Poll::Ready(r.map(|offset| SendGrant {
+                tx: self,
+                offset,
+                len,
+            })),
+        }
     }
 
     /// One poll for room for `len` bytes: the fast path, then the waiting
