@@ -3,7 +3,7 @@
 import os
 import sys
 from types import TracebackType
-from typing import Iterator, Optional, Tuple, Type, Union, final
+from typing import AsyncIterator, Awaitable, Iterator, Optional, Tuple, Type, Union, final
 
 from ._errors import *
 
@@ -167,6 +167,9 @@ class Sender:
         full (for ever, or at most ``timeout`` seconds)."""
     def try_send(self, data: Buffer) -> None:
         """Sends ``data`` if the ring has room now; raises ``Full`` if not."""
+    async def send_async(self, data: Buffer) -> None:
+        """Sends ``data`` without blocking the event loop (asyncio);
+        cancelling the task sends nothing."""
     @property
     def id(self) -> SenderId:
         """This sender's identity, as ``recv_from`` reports it."""
@@ -204,6 +207,13 @@ class Receiver:
         """Receives the next message and the sender it came from."""
     def try_recv_from(self) -> Tuple[bytes, SenderId]:
         """``recv_from`` if a message is queued now; raises ``Empty`` if not."""
+    async def recv_async(self) -> bytes:
+        """Receives the next message without blocking the event loop
+        (asyncio); cancelling the task consumes nothing."""
+    async def recv_from_async(self) -> Tuple[bytes, SenderId]:
+        """``recv_from`` without blocking the event loop."""
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+    def __anext__(self) -> Awaitable[bytes]: ...
     @property
     def max_message_len(self) -> int:
         """The largest message the channel carries."""

@@ -1,5 +1,9 @@
 //! `shmchan.Receiver`.
 
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+use pyo3::exceptions::PyStopAsyncIteration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use shmchan::{Error, Receiver, RecvGuard};
@@ -47,6 +51,28 @@ impl PyReceiver {
     ) -> PyResult<T> {
         self.handle
             .with(py, |rx, closing| recv_on(py, rx, until, closing, take))
+    }
+}
+
+impl PyReceiver {
+    /// One step of an asyncio receive: the library's poll, with the
+    /// handle's lock held for the step only; `take` builds the result from
+    /// the message in place, with the GIL.
+    fn poll_take<T>(
+        &self,
+        py: Python<'_>,
+        cx: &mut Context<'_>,
+        take: impl FnOnce(Python<'_>, RecvGuard<'_>) -> PyResult<T>,
+    ) -> Poll<PyResult<T>> {
+        let step = self.handle.with(py, |rx, _| {
+            rx.set_spin(SPIN);
+            Ok(match rx.poll_recv_ref(cx) {
+                Poll::Ready(Ok(msg)) => Poll::Ready(take(py, msg)),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(to_py(py, e))),
+                Poll::Pending => Poll::Pending,
+            })
+        });
+        step.unwrap_or_else(|e| Poll::Ready(Err(e)))
     }
 }
 
@@ -127,6 +153,45 @@ impl PyReceiver {
     /// none is.
     fn try_recv_from(&self, py: Python<'_>) -> PyResult<(Py<PyBytes>, PySenderId)> {
         self.recv_with(py, Until::Now, from)
+    }
+
+    /// Receives the next message without blocking the event loop: a
+    /// coroutine for asyncio (``await rx.recv_async()``).
+    ///
+    /// A message that is there is returned at once; otherwise the wait is
+    /// handed to the receiver's helper thread (one per receiver), which
+    /// wakes the loop when a message, the sender's death or the channel's
+    /// removal arrives. Cancelling the awaiting task consumes nothing: the
+    /// message is taken in the step that returns it. Raises as ``recv``
+    /// (``Disconnected``, ``Removed``, ``Corrupted``).
+    async fn recv_async(slf: Py<Self>) -> PyResult<Py<PyBytes>> {
+        poll_fn(move |cx| Python::attach(|py| slf.get().poll_take(py, cx, bytes))).await
+    }
+
+    /// ``recv_from`` without blocking the event loop:
+    /// ``msg, sender = await rx.recv_from_async()``. As ``recv_async``.
+    async fn recv_from_async(slf: Py<Self>) -> PyResult<(Py<PyBytes>, PySenderId)> {
+        poll_fn(move |cx| Python::attach(|py| slf.get().poll_take(py, cx, from))).await
+    }
+
+    fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// ``async for msg in rx:`` receives with ``recv_async`` until every
+    /// message is read and the senders it has seen are gone
+    /// (``Disconnected`` ends the iteration); any other error is raised.
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.call_method0(pyo3::intern!(slf.py(), "_anext"))
+    }
+
+    /// The coroutine of ``__anext__``.
+    async fn _anext(slf: Py<Self>) -> PyResult<Py<PyBytes>> {
+        let got = poll_fn(move |cx| Python::attach(|py| slf.get().poll_take(py, cx, bytes))).await;
+        Python::attach(|py| match got {
+            Err(e) if errors::is_disconnected(py, &e) => Err(PyStopAsyncIteration::new_err(())),
+            other => other,
+        })
     }
 
     /// The largest message the channel carries (capacity - 8).

@@ -1,5 +1,8 @@
 //! `shmchan.Sender` and `shmchan.SenderId`.
 
+use std::future::poll_fn;
+use std::task::Poll;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use shmchan::{Error, SendGrant, Sender, SenderId};
@@ -76,6 +79,38 @@ impl PySender {
     /// Raises ``Full`` when it has not, and as ``send``.
     fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         self.send_how(py, data, Until::Now)
+    }
+
+    /// Sends ``data`` (any bytes-like object) without blocking the event
+    /// loop: a coroutine for asyncio (``await tx.send_async(data)``).
+    ///
+    /// Room that is there is taken at once; otherwise the wait is handed
+    /// to the sender's helper thread (one per sender), which wakes the
+    /// loop when the receiver makes room, dies, or the channel is removed.
+    /// Cancelling the awaiting task sends nothing: the message is written
+    /// and committed in the step that completes. Raises as ``send``.
+    async fn send_async(slf: Py<Self>, data: Py<PyAny>) -> PyResult<()> {
+        poll_fn(move |cx| {
+            Python::attach(|py| {
+                let data = data.bind(py);
+                let mut step = |region: Region| {
+                    slf.get().handle.with(py, |tx, _| {
+                        tx.set_spin(SPIN);
+                        Ok(match tx.poll_reserve(cx, region.len()) {
+                            Poll::Ready(Ok(grant)) => Poll::Ready(fill(py, grant, region)),
+                            Poll::Ready(Err(e)) => Poll::Ready(Err(to_py(py, e))),
+                            Poll::Pending => Poll::Pending,
+                        })
+                    })
+                };
+                let r = match data.cast::<PyBytes>() {
+                    Ok(bytes) => step(Region::of_bytes(bytes)),
+                    Err(_) => with_buffer(data, false, &mut step),
+                };
+                r.unwrap_or_else(|e| Poll::Ready(Err(e)))
+            })
+        })
+        .await
     }
 
     /// This sender's identity: the receiver's ``recv_from`` returns it with

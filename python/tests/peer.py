@@ -30,6 +30,30 @@ def send_seq(chan, index, count):
     say("done")
 
 
+def send_async_seq(chan, index, count):
+    """``send_seq`` with ``send_async`` on an asyncio loop."""
+    import asyncio
+
+    async def run(tx):
+        for seq in range(int(count)):
+            await tx.send_async(seqmsg.make(int(index), seq))
+
+    with chan.sender() as tx:
+        say("id", tx.id)
+        asyncio.run(run(tx))
+    say("done")
+
+
+def send_later(chan, delay):
+    """Takes the sender, says "ready", sends one message ``b"late"`` after
+    ``delay`` seconds, then leaves."""
+    with chan.sender() as tx:
+        say("ready")
+        time.sleep(float(delay))
+        tx.send(b"late")
+    say("done")
+
+
 def recv_dump(chan):
     """Receives until the sender is gone; writes each message to stdout as
     a len32 record."""
@@ -98,6 +122,8 @@ ROLES = {
     "recv-dump": recv_dump,
     "send-records": send_records,
     "hold": hold,
+    "send-async-seq": send_async_seq,
+    "send-later": send_later,
     "recv-sigint": recv_sigint,
     "send-sigint": send_sigint,
 }
