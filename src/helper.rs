@@ -4,7 +4,9 @@
 //! A future takes the blocking call's fast path first. When that finds
 //! nothing, it spins for the handle's budget by waking its own task and
 //! returning `Pending` (the executor runs its other tasks between polls,
-//! so no thread is held), then runs the sleeper's half of the handshake of
+//! so no thread is held; past the first 10 µs each look also yields the
+//! CPU, as the blocking wait's does), then runs the sleeper's half of the
+//! handshake of
 //! [`wait`](crate::wait) itself, in the task: drain the wake semaphore,
 //! raise the waiting flag, fence, look once more. Only the last step, the
 //! park on the semaphore, is handed to a [`Helper`] thread owned by the
@@ -311,7 +313,18 @@ pub(crate) fn poll_wait<T, S: Sleeper>(
     }
     if !spin.is_zero() {
         let now = Instant::now();
-        if now - *spun.get_or_insert(now) < spin {
+        let spinning = now - *spun.get_or_insert(now);
+        if spinning < spin {
+            if spinning >= wait::TIGHT_POLL {
+                // Past its tight polling the blocking wait yields the CPU
+                // between looks, and so does this: a peer that shares
+                // this CPU (the one we wait for, on a busy machine) gets
+                // to run, where a spin that only yields to the executor
+                // would hold it off for the whole budget and then park.
+                // `sched_yield` waits for nothing: with nothing else
+                // runnable on this CPU it returns at once.
+                std::thread::yield_now();
+            }
             // Spinning, the executor's way: run the other tasks, then
             // look again.
             cx.waker().wake_by_ref();
