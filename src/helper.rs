@@ -38,7 +38,9 @@
 //! mutex and condition variable, and a model checks this handshake with
 //! the helper as the parker.
 
-use std::task::{Context, Poll, Waker};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -341,5 +343,105 @@ pub(crate) fn poll_wait<T, S: Sleeper>(
                 Poll::Ready(Err(e))
             }
         },
+    }
+}
+
+/// A handle's two ways to find what an async call waits for (a frame,
+/// room): the blocking call's fast path, and everything else.
+pub(crate) trait Waits {
+    /// What the call looks for besides (`()` for a frame, the length for
+    /// room).
+    type Arg: Copy + Unpin;
+    /// What it finds (a frame, an offset).
+    type Found;
+    /// The fast path: no system call, no `Result`, nothing recorded.
+    fn fast(&mut self, arg: Self::Arg) -> Option<Self::Found>;
+    /// The slow path: every check, the spin and the park ([`poll_wait`]),
+    /// with `spun` the future's own; records a corruption it meets.
+    fn poll_slow(
+        &mut self,
+        arg: Self::Arg,
+        cx: &mut Context<'_>,
+        spun: &mut Option<Instant>,
+    ) -> Poll<Result<Self::Found>>;
+}
+
+/// One poll of a handle: the fast path, then the slow one.
+#[inline]
+pub(crate) fn poll_found<H: Waits>(
+    handle: &mut H,
+    arg: H::Arg,
+    cx: &mut Context<'_>,
+    spun: &mut Option<Instant>,
+) -> Poll<Result<H::Found>> {
+    match handle.fast(arg) {
+        Some(found) => Poll::Ready(Ok(found)),
+        None => handle.poll_slow(arg, cx, spun),
+    }
+}
+
+/// The future of every async call: polls the handle (its fast path, then
+/// [`poll_wait`]) until it finds what it waits for, then hands the handle
+/// and that to `then`, which takes the message or fills the room, in the
+/// poll that completes.
+///
+/// Written out rather than an `async fn` so that its `poll` is
+/// `#[inline]`: a caller's crate, without LTO too, inlines the fast path
+/// and keeps what it found in registers, as it does the blocking call's
+/// (`Option`s, no `Result` built). An `async fn`'s coroutine was called
+/// out of line, and what went through it (a `Poll<Result<_>>` as large
+/// as [`Error`]) went through memory, reloaded with store-forwarding
+/// stalls: 20-40 ns a message more than the blocking call
+/// (benchmarks/README.md, "Async").
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub(crate) struct WaitFor<'a, H: Waits, F> {
+    /// `None` once completed.
+    handle: Option<&'a mut H>,
+    arg: H::Arg,
+    /// When the future began to spin (see [`poll_wait`]).
+    spun: Option<Instant>,
+    then: Option<F>,
+}
+
+impl<'a, H: Waits, F> WaitFor<'a, H, F> {
+    #[inline]
+    pub(crate) fn new(handle: &'a mut H, arg: H::Arg, then: F) -> Self {
+        WaitFor {
+            handle: Some(handle),
+            arg,
+            spun: None,
+            then: Some(then),
+        }
+    }
+}
+
+impl<'a, H, F, T> Future for WaitFor<'a, H, F>
+where
+    H: Waits,
+    F: FnOnce(&'a mut H, H::Found) -> Result<T> + Unpin,
+{
+    type Output = Result<T>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        // Nothing here is pinned: no field points into the future.
+        let this = self.get_mut();
+        let handle = this.handle.as_deref_mut().expect("polled after completion");
+        // Not through `poll_found`: on the fast path no `Result` is built.
+        let found = match handle.fast(this.arg) {
+            Some(found) => found,
+            None => match ready!(handle.poll_slow(this.arg, cx, &mut this.spun)) {
+                Ok(found) => found,
+                Err(e) => {
+                    this.handle = None;
+                    return Poll::Ready(Err(e));
+                }
+            },
+        };
+        let (Some(handle), Some(then)) = (this.handle.take(), this.then.take()) else {
+            unreachable!("both are there until completion")
+        };
+        Poll::Ready(then(handle, found))
     }
 }
