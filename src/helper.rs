@@ -82,6 +82,8 @@ struct State {
     error: Option<Error>,
     /// The handle is dropping: the helper leaves.
     stop: bool,
+    /// A [`Helper::recall`] waits for the park to end.
+    recalling: bool,
 }
 
 /// The state a handle shares with its helper thread.
@@ -195,9 +197,11 @@ impl<S: Sleeper> Helper<S> {
             // If the post fails, the set is gone and the park fails too;
             // either way the park ends (at the latest with its slice).
             let _ = self.sleeper.post();
+            st.recalling = true;
             while st.step == Step::Parking {
                 st = run.slot.wait(st);
             }
+            st.recalling = false;
         }
         st.step = Step::Idle;
         st.error = None;
@@ -239,6 +243,7 @@ fn start<S: Sleeper>(sleeper: &std::sync::Arc<S>) -> Result<Running> {
             waker: None,
             error: None,
             stop: false,
+            recalling: false,
         }),
         changed: Condvar::new(),
     });
@@ -272,10 +277,20 @@ fn run<S: Sleeper>(slot: &Slot, sleeper: &S) {
         st.step = Step::Woke;
         st.error = parked.err();
         let waker = st.waker.take();
+        let recalling = st.recalling;
         drop(st);
-        slot.changed.notify_all();
+        // The task first: it is what the post was for. A `recall` waiting
+        // for the park to end is told after (it set `recalling` under the
+        // lock before it waited, and the step is set under the lock, so it
+        // cannot miss this notification). Without one the condition
+        // variable's system call is saved: the helper goes back to sleep
+        // sooner, out of the way of the task it woke, which may be
+        // scheduled on this CPU.
         if let Some(w) = waker {
             w.wake();
+        }
+        if recalling {
+            slot.changed.notify_all();
         }
     }
 }
