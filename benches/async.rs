@@ -29,6 +29,8 @@
 //! `UnixStream` beside shmchan: `benchmarks/` (`--transports
 //! shmchan-async,...`, `--mode wakeup`).
 
+mod support;
+
 use std::future::{Future, poll_fn};
 use std::hint::black_box;
 use std::pin::pin;
@@ -39,6 +41,7 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use shmchan::{Channel, Error, Key, Options, Receiver};
+use support::monotonic_ns;
 
 const MSG: [u8; 64] = [7; 64];
 
@@ -139,17 +142,6 @@ impl Taken {
         }
         Duration::from_nanos(self.latency.load(Ordering::Relaxed))
     }
-}
-
-/// CLOCK_MONOTONIC in ns, the clock both threads stamp with.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn wakeup(c: &mut Criterion, how: Wake) {

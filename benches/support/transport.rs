@@ -162,6 +162,19 @@ pub fn touch(bytes: &[u8]) -> u64 {
     acc
 }
 
+/// CLOCK_MONOTONIC in ns: one clock for processes and threads that stamp
+/// a message with its send time and read it again on receipt (`Instant`
+/// reads the same clock, but opaquely).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// A number from /proc/sys, or `default` if it cannot be read.
 fn sysctl(path: &str, default: usize) -> usize {
     std::fs::read_to_string(path)

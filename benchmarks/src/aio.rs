@@ -19,9 +19,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::shared::{Rx, Source, Tx, touch};
+use crate::shared::{Rx, Source, Tx, monotonic_ns, touch};
 use crate::{
-    Counted, Plain, Plan, Stamp, Stamps, Tag, Tally, TripLog, message, monotonic_ns, say_ready,
+    Counted, Plain, Plan, Stamp, Stamps, Tag, Tally, TripLog, batch_for, message, say_ready,
 };
 
 /// A sending end, async.
@@ -195,7 +195,7 @@ async fn stream_stamped<S: AsyncSource, T: Stamp>(
     stamp: &mut T,
 ) -> u64 {
     let mut msg = message(size);
-    let batch = (65536 / size).clamp(1, 256) as u64;
+    let batch = batch_for(size);
     burst(tx, &mut msg, batch, warm, stamp).await;
     tx.send(&[]).await;
     let n = burst(tx, &mut msg, batch, measure, stamp).await;

@@ -37,7 +37,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use shared::{Rx, Sink, Source, Tx, touch};
+use shared::{Rx, Sink, Source, Tx, monotonic_ns, touch};
 use transport::{AnyRx, AnyTx, Kind, Link, RunDirs, Use};
 
 /// Env var naming a child's job (`sink`, `echo`, `source`).
@@ -1239,12 +1239,17 @@ fn stream_stamped<S: Source, T: Stamp>(
     stamp: &mut T,
 ) -> u64 {
     let mut msg = message(size);
-    let batch = (65536 / size).clamp(1, 256) as u64;
+    let batch = batch_for(size);
     burst(tx, &mut msg, batch, warm, stamp);
     tx.send(&[]);
     let n = burst(tx, &mut msg, batch, measure, stamp);
     tx.send(&[]);
     n
+}
+
+/// Messages a sender sends between two reads of the clock: about 64 KiB.
+fn batch_for(size: usize) -> u64 {
+    (65536 / size).clamp(1, 256) as u64
 }
 
 /// Sends `msg` for `d`, reading the clock once per `batch`.
@@ -1296,7 +1301,7 @@ fn stream_batched_stamped<S: Source, T: Stamp>(
 ) -> u64 {
     let size = msgs[0].len();
     // Batches between two clock reads: about 64 KiB, as `stream`'s.
-    let batches = ((65536 / size).clamp(1, 256) / msgs.len()).max(1) as u64;
+    let batches = (batch_for(size) / msgs.len() as u64).max(1);
     burst_batched(tx, &mut msgs, batches, warm, stamp);
     tx.send(&[]);
     let n = burst_batched(tx, &mut msgs, batches, measure, stamp);
@@ -2165,18 +2170,6 @@ fn sleep_until(ns: u64) {
         )
     } == libc::EINTR
     {}
-}
-
-/// CLOCK_MONOTONIC in ns: one clock for both processes (`Instant`'s is
-/// the same clock, but opaque).
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// (numerator, denominator) of the wake-up ratios, each when both ran:
