@@ -1685,7 +1685,8 @@ fn index(args: &Args, k: Kind) -> usize {
 /// shmchan against copying shmchan; the batching flavours against
 /// shmchan; each shmchan flavour against the bare ring (the fraction of
 /// the ceiling it reaches), and the bare ring against the pipe (the
-/// ceiling of the pipe ratios).
+/// ceiling of the pipe ratios); the async shmchan flavours against
+/// `shmchan` and, with `shmchan`, against `tokio-uds`.
 fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
     let mut v = Vec::new();
     for a in [Kind::Shm, Kind::ShmZc] {
@@ -1715,6 +1716,12 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         // bytes of the same size, and against ipc-channel.
         (Kind::ShmValue, Kind::Shm),
         (Kind::ShmValue, Kind::IpcChannel),
+        // Issue 13's targets: the async API against the blocking one, and
+        // against tokio's UnixStream (the blocking API too, for scale).
+        (Kind::ShmAsync, Kind::Shm),
+        (Kind::ShmAsyncRx, Kind::Shm),
+        (Kind::ShmAsync, Kind::TokioUds),
+        (Kind::Shm, Kind::TokioUds),
     ]);
     v.retain(|(a, b)| args.kinds.contains(a) && args.kinds.contains(b));
     v
