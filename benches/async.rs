@@ -21,9 +21,9 @@
 //!   through its `Waker` by this thread, from the wake to the task's
 //!   running.
 //!
-//! The waking thread sleeps or yields while it waits, never spins: on
-//! two CPUs, a spinning waker can hold the CPU that the woken thread
-//! waits for.
+//! The waking thread sleeps while the other is woken (and yields if it
+//! must wait longer), never spins: on two CPUs, a busy waker can hold
+//! the CPU that the woken thread waits for.
 //!
 //! `cargo bench --bench async`. Peers in separate processes, and tokio's
 //! `UnixStream` beside shmchan: `benchmarks/` (`--transports
@@ -163,11 +163,12 @@ fn wakeup(c: &mut Criterion, how: Wake) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                // Longer than the receiver's spin (50 µs): it parks.
-                std::thread::sleep(Duration::from_micros(100));
                 let seen = taken.count.load(Ordering::Acquire);
                 msg[..8].copy_from_slice(&monotonic_ns().to_le_bytes());
                 tx.send(&msg).expect("send");
+                // Asleep while the receiver is woken, and longer than its
+                // spin (50 µs): it parks before the next message.
+                std::thread::sleep(Duration::from_micros(100));
                 total += taken.after(seen);
             }
             total
@@ -269,6 +270,8 @@ fn hop(c: &mut Criterion) {
                 let before = hop.ran.load(Ordering::Acquire);
                 let t0 = monotonic_ns();
                 w.wake();
+                // Asleep while the task is woken.
+                std::thread::sleep(Duration::from_micros(50));
                 while hop.ran.load(Ordering::Acquire) == before {
                     std::thread::yield_now();
                 }
