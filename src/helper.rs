@@ -407,7 +407,7 @@ pub(crate) fn poll_found<H: Waits>(
 /// out of line, and what went through it (a `Poll<Result<_>>` as large
 /// as [`Error`]) went through memory, reloaded with store-forwarding
 /// stalls: 20-40 ns a message more than the blocking call
-/// (benchmarks/README.md, "Async").
+/// (benchmarks/README.md, "Async (issue 13)").
 #[derive(Debug)]
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub(crate) struct WaitFor<'a, H: Waits, F> {
