@@ -4,7 +4,9 @@
 //! A future takes the blocking call's fast path first. When that finds
 //! nothing, it spins for the handle's budget by waking its own task and
 //! returning `Pending` (the executor runs its other tasks between polls,
-//! so no thread is held), then runs the sleeper's half of the handshake of
+//! so no thread is held; past the first 10 µs each look also yields the
+//! CPU, as the blocking wait's does), then runs the sleeper's half of the
+//! handshake of
 //! [`wait`](crate::wait) itself, in the task: drain the wake semaphore,
 //! raise the waiting flag, fence, look once more. Only the last step, the
 //! park on the semaphore, is handed to a [`Helper`] thread owned by the
@@ -36,7 +38,9 @@
 //! mutex and condition variable, and a model checks this handshake with
 //! the helper as the parker.
 
-use std::task::{Context, Poll, Waker};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -78,6 +82,8 @@ struct State {
     error: Option<Error>,
     /// The handle is dropping: the helper leaves.
     stop: bool,
+    /// A [`Helper::recall`] waits for the park to end.
+    recalling: bool,
 }
 
 /// The state a handle shares with its helper thread.
@@ -191,9 +197,11 @@ impl<S: Sleeper> Helper<S> {
             // If the post fails, the set is gone and the park fails too;
             // either way the park ends (at the latest with its slice).
             let _ = self.sleeper.post();
+            st.recalling = true;
             while st.step == Step::Parking {
                 st = run.slot.wait(st);
             }
+            st.recalling = false;
         }
         st.step = Step::Idle;
         st.error = None;
@@ -235,6 +243,7 @@ fn start<S: Sleeper>(sleeper: &std::sync::Arc<S>) -> Result<Running> {
             waker: None,
             error: None,
             stop: false,
+            recalling: false,
         }),
         changed: Condvar::new(),
     });
@@ -268,12 +277,22 @@ fn run<S: Sleeper>(slot: &Slot, sleeper: &S) {
         st.step = Step::Woke;
         st.error = parked.err();
         let waker = st.waker.take();
+        let recalling = st.recalling;
         drop(st);
-        slot.changed.notify_all();
+        // The task first: it is what the post was for. A `recall` waiting
+        // for the park to end is told after (it set `recalling` under the
+        // lock before it waited, and the step is set under the lock, so it
+        // cannot miss this notification). Without one the condition
+        // variable's system call is saved: the helper goes back to sleep
+        // sooner, out of the way of the task it woke, which may be
+        // scheduled on this CPU.
         if let Some(w) = waker {
             // A waker is the runtime's code: if it panics, this thread
             // must live on for the handle's later futures.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.wake()));
+        }
+        if recalling {
+            slot.changed.notify_all();
         }
     }
 }
@@ -313,7 +332,18 @@ pub(crate) fn poll_wait<T, S: Sleeper>(
     }
     if !spin.is_zero() {
         let now = Instant::now();
-        if now - *spun.get_or_insert(now) < spin {
+        let spinning = now - *spun.get_or_insert(now);
+        if spinning < spin {
+            if spinning >= wait::TIGHT_POLL {
+                // Past its tight polling the blocking wait yields the CPU
+                // between looks, and so does this: a peer that shares
+                // this CPU (the one we wait for, on a busy machine) gets
+                // to run, where a spin that only yields to the executor
+                // would hold it off for the whole budget and then park.
+                // `sched_yield` waits for nothing: with nothing else
+                // runnable on this CPU it returns at once.
+                std::thread::yield_now();
+            }
             // Spinning, the executor's way: run the other tasks, then
             // look again.
             cx.waker().wake_by_ref();
@@ -330,5 +360,105 @@ pub(crate) fn poll_wait<T, S: Sleeper>(
                 Poll::Ready(Err(e))
             }
         },
+    }
+}
+
+/// A handle's two ways to find what an async call waits for (a frame,
+/// room): the blocking call's fast path, and everything else.
+pub(crate) trait Waits {
+    /// What the call looks for besides (`()` for a frame, the length for
+    /// room).
+    type Arg: Copy + Unpin;
+    /// What it finds (a frame, an offset).
+    type Found;
+    /// The fast path: no system call, no `Result`, nothing recorded.
+    fn fast(&mut self, arg: Self::Arg) -> Option<Self::Found>;
+    /// The slow path: every check, the spin and the park ([`poll_wait`]),
+    /// with `spun` the future's own; records a corruption it meets.
+    fn poll_slow(
+        &mut self,
+        arg: Self::Arg,
+        cx: &mut Context<'_>,
+        spun: &mut Option<Instant>,
+    ) -> Poll<Result<Self::Found>>;
+}
+
+/// One poll of a handle: the fast path, then the slow one.
+#[inline]
+pub(crate) fn poll_found<H: Waits>(
+    handle: &mut H,
+    arg: H::Arg,
+    cx: &mut Context<'_>,
+    spun: &mut Option<Instant>,
+) -> Poll<Result<H::Found>> {
+    match handle.fast(arg) {
+        Some(found) => Poll::Ready(Ok(found)),
+        None => handle.poll_slow(arg, cx, spun),
+    }
+}
+
+/// The future of every async call: polls the handle (its fast path, then
+/// [`poll_wait`]) until it finds what it waits for, then hands the handle
+/// and that to `then`, which takes the message or fills the room, in the
+/// poll that completes.
+///
+/// Written out rather than an `async fn` so that its `poll` is
+/// `#[inline]`: a caller's crate, without LTO too, inlines the fast path
+/// and keeps what it found in registers, as it does the blocking call's
+/// (`Option`s, no `Result` built). An `async fn`'s coroutine was called
+/// out of line, and what went through it (a `Poll<Result<_>>` as large
+/// as [`Error`]) went through memory, reloaded with store-forwarding
+/// stalls: 20-40 ns a message more than the blocking call
+/// (benchmarks/README.md, "Async (issue 13)").
+#[derive(Debug)]
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub(crate) struct WaitFor<'a, H: Waits, F> {
+    /// `None` once completed.
+    handle: Option<&'a mut H>,
+    arg: H::Arg,
+    /// When the future began to spin (see [`poll_wait`]).
+    spun: Option<Instant>,
+    then: Option<F>,
+}
+
+impl<'a, H: Waits, F> WaitFor<'a, H, F> {
+    #[inline]
+    pub(crate) fn new(handle: &'a mut H, arg: H::Arg, then: F) -> Self {
+        WaitFor {
+            handle: Some(handle),
+            arg,
+            spun: None,
+            then: Some(then),
+        }
+    }
+}
+
+impl<'a, H, F, T> Future for WaitFor<'a, H, F>
+where
+    H: Waits,
+    F: FnOnce(&'a mut H, H::Found) -> Result<T> + Unpin,
+{
+    type Output = Result<T>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        // Nothing here is pinned: no field points into the future.
+        let this = self.get_mut();
+        let handle = this.handle.as_deref_mut().expect("polled after completion");
+        // Not through `poll_found`: on the fast path no `Result` is built.
+        let found = match handle.fast(this.arg) {
+            Some(found) => found,
+            None => match ready!(handle.poll_slow(this.arg, cx, &mut this.spun)) {
+                Ok(found) => found,
+                Err(e) => {
+                    this.handle = None;
+                    return Poll::Ready(Err(e));
+                }
+            },
+        };
+        let (Some(handle), Some(then)) = (this.handle.take(), this.then.take()) else {
+            unreachable!("both are there until completion")
+        };
+        Poll::Ready(then(handle, found))
     }
 }

@@ -163,7 +163,7 @@ pub(crate) fn notify(flag: &AtomicU32, fences: Fences) -> bool {
 /// "What changed", point 4). So the waiter first polls with one `pause`
 /// between polls; only a wait longer than this, where the peer is
 /// evidently not streaming, backs off.
-const TIGHT_POLL: Duration = Duration::from_micros(10);
+pub(crate) const TIGHT_POLL: Duration = Duration::from_micros(10);
 
 /// Polls between two looks at the clock while polling tightly (a clock
 /// read costs more than a poll; the budget is kept to within a few

@@ -16,7 +16,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use transport::{Objects, Shm, Transport};
-pub use transport::{Rx, Sink, Source, Tx, touch};
+pub use transport::{Rx, Sink, Source, Tx, monotonic_ns, touch};
 
 /// The settings every benchmark here uses (short: the whole `cargo bench`
 /// stays within minutes), overridable from the command line.
@@ -257,18 +257,6 @@ fn stamps(rx: &mut Rx, n: u64) -> String {
         lat.push(now.saturating_sub(sent).to_string());
     }
     lat.join(" ")
-}
-
-/// CLOCK_MONOTONIC in ns: comparable across processes (unlike `Instant`'s
-/// internals).
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Median and 99th percentile of `samples`.

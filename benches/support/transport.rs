@@ -58,6 +58,9 @@ pub enum Transport {
     /// A Unix socket pair: `SOCK_SEQPACKET`, one record per message, up to
     /// [`SEQPACKET_MAX`]; above, `SOCK_STREAM` framed as the pipe.
     Socket,
+    /// A `SOCK_STREAM` Unix socket pair at every size, framed as the pipe
+    /// (what tokio's `UnixStream` is: `benchmarks/` runs its ends async).
+    StreamSocket,
     /// A System V message queue: one `msgsnd` / `msgrcv` of type 1 per
     /// message, up to the kernel's msgmax.
     Msgq,
@@ -159,6 +162,19 @@ pub fn touch(bytes: &[u8]) -> u64 {
     acc
 }
 
+/// CLOCK_MONOTONIC in ns: one clock for processes and threads that stamp
+/// a message with its send time and read it again on receipt (`Instant`
+/// reads the same clock, but opaquely).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// A number from /proc/sys, or `default` if it cannot be read.
 fn sysctl(path: &str, default: usize) -> usize {
     std::fs::read_to_string(path)
@@ -214,7 +230,12 @@ impl Objects {
         match transport {
             Transport::Shm(shm) => o.chan = Some(shm_channel(shm, size, ring)),
             Transport::Pipe { .. } => o.fds = Some(pipe(ring)),
-            Transport::Socket => o.fds = Some(socketpair(size, ring)),
+            Transport::Socket if size <= SEQPACKET_MAX => {
+                o.fds = Some(socketpair(libc::SOCK_SEQPACKET, ring))
+            }
+            Transport::Socket | Transport::StreamSocket => {
+                o.fds = Some(socketpair(libc::SOCK_STREAM, ring))
+            }
             Transport::Msgq => {
                 o.msq = Some(msgq(ring.max(2 * size)));
                 o.owns_msq = true;
@@ -290,7 +311,7 @@ impl Objects {
     pub fn tx(&mut self) -> Tx {
         match self.transport {
             Transport::Shm(shm) => shm_tx(shm, self.chan.as_ref()),
-            Transport::Pipe { .. } | Transport::Socket => {
+            Transport::Pipe { .. } | Transport::Socket | Transport::StreamSocket => {
                 fd_tx(self.transport, self.size, self.take_fd(true))
             }
             Transport::Msgq => Tx::Msgq(MsgqTx::new(self.msq.expect("queue"), self.size)),
@@ -302,7 +323,7 @@ impl Objects {
     pub fn rx(&mut self) -> Rx {
         match self.transport {
             Transport::Shm(shm) => shm_rx(shm, self.chan.as_ref()),
-            Transport::Pipe { .. } | Transport::Socket => {
+            Transport::Pipe { .. } | Transport::Socket | Transport::StreamSocket => {
                 fd_rx(self.transport, self.size, self.take_fd(false))
             }
             Transport::Msgq => Rx::Msgq(MsgqRx::new(self.msq.expect("queue"), self.size)),
@@ -374,15 +395,9 @@ fn pipe(ring: usize) -> (RawFd, RawFd) {
     (fds[0], fds[1])
 }
 
-/// A Unix socket pair for messages of `size` (`SOCK_SEQPACKET` up to
-/// [`SEQPACKET_MAX`], else `SOCK_STREAM`) with buffers of `ring` bytes.
-/// No SOCK_CLOEXEC: the child inherits both ends.
-fn socketpair(size: usize, ring: usize) -> (RawFd, RawFd) {
-    let ty = if size <= SEQPACKET_MAX {
-        libc::SOCK_SEQPACKET
-    } else {
-        libc::SOCK_STREAM
-    };
+/// A Unix socket pair of type `ty` (`SOCK_SEQPACKET`, `SOCK_STREAM`) with
+/// buffers of `ring` bytes. No SOCK_CLOEXEC: the child inherits both ends.
+fn socketpair(ty: libc::c_int, ring: usize) -> (RawFd, RawFd) {
     let mut fds = [0; 2];
     // SAFETY: fds has room for the two descriptors socketpair writes.
     let r = unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) };
@@ -649,6 +664,20 @@ impl Sink for ShmManyRx {
     }
 }
 
+impl ShmCopyTx {
+    /// The sender, for a harness that drives it otherwise (async).
+    pub fn into_inner(self) -> shmchan::Sender {
+        self.0
+    }
+}
+
+impl ShmCopyRx {
+    /// The receiver, for a harness that drives it otherwise (async).
+    pub fn into_inner(self) -> shmchan::Receiver {
+        self.0
+    }
+}
+
 impl Source for ShmCopyTx {
     #[inline]
     fn send(&mut self, msg: &[u8]) {
@@ -691,6 +720,22 @@ pub struct FramedTx {
 pub struct FramedRx {
     reader: BufReader<File>,
     buf: Vec<u8>,
+}
+
+impl FramedTx {
+    /// The byte stream, for a harness that drives it otherwise (async).
+    pub fn into_file(self) -> File {
+        self.file
+    }
+}
+
+impl FramedRx {
+    /// The byte stream, unread (a harness that drives it otherwise takes
+    /// it before the first message, with nothing buffered).
+    pub fn into_file(self) -> File {
+        assert!(self.reader.buffer().is_empty(), "bytes buffered");
+        self.reader.into_inner()
+    }
 }
 
 impl Source for FramedTx {

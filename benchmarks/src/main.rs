@@ -6,18 +6,22 @@
 //! in-process reference, runs both its threads in that child. Named with
 //! `--transports`, the typed transports (`typed.rs`: shmchan's
 //! `send_value` and ipc-channel, a 64-byte struct per message) run at
-//! 64 B.
+//! 64 B, and the async ones (`aio.rs`: shmchan's async calls and tokio's
+//! `UnixStream`, each end on a `current_thread` runtime) at any size.
+//! `--mode wakeup` measures how soon a parked receiver gets a message
+//! sent every 100 µs.
 //!
 //! ```text
 //! cargo run --release --manifest-path benchmarks/Cargo.toml -- \
-//!     [--mode throughput|roundtrip|all] [--sizes 8,64,1024,65536,1048576] \
+//!     [--mode throughput|roundtrip|all|wakeup] [--sizes 8,64,1024,65536,1048576] \
 //!     [--rounds 5] [--seconds 1] [--warmup 0.2] [--pin] [--capacity BYTES] \
 //!     [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam,bare] \
-//!     [--rt-sizes 8,64] [--senders 1,2]
+//!     [--rt-sizes 8,64] [--senders 1,2] [--wake-interval 100]
 //! ```
 //!
 //! See README.md for what each mode measures.
 
+mod aio;
 mod bare;
 /// The transports the criterion benches run too: one file, so that a
 /// transport is the same work in both harnesses.
@@ -33,7 +37,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use shared::{Rx, Sink, Source, Tx, touch};
+use shared::{Rx, Sink, Source, Tx, monotonic_ns, touch};
 use transport::{AnyRx, AnyTx, Kind, Link, RunDirs, Use};
 
 /// Env var naming a child's job (`sink`, `echo`, `source`).
@@ -56,7 +60,10 @@ const INDEX_ENV: &str = "SHMCHAN_PEER_BENCH_INDEX";
 enum Mode {
     Throughput,
     RoundTrip,
+    /// Throughput and round trip.
     All,
+    /// A parked receiver woken by a message every `--wake-interval`.
+    Wakeup,
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +82,8 @@ struct Args {
     /// Sending processes per throughput round (`--senders`), one set of
     /// rounds for each count, interleaved with the others.
     senders: Vec<usize>,
+    /// Wake-up mode: the time between two sends.
+    wake_interval: Duration,
 }
 
 impl Args {
@@ -93,11 +102,11 @@ impl Args {
     }
 }
 
-const USAGE: &str = "usage: shmchan-peer-benchmarks [--mode throughput|roundtrip|all] \
+const USAGE: &str = "usage: shmchan-peer-benchmarks [--mode throughput|roundtrip|all|wakeup] \
 [--sizes 8,64,1024,65536,1048576] [--rt-sizes 8,64] [--rounds 5] [--seconds 1] \
 [--warmup 0.2] [--pin] \
 [--transports shmchan,shmchan-zc,ipmpsc,iceoryx2,pipe,socket,msgq,crossbeam,bare] \
-[--iceoryx2-buffer N] [--capacity BYTES] [--senders 1,2]";
+[--iceoryx2-buffer N] [--capacity BYTES] [--senders 1,2] [--wake-interval 100]";
 
 fn parse_args() -> Args {
     let mut a = Args {
@@ -108,27 +117,11 @@ fn parse_args() -> Args {
         seconds: 1.0,
         warmup: 0.2,
         pin: false,
-        kinds: transport::ALL
-            .into_iter()
-            .filter(|&k| {
-                !matches!(
-                    k,
-                    Kind::ShmFence
-                        | Kind::ShmEager
-                        | Kind::ShmPark
-                        | Kind::Shm8Lanes
-                        | Kind::ShmMany
-                        | Kind::ShmBatch32
-                        | Kind::ShmBatch32Many
-                        | Kind::PipeRaw
-                        | Kind::ShmValue
-                        | Kind::IpcChannel
-                )
-            })
-            .collect(),
+        kinds: Vec::new(),
         iceoryx2_buffer: None,
         capacity: None,
         senders: vec![1],
+        wake_interval: Duration::from_micros(100),
     };
     let mut it = std::env::args().skip(1);
     let list = |v: Option<String>| -> Vec<usize> {
@@ -148,6 +141,7 @@ fn parse_args() -> Args {
                     Some("throughput") => Mode::Throughput,
                     Some("roundtrip") => Mode::RoundTrip,
                     Some("all") => Mode::All,
+                    Some("wakeup") => Mode::Wakeup,
                     _ => die(USAGE),
                 }
             }
@@ -159,6 +153,7 @@ fn parse_args() -> Args {
             "--iceoryx2-buffer" => a.iceoryx2_buffer = Some(value(&mut it)),
             "--capacity" => a.capacity = Some(value(&mut it)),
             "--senders" => a.senders = list(it.next()),
+            "--wake-interval" => a.wake_interval = Duration::from_micros(value(&mut it)),
             "--pin" => a.pin = true,
             "--transports" => {
                 a.kinds = it
@@ -178,9 +173,26 @@ fn parse_args() -> Args {
             other => die(&format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
+    if a.kinds.is_empty() {
+        a.kinds = transport::ALL
+            .into_iter()
+            .filter(|&k| match a.mode {
+                Mode::Wakeup => WAKE_KINDS.contains(&k),
+                _ => k.in_default_set(),
+            })
+            .collect();
+    }
+    if a.mode == Mode::Wakeup
+        && let Some(k) = a.kinds.iter().find(|k| !k.wakes())
+    {
+        die(&format!(
+            "--mode wakeup: {} cannot carry the send time (in one process, or a typed struct)",
+            k.name()
+        ));
+    }
     if a.rounds == 0
         || a.seconds <= 0.0
-        || a.kinds.is_empty()
+        || a.wake_interval.is_zero()
         || a.sizes.contains(&0)
         || a.rt_sizes.contains(&0)
     {
@@ -223,7 +235,7 @@ fn check_senders(a: &Args) {
     if !a.senders.iter().any(|&n| n > 1) {
         return;
     }
-    if a.mode == Mode::RoundTrip {
+    if matches!(a.mode, Mode::RoundTrip | Mode::Wakeup) {
         die("--senders above 1 is for throughput rounds (--mode throughput or all)");
     }
     if a.pin {
@@ -320,6 +332,10 @@ fn run(args: &Args, dirs: &RunDirs) {
     if matches!(args.mode, Mode::RoundTrip | Mode::All) {
         let results = run_roundtrip(args, dirs);
         print_roundtrip(args, &results);
+    }
+    if args.mode == Mode::Wakeup {
+        let results = run_wakeup(args, dirs);
+        print_wakeup(args, &results);
     }
 }
 
@@ -470,6 +486,48 @@ macro_rules! shared_pair {
     };
 }
 
+/// Runs `$body` with `$t` bound to a sending end of any kind that sends
+/// one message per call (one monomorphised loop per end type); the other
+/// variants go to the arms given after it.
+macro_rules! each_tx {
+    ($tx:expr, |$t:ident| $body:expr, $($p:pat => $e:expr),* $(,)?) => {
+        match $tx {
+            AnyTx::Shared(Tx::ShmCopy(mut $t)) => $body,
+            AnyTx::Shared(Tx::ShmZc(mut $t)) => $body,
+            AnyTx::Shared(Tx::Framed(mut $t)) => $body,
+            AnyTx::Shared(Tx::Packet(mut $t)) => $body,
+            AnyTx::Shared(Tx::Msgq(mut $t)) => $body,
+            AnyTx::Ipmpsc(mut $t) => $body,
+            AnyTx::Iceoryx2(mut $t) => $body,
+            AnyTx::Bare(mut $t) => $body,
+            AnyTx::Value(mut $t) => $body,
+            AnyTx::Ipc(mut $t) => $body,
+            $($p => $e),*
+        }
+    };
+}
+
+/// [`each_tx`] for a blocking receiving end of any kind that a process
+/// reaches alone (not crossbeam's, not an async one).
+macro_rules! each_rx {
+    ($rx:expr, |$r:ident| $body:expr, $($p:pat => $e:expr),* $(,)?) => {
+        match $rx {
+            AnyRx::Shared(Rx::ShmCopy(mut $r)) => $body,
+            AnyRx::Shared(Rx::ShmZc(mut $r)) => $body,
+            AnyRx::Shared(Rx::ShmMany(mut $r)) => $body,
+            AnyRx::Shared(Rx::Framed(mut $r)) => $body,
+            AnyRx::Shared(Rx::Packet(mut $r)) => $body,
+            AnyRx::Shared(Rx::Msgq(mut $r)) => $body,
+            AnyRx::Ipmpsc(mut $r) => $body,
+            AnyRx::Iceoryx2(mut $r) => $body,
+            AnyRx::Bare(mut $r) => $body,
+            AnyRx::Value(mut $r) => $body,
+            AnyRx::Ipc(mut $r) => $body,
+            $($p => $e),*
+        }
+    };
+}
+
 // ---------------------------------------------------------------------------
 // Child processes
 
@@ -594,18 +652,8 @@ fn child_main(role: &str) {
             let mut a = Link::from_env("A", &dirs);
             let plan = Plan::from_env();
             let rx = a.rx();
-            let c = match rx {
-                AnyRx::Shared(Rx::ShmCopy(mut r)) => sink(&mut r, &mut out, plan),
-                AnyRx::Shared(Rx::ShmZc(mut r)) => sink(&mut r, &mut out, plan),
-                AnyRx::Shared(Rx::ShmMany(mut r)) => sink(&mut r, &mut out, plan),
-                AnyRx::Shared(Rx::Framed(mut r)) => sink(&mut r, &mut out, plan),
-                AnyRx::Shared(Rx::Packet(mut r)) => sink(&mut r, &mut out, plan),
-                AnyRx::Shared(Rx::Msgq(mut r)) => sink(&mut r, &mut out, plan),
-                AnyRx::Ipmpsc(mut r) => sink(&mut r, &mut out, plan),
-                AnyRx::Iceoryx2(mut r) => sink(&mut r, &mut out, plan),
-                AnyRx::Bare(mut r) => sink(&mut r, &mut out, plan),
-                AnyRx::Value(mut r) => sink(&mut r, &mut out, plan),
-                AnyRx::Ipc(mut r) => sink(&mut r, &mut out, plan),
+            let c = each_rx! { rx, |r| sink(&mut r, &mut out, plan),
+                AnyRx::Async(r) => aio::sink(r, &mut out, plan),
                 AnyRx::Crossbeam(mut r) => {
                     // In-process: a second thread of this process sends,
                     // as the parent does for the others.
@@ -625,7 +673,7 @@ fn child_main(role: &str) {
                         counted.n
                     );
                     counted
-                }
+                },
                 AnyRx::InChild => unreachable!("the parent's end"),
             };
             writeln!(out, "{} {} {} {} {}", c.n, c.bytes, c.ns, c.sum, c.disorder)
@@ -646,9 +694,7 @@ fn child_main(role: &str) {
                 .expect("sender index");
             let tag = std::env::var_os(TAGGED_ENV).map(|_| index);
             let tx = a.tx();
-            writeln!(out, "ready")
-                .and_then(|()| out.flush())
-                .expect("ready");
+            say_ready(&mut out);
             let mut go = String::new();
             std::io::stdin()
                 .lock()
@@ -679,6 +725,7 @@ fn child_main(role: &str) {
                 (AnyRx::Bare(mut r), AnyTx::Bare(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Value(mut r), AnyTx::Value(mut t)) => echo(&mut r, &mut t, &mut out),
                 (AnyRx::Ipc(mut r), AnyTx::Ipc(mut t)) => echo(&mut r, &mut t, &mut out),
+                (AnyRx::Async(r), AnyTx::Async(t)) => aio::echo(r, t, &mut out),
                 (AnyRx::Crossbeam(mut r), AnyTx::Crossbeam(mut t)) => {
                     // In-process: a second thread of this process pings, as
                     // the parent does for the others, and this process
@@ -699,6 +746,19 @@ fn child_main(role: &str) {
                 }
                 _ => unreachable!("links of one kind"),
             }
+        }
+        "stamp" => {
+            // The receiver of a wake-up round: each message's latency from
+            // the send time it carries (see `run_wakeup`).
+            let mut a = Link::from_env("A", &dirs);
+            let lat = each_rx! { a.rx(), |r| stamps(&mut r, &mut out),
+                AnyRx::Async(r) => aio::stamps(r, &mut out),
+                AnyRx::Crossbeam(_) | AnyRx::InChild => unreachable!("not in wake-up rounds"),
+            };
+            let trip = Trip::of(lat);
+            writeln!(out, "{} {} {}", trip.median, trip.p99, trip.samples)
+                .and_then(|()| out.flush())
+                .expect("answer");
         }
         other => die(&format!("unknown role {other}")),
     }
@@ -775,74 +835,120 @@ fn sink<K: Sink>(rx: &mut K, out: &mut impl Write, plan: Plan) -> Counted {
     }
 }
 
-/// Counts and touches every message between the `senders`-th empty
-/// marker (the last sender's start marker: every sender is measuring) and
-/// the next one (the first sender's end marker), timed with this
-/// process's clock; then receives until all `2 × senders` markers are in,
+/// Counts and touches every message (see [`Tally`]), timed with this
+/// process's clock.
+fn count<K: Sink, const TAGGED: bool>(rx: &mut K, out: &mut impl Write, senders: usize) -> Counted {
+    say_ready(out);
+    let mut tally = Tally::<TAGGED>::new(senders);
+    loop {
+        let (len, sum, tag) = rx.recv_with(Tally::<TAGGED>::read);
+        if let Some(c) = tally.add(len, sum, tag) {
+            return c;
+        }
+    }
+}
+
+/// A sink's count: the messages between the `senders`-th empty marker
+/// (the last sender's start marker: every sender is measuring) and the
+/// next one (the first sender's end marker), timed with this process's
+/// clock; then it takes messages until all `2 × senders` markers are in,
 /// so that no sender waits for room for ever. With one sender, the
 /// messages between its two markers. `TAGGED`: also checks that each
 /// sender's messages arrive in the order it sent them (a tag's sequence
 /// number is the one after the sender's previous one).
-fn count<K: Sink, const TAGGED: bool>(rx: &mut K, out: &mut impl Write, senders: usize) -> Counted {
+struct Tally<const TAGGED: bool> {
+    senders: usize,
+    t0: Instant,
+    n: u64,
+    bytes: u64,
+    sum: u64,
+    window: Counted,
+    markers: usize,
+    /// Each sender's next sequence number, and the misses.
+    next: Vec<u64>,
+    disorder: u64,
+}
+
+impl<const TAGGED: bool> Tally<TAGGED> {
+    fn new(senders: usize) -> Self {
+        Tally {
+            senders,
+            t0: Instant::now(),
+            n: 0,
+            bytes: 0,
+            sum: 0,
+            window: Counted::default(),
+            markers: 0,
+            next: vec![0; senders],
+            disorder: 0,
+        }
+    }
+
+    /// What the count takes from a message: its length, the sum of its
+    /// words (every byte read) and its tag (0 untagged).
+    #[inline(always)]
+    fn read(m: &[u8]) -> (usize, u64, u64) {
+        let tag = if TAGGED { tag_of(m) } else { 0 };
+        (m.len(), touch(m), tag)
+    }
+
+    /// Counts one message ([`Tally::read`]); the round's figures once
+    /// the last marker is in.
+    #[inline(always)]
+    fn add(&mut self, len: usize, sum: u64, tag: u64) -> Option<Counted> {
+        if len == 0 {
+            return self.marker();
+        }
+        self.n += 1;
+        self.bytes += len as u64;
+        self.sum = self.sum.wrapping_add(sum);
+        if TAGGED {
+            let (i, seq) = ((tag >> SEQ_BITS) as usize, tag & SEQ_MASK);
+            match self.next.get_mut(i) {
+                Some(want) if *want == seq => *want += 1,
+                Some(want) => {
+                    self.disorder += 1;
+                    *want = seq + 1;
+                }
+                None => self.disorder += 1,
+            }
+        }
+        None
+    }
+
+    fn marker(&mut self) -> Option<Counted> {
+        self.markers += 1;
+        if self.markers == self.senders {
+            self.t0 = Instant::now();
+            (self.n, self.bytes, self.sum) = (0, 0, 0);
+        }
+        if self.markers == self.senders + 1 {
+            self.window = Counted {
+                n: self.n,
+                bytes: self.bytes,
+                ns: self.t0.elapsed().as_nanos() as u64,
+                sum: self.sum,
+                disorder: 0,
+            };
+        }
+        (self.markers == 2 * self.senders).then_some(Counted {
+            disorder: self.disorder,
+            ..self.window
+        })
+    }
+}
+
+/// Tells the parent that this child holds its end and is receiving.
+fn say_ready(out: &mut impl Write) {
     writeln!(out, "ready")
         .and_then(|()| out.flush())
         .expect("ready");
-    let mut t0 = Instant::now();
-    let (mut n, mut bytes, mut sum) = (0u64, 0u64, 0u64);
-    let mut window = Counted::default();
-    let mut markers = 0;
-    // Each sender's next sequence number, and the misses.
-    let mut next = vec![0u64; senders];
-    let mut disorder = 0u64;
-    loop {
-        let (len, s, tag) = rx.recv_with(|m| {
-            let tag = if TAGGED { tag_of(m) } else { 0 };
-            (m.len(), touch(m), tag)
-        });
-        if len == 0 {
-            markers += 1;
-            if markers == senders {
-                t0 = Instant::now();
-                (n, bytes, sum) = (0, 0, 0);
-            }
-            if markers == senders + 1 {
-                let ns = t0.elapsed().as_nanos() as u64;
-                window = Counted {
-                    n,
-                    bytes,
-                    ns,
-                    sum,
-                    disorder: 0,
-                };
-            }
-            if markers == 2 * senders {
-                return Counted { disorder, ..window };
-            }
-        } else {
-            n += 1;
-            bytes += len as u64;
-            sum = sum.wrapping_add(s);
-            if TAGGED {
-                let (i, seq) = ((tag >> SEQ_BITS) as usize, tag & SEQ_MASK);
-                match next.get_mut(i) {
-                    Some(want) if *want == seq => *want += 1,
-                    Some(want) => {
-                        disorder += 1;
-                        *want = seq + 1;
-                    }
-                    None => disorder += 1,
-                }
-            }
-        }
-    }
 }
 
 /// The echoing child of a round-trip round: sends every message back as
 /// received, until an empty one (echoed too).
 fn echo<K: Sink, S: Source>(rx: &mut K, tx: &mut S, out: &mut impl Write) {
-    writeln!(out, "ready")
-        .and_then(|()| out.flush())
-        .expect("ready");
+    say_ready(out);
     loop {
         let last = rx.recv_with(|m| {
             tx.send(m);
@@ -1099,20 +1205,9 @@ fn stream_any(
     measure: Duration,
     tag: Option<u8>,
 ) -> Option<u64> {
-    match tx {
-        AnyTx::Shared(Tx::ShmCopy(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
-        AnyTx::Shared(Tx::ShmZc(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
-        AnyTx::Shared(Tx::ShmBatch(mut t)) => {
-            Some(stream_batched(&mut t, size, warm, measure, tag))
-        }
-        AnyTx::Shared(Tx::Framed(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
-        AnyTx::Shared(Tx::Packet(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
-        AnyTx::Shared(Tx::Msgq(mut t)) => Some(stream(&mut t, size, warm, measure, tag)),
-        AnyTx::Ipmpsc(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
-        AnyTx::Iceoryx2(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
-        AnyTx::Bare(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
-        AnyTx::Value(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
-        AnyTx::Ipc(mut t) => Some(stream(&mut t, size, warm, measure, tag)),
+    each_tx! { tx, |t| Some(stream(&mut t, size, warm, measure, tag)),
+        AnyTx::Shared(Tx::ShmBatch(mut t)) => Some(stream_batched(&mut t, size, warm, measure, tag)),
+        AnyTx::Async(t) => Some(aio::stream(t, size, warm, measure, tag)),
         AnyTx::InChild => None,
         AnyTx::Crossbeam(_) => unreachable!("the child's end"),
     }
@@ -1132,7 +1227,7 @@ fn stream<S: Source>(
 ) -> u64 {
     match tag {
         None => stream_stamped(tx, size, warm, measure, &mut Plain),
-        Some(i) => stream_stamped(tx, size, warm, measure, &mut Tag(u64::from(i) << SEQ_BITS)),
+        Some(i) => stream_stamped(tx, size, warm, measure, &mut Tag::first(i)),
     }
 }
 
@@ -1143,13 +1238,18 @@ fn stream_stamped<S: Source, T: Stamp>(
     measure: Duration,
     stamp: &mut T,
 ) -> u64 {
-    let mut msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
-    let batch = (65536 / size).clamp(1, 256) as u64;
+    let mut msg = message(size);
+    let batch = batch_for(size);
     burst(tx, &mut msg, batch, warm, stamp);
     tx.send(&[]);
     let n = burst(tx, &mut msg, batch, measure, stamp);
     tx.send(&[]);
     n
+}
+
+/// Messages a sender sends between two reads of the clock: about 64 KiB.
+fn batch_for(size: usize) -> u64 {
+    (65536 / size).clamp(1, 256) as u64
 }
 
 /// Sends `msg` for `d`, reading the clock once per `batch`.
@@ -1185,13 +1285,10 @@ fn stream_batched<S: Source>(
     measure: Duration,
     tag: Option<u8>,
 ) -> u64 {
-    let msgs = vec![(0..size).map(|i| i as u8).collect::<Vec<u8>>(); shared::BATCH];
+    let msgs = vec![message(size); shared::BATCH];
     match tag {
         None => stream_batched_stamped(tx, msgs, warm, measure, &mut Plain),
-        Some(i) => {
-            let mut tag = Tag(u64::from(i) << SEQ_BITS);
-            stream_batched_stamped(tx, msgs, warm, measure, &mut tag)
-        }
+        Some(i) => stream_batched_stamped(tx, msgs, warm, measure, &mut Tag::first(i)),
     }
 }
 
@@ -1204,7 +1301,7 @@ fn stream_batched_stamped<S: Source, T: Stamp>(
 ) -> u64 {
     let size = msgs[0].len();
     // Batches between two clock reads: about 64 KiB, as `stream`'s.
-    let batches = ((65536 / size).clamp(1, 256) / msgs.len()).max(1) as u64;
+    let batches = (batch_for(size) / msgs.len() as u64).max(1);
     burst_batched(tx, &mut msgs, batches, warm, stamp);
     tx.send(&[]);
     let n = burst_batched(tx, &mut msgs, batches, measure, stamp);
@@ -1264,6 +1361,19 @@ impl Stamp for Plain {
 
 /// The next tag: the sender's index and sequence number.
 struct Tag(u64);
+
+impl Tag {
+    /// Sender `index`'s first tag.
+    fn first(index: u8) -> Tag {
+        Tag(u64::from(index) << SEQ_BITS)
+    }
+}
+
+/// The bytes every harness sends (a sender's copy of them is its
+/// message): 0, 1, 2, ... wrapping.
+fn message(size: usize) -> Vec<u8> {
+    (0..size).map(|i| i as u8).collect()
+}
 
 impl Stamp for Tag {
     #[inline(always)]
@@ -1575,7 +1685,8 @@ fn index(args: &Args, k: Kind) -> usize {
 /// shmchan against copying shmchan; the batching flavours against
 /// shmchan; each shmchan flavour against the bare ring (the fraction of
 /// the ceiling it reaches), and the bare ring against the pipe (the
-/// ceiling of the pipe ratios).
+/// ceiling of the pipe ratios); the async shmchan flavours against
+/// `shmchan` and, with `shmchan`, against `tokio-uds`.
 fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
     let mut v = Vec::new();
     for a in [Kind::Shm, Kind::ShmZc] {
@@ -1605,6 +1716,12 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         // bytes of the same size, and against ipc-channel.
         (Kind::ShmValue, Kind::Shm),
         (Kind::ShmValue, Kind::IpcChannel),
+        // Issue 13's targets: the async API against the blocking one, and
+        // against tokio's UnixStream (the blocking API too, for scale).
+        (Kind::ShmAsync, Kind::Shm),
+        (Kind::ShmAsyncRx, Kind::Shm),
+        (Kind::ShmAsync, Kind::TokioUds),
+        (Kind::Shm, Kind::TokioUds),
     ]);
     v.retain(|(a, b)| args.kinds.contains(a) && args.kinds.contains(b));
     v
@@ -1723,6 +1840,7 @@ fn roundtrip_round(args: &Args, dirs: &RunDirs, kind: Kind, size: usize) -> Trip
         (AnyTx::Ipc(mut t), AnyRx::Ipc(mut r)) => {
             Trip::of(ping(&mut t, &mut r, size, warm, measure))
         }
+        (AnyTx::Async(t), AnyRx::Async(r)) => Trip::of(aio::ping(t, r, size, warm, measure)),
         // In-process: the child pings itself and reports the round.
         (AnyTx::InChild, AnyRx::InChild) => Trip::parse(&peer.line()),
         _ => unreachable!("links of one kind"),
@@ -1741,31 +1859,63 @@ fn ping<S: Source, K: Sink>(
     warm: Duration,
     measure: Duration,
 ) -> Vec<u32> {
-    let msg: Vec<u8> = (0..size).map(|i| i as u8).collect();
+    let msg = message(size);
     let end = Instant::now() + warm;
     while Instant::now() < end {
         tx.send(&msg);
         std::hint::black_box(rx.recv_with(touch));
     }
-    let mut samples = Vec::with_capacity(1 << 20);
-    let start = Instant::now();
+    let mut log = TripLog::new(size, measure);
     loop {
         let t0 = Instant::now();
         tx.send(&msg);
-        let n = rx.recv_with(|m| {
-            std::hint::black_box(touch(m));
-            m.len()
-        });
-        let dt = t0.elapsed();
-        assert_eq!(n, size);
-        samples.push(dt.as_nanos().min(u32::MAX as u128) as u32);
-        if t0 - start >= measure {
+        let n = rx.recv_with(TripLog::read);
+        if !log.add(t0, n) {
             break;
         }
     }
     tx.send(&[]);
     assert_eq!(rx.recv_with(|m| m.len()), 0);
-    samples
+    log.samples
+}
+
+/// The round trips of a ping's measured part, timed one by one.
+struct TripLog {
+    size: usize,
+    start: Instant,
+    measure: Duration,
+    /// ns each.
+    samples: Vec<u32>,
+}
+
+impl TripLog {
+    fn new(size: usize, measure: Duration) -> TripLog {
+        TripLog {
+            size,
+            start: Instant::now(),
+            measure,
+            samples: Vec::with_capacity(1 << 20),
+        }
+    }
+
+    /// What a ping takes from the echo: it reads every byte, and checks
+    /// the length.
+    #[inline(always)]
+    fn read(m: &[u8]) -> usize {
+        std::hint::black_box(touch(m));
+        m.len()
+    }
+
+    /// Records the round trip that began at `t0`, whose echo of `n` bytes
+    /// just came back; `false` once the measured time is over.
+    #[inline(always)]
+    fn add(&mut self, t0: Instant, n: usize) -> bool {
+        let dt = t0.elapsed();
+        assert_eq!(n, self.size);
+        self.samples
+            .push(dt.as_nanos().min(u32::MAX as u128) as u32);
+        t0 - self.start < self.measure
+    }
 }
 
 fn print_roundtrip(args: &Args, res: &RoundTrips) {
@@ -1849,6 +1999,280 @@ fn print_roundtrip(args: &Args, res: &RoundTrips) {
 }
 
 // ---------------------------------------------------------------------------
+// Wake-up
+
+/// The transports of `--mode wakeup` when `--transports` does not name
+/// them: the blocking receive, the async one, and tokio's `UnixStream`.
+const WAKE_KINDS: [Kind; 3] = [Kind::Shm, Kind::ShmAsyncRx, Kind::TokioUds];
+
+/// Bytes of a wake-up round's message: the send time (CLOCK_MONOTONIC,
+/// ns, little-endian) and padding.
+const WAKE_SIZE: usize = 64;
+
+/// One wake-up round: the latencies, and for shmchan the receiver's
+/// counters over the round.
+#[derive(Debug, Clone, Copy)]
+struct Wake {
+    trip: Trip,
+    rx: Option<shmchan::admin::Counters>,
+}
+
+/// results[kind index] = one Wake per round.
+type Wakeups = Vec<Vec<Wake>>;
+
+fn run_wakeup(args: &Args, dirs: &RunDirs) -> Wakeups {
+    let mut results = vec![Vec::new(); args.kinds.len()];
+    for round in 0..args.rounds {
+        for (ki, &kind) in args.kinds.iter().enumerate() {
+            let w = wake_round(args, dirs, kind);
+            let parks = w.rx.map_or(String::new(), |c| {
+                format!("  parks {} of {} messages", c.parks, c.messages)
+            });
+            eprintln!(
+                "wake-up {:>4} B  round {}/{}  {:<16} median {:>9.2} us  p99 {:>9.2} us  \
+                 ({} wake-ups){parks}",
+                WAKE_SIZE,
+                round + 1,
+                args.rounds,
+                kind.name(),
+                w.trip.median / 1e3,
+                w.trip.p99 / 1e3,
+                w.trip.samples
+            );
+            results[ki].push(w);
+        }
+    }
+    results
+}
+
+/// One wake-up round: the parent sends a message stamped with the time
+/// every `--wake-interval` (sleeping in between, see [`tick`]), `--warmup`
+/// seconds unmeasured, a start marker,
+/// `--seconds` measured, an end marker; the `stamp` child takes the time
+/// as soon as it has each message and answers the median and p99 of
+/// (its time - the send time).
+fn wake_round(args: &Args, dirs: &RunDirs, kind: Kind) -> Wake {
+    let mut link = Link::new(
+        kind,
+        WAKE_SIZE,
+        args.ring(WAKE_SIZE),
+        "A",
+        dirs,
+        Use::Stream { senders: 1 },
+        args.iceoryx2_buffer,
+    );
+    remember(&link);
+    let limit = Duration::from_secs_f64(args.warmup + args.seconds) * 3 + Duration::from_secs(30);
+    let mut peer = Peer::spawn("stamp", &[&link], args, dirs, limit, &[]);
+    link.close_child_end(true);
+    let tx = link.tx();
+    peer.expect_ready();
+    let (warm, measure) = (
+        Duration::from_secs_f64(args.warmup),
+        Duration::from_secs_f64(args.seconds),
+    );
+    let every = args.wake_interval;
+    // Every end sends blocking, an async link's too (`AsyncTx`): the same
+    // send wakes each receiver.
+    let sent = each_tx! { tx, |t| tick(&mut t, every, warm, measure),
+        AnyTx::Shared(Tx::ShmBatch(mut t)) => tick(&mut t, every, warm, measure),
+        AnyTx::Async(mut t) => tick(&mut t, every, warm, measure),
+        AnyTx::InChild | AnyTx::Crossbeam(_) => unreachable!("not in wake-up rounds"),
+    };
+    let trip = Trip::parse(&peer.line());
+    peer.finish();
+    assert_eq!(
+        trip.samples as u64,
+        sent,
+        "{}: the receiver timed {} messages, the sender sent {sent}",
+        kind.name(),
+        trip.samples
+    );
+    let rx = link.shm_counters().map(|(rx, _)| rx);
+    Wake { trip, rx }
+}
+
+/// The sending side of a wake-up round (see [`wake_round`]); returns the
+/// messages sent between the markers.
+///
+/// It sleeps between sends (until the next multiple of `every`, with a
+/// timer slack of 1 ns): a sender that spun there would hold a CPU, and
+/// on this 2-CPU machine, when other jobs hold the other one, the
+/// receiver's spin, which yields past its first 10 µs, would hand that
+/// CPU to the spinning sender for a whole time slice (milliseconds of
+/// "latency" that measure the scheduler, not the wake-up). The send time
+/// is read after the sleep, right before the send.
+fn tick<S: Source>(tx: &mut S, every: Duration, warm: Duration, measure: Duration) -> u64 {
+    // SAFETY: sets this thread's timer slack; no pointer.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    let mut msg = message(WAKE_SIZE);
+    let every = every.as_nanos() as u64;
+    let mut send_for = |tx: &mut S, d: Duration| {
+        let mut next = monotonic_ns();
+        let end = next + d.as_nanos() as u64;
+        let mut n = 0;
+        while next < end {
+            next += every;
+            sleep_until(next);
+            msg[..8].copy_from_slice(&monotonic_ns().to_le_bytes());
+            tx.send(&msg);
+            n += 1;
+        }
+        n
+    };
+    send_for(tx, warm);
+    tx.send(&[]);
+    let n = send_for(tx, measure);
+    tx.send(&[]);
+    n
+}
+
+/// The receiving child of a wake-up round (see [`Stamps`]).
+fn stamps<K: Sink>(rx: &mut K, out: &mut impl Write) -> Vec<u32> {
+    say_ready(out);
+    let mut st = Stamps::default();
+    while rx.recv_with(|m| st.add(m, monotonic_ns())) {}
+    st.latencies
+}
+
+/// A wake-up round's receiver: the latency of each message between the
+/// start and the end marker, its receive time less the send time it
+/// carries.
+#[derive(Debug, Default)]
+struct Stamps {
+    markers: u32,
+    /// ns each.
+    latencies: Vec<u32>,
+}
+
+impl Stamps {
+    /// Takes message `m`, received at `now`; `false` at the end marker.
+    fn add(&mut self, m: &[u8], now: u64) -> bool {
+        let Some(sent) = m.first_chunk::<8>() else {
+            self.markers += 1;
+            return self.markers < 2;
+        };
+        if self.markers == 1 {
+            let ns = now.saturating_sub(u64::from_le_bytes(*sent));
+            self.latencies.push(ns.min(u64::from(u32::MAX)) as u32);
+        }
+        true
+    }
+}
+
+/// Sleeps until CLOCK_MONOTONIC reads `ns`.
+fn sleep_until(ns: u64) {
+    let at = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `at` is a valid timespec; no remainder is asked for (an
+    // absolute sleep is resumed by calling again).
+    while unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &at,
+            std::ptr::null_mut(),
+        )
+    } == libc::EINTR
+    {}
+}
+
+/// (numerator, denominator) of the wake-up ratios, each when both ran:
+/// the async receive against the blocking one and against tokio's
+/// `UnixStream` (issue 13's targets), and the references against the
+/// blocking receive.
+const WAKE_PAIRS: [(Kind, Kind); 8] = [
+    (Kind::ShmAsyncRx, Kind::Shm),
+    (Kind::ShmAsync, Kind::Shm),
+    (Kind::ShmAsyncRx, Kind::TokioUds),
+    (Kind::ShmAsync, Kind::TokioUds),
+    (Kind::TokioUds, Kind::Shm),
+    (Kind::ShmPark, Kind::Shm),
+    (Kind::Pipe, Kind::Shm),
+    (Kind::Socket, Kind::Shm),
+];
+
+fn print_wakeup(args: &Args, res: &Wakeups) {
+    println!();
+    println!(
+        "### Wake-up ({}; one {WAKE_SIZE}-byte message every {} µs to a receiver that \
+         waits for it; send to receipt, {} interleaved rounds of {} s; medians over rounds of \
+         each round's median and p99)",
+        if args.pin {
+            "pinned: sender CPU 0, receiver CPU 1"
+        } else {
+            "unpinned"
+        },
+        args.wake_interval.as_micros(),
+        args.rounds,
+        args.seconds
+    );
+    println!();
+    println!("| transport | median | p99 | wake-ups/round | rx parks/message |");
+    println!("|:---|---:|---:|---:|---:|");
+    for (ki, &kind) in args.kinds.iter().enumerate() {
+        let w = &res[ki];
+        let mut m: Vec<f64> = w.iter().map(|x| x.trip.median).collect();
+        let mut p: Vec<f64> = w.iter().map(|x| x.trip.p99).collect();
+        let mut n: Vec<f64> = w.iter().map(|x| x.trip.samples as f64).collect();
+        let mut parks: Vec<f64> = w
+            .iter()
+            .filter_map(|x| x.rx)
+            .map(|c| c.parks as f64 / c.messages.max(1) as f64)
+            .collect();
+        let parks = match parks.is_empty() {
+            true => "n/a".to_owned(),
+            false => format!("{:.2}", median(&mut parks)),
+        };
+        println!(
+            "| {} | {} | {} | {} | {parks} |",
+            kind.name(),
+            human_ns(median(&mut m)),
+            human_ns(median(&mut p)),
+            si_count(median(&mut n))
+        );
+    }
+    let pairs: Vec<_> = WAKE_PAIRS
+        .into_iter()
+        .filter(|(a, b)| args.kinds.contains(a) && args.kinds.contains(b))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "Ratios of latencies (x/y: below 1 means x is woken sooner; median over rounds of the \
+         ratio within each round):"
+    );
+    println!();
+    println!("| x/y | median | p99 |");
+    println!("|:---|---:|---:|");
+    for (a, b) in pairs {
+        let (ia, ib) = (index(args, a), index(args, b));
+        let rounds = res[ia].iter().zip(&res[ib]);
+        let mut m: Vec<f64> = rounds
+            .clone()
+            .map(|(x, y)| x.trip.median / y.trip.median)
+            .collect();
+        let mut p: Vec<f64> = rounds.map(|(x, y)| x.trip.p99 / y.trip.p99).collect();
+        println!(
+            "| {}/{} | {} | {} |",
+            a.name(),
+            b.name(),
+            ratio_cell(&mut m),
+            ratio_cell(&mut p)
+        );
+    }
+    println!();
+    println!(
+        "rx parks/message: the receiver's parks over its messages in the whole round (warmup \
+         included), from the channel's counters; about 1 means it parked for every message."
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Formatting
 
 /// A shell command's trimmed output (empty on failure), for the report.
@@ -1898,6 +2322,13 @@ fn print_header(args: &Args) {
         args.mode,
         if args.pin { "pinned" } else { "unpinned" }
     );
+    if args.kinds.iter().any(|k| k.async_rx()) {
+        println!(
+            "- async ends (shmchan-async, shmchan-async-rx, tokio-uds): a tokio \
+             `current_thread` runtime (IO and timers enabled) in each process whose end is \
+             async, the loop in a spawned task"
+        );
+    }
     if args.senders != [1] {
         let counts: Vec<String> = args.senders.iter().map(|n| n.to_string()).collect();
         println!(

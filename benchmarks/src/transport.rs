@@ -6,11 +6,13 @@
 //! shmchan, the pipe, the socket and the message queue are the criterion
 //! benches' transports too (`crate::shared`, their file included by
 //! `#[path]`); ipmpsc, iceoryx2, crossbeam within one child and the bare
-//! ring are here, and the typed transports in `typed.rs`.
+//! ring are here, the typed transports in `typed.rs`, and the async ends
+//! of shmchan and tokio's `UnixStream` in `aio.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::aio::{AsyncRx, AsyncTx};
 use crate::bare::{BareRx, BareSeg, BareTx};
 use crate::shared::{Objects, Rx, Shm, Sink, Source, Transport, Tx, crossbeam_bound_for};
 use crate::typed::{self, Flavor, IpcRx, IpcTx, SAMPLE_SIZE, TypedRx, TypedTx, ValueRx, ValueTx};
@@ -88,9 +90,21 @@ pub enum Kind {
     /// `IpcReceiver<Sample>::recv`, the same struct as serde over a Unix
     /// socket; 64 B only (not in the default set).
     IpcChannel,
+    /// shmchan `send_async` / `recv_into_async`, each end on a
+    /// `current_thread` tokio runtime in its process (`aio.rs`; issue 13,
+    /// not in the default set).
+    ShmAsync,
+    /// shmchan `send` (blocking) / `recv_into_async` on a `current_thread`
+    /// runtime: only the receiver async (issue 13; not in the default set,
+    /// no round trip).
+    ShmAsyncRx,
+    /// tokio's `UnixStream` (a `SOCK_STREAM` pair, framed as the pipe),
+    /// each end on a `current_thread` runtime (`aio.rs`; issue 13's
+    /// reference, not in the default set).
+    TokioUds,
 }
 
-pub const ALL: [Kind; 19] = [
+pub const ALL: [Kind; 22] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
@@ -110,6 +124,9 @@ pub const ALL: [Kind; 19] = [
     Kind::Bare,
     Kind::ShmValue,
     Kind::IpcChannel,
+    Kind::ShmAsync,
+    Kind::ShmAsyncRx,
+    Kind::TokioUds,
 ];
 
 impl Kind {
@@ -134,7 +151,38 @@ impl Kind {
             Kind::Bare => "bare",
             Kind::ShmValue => "shmchan-value",
             Kind::IpcChannel => "ipc-channel",
+            Kind::ShmAsync => "shmchan-async",
+            Kind::ShmAsyncRx => "shmchan-async-rx",
+            Kind::TokioUds => "tokio-uds",
         }
+    }
+
+    /// Whether it runs when `--transports` is not given: the nine of the
+    /// comparison with shmchan's peers; the A/B flavours, the typed and
+    /// the async transports are named.
+    pub fn in_default_set(self) -> bool {
+        matches!(
+            self,
+            Kind::Shm
+                | Kind::ShmZc
+                | Kind::Ipmpsc
+                | Kind::Iceoryx2
+                | Kind::Pipe
+                | Kind::Socket
+                | Kind::Msgq
+                | Kind::Crossbeam
+                | Kind::Bare
+        )
+    }
+
+    /// Whether the sending end runs async (`aio.rs`).
+    pub fn async_tx(self) -> bool {
+        matches!(self, Kind::ShmAsync | Kind::TokioUds)
+    }
+
+    /// Whether the receiving end runs async (`aio.rs`).
+    pub fn async_rx(self) -> bool {
+        matches!(self, Kind::ShmAsync | Kind::ShmAsyncRx | Kind::TokioUds)
     }
 
     pub fn parse(name: &str) -> Option<Kind> {
@@ -145,7 +193,7 @@ impl Kind {
     fn transport(self) -> Option<Transport> {
         let shm = |shm| Some(Transport::Shm(shm));
         match self {
-            Kind::Shm => shm(Shm::COPY),
+            Kind::Shm | Kind::ShmAsync | Kind::ShmAsyncRx => shm(Shm::COPY),
             Kind::ShmZc => shm(Shm {
                 zero_copy: true,
                 ..Shm::COPY
@@ -182,6 +230,7 @@ impl Kind {
             Kind::Pipe => Some(Transport::Pipe { buffered: true }),
             Kind::PipeRaw => Some(Transport::Pipe { buffered: false }),
             Kind::Socket => Some(Transport::Socket),
+            Kind::TokioUds => Some(Transport::StreamSocket),
             Kind::Msgq => Some(Transport::Msgq),
             Kind::Ipmpsc
             | Kind::Iceoryx2
@@ -222,12 +271,20 @@ impl Kind {
 
     /// Whether it is measured in throughput rounds only: the batching
     /// flavours, whose point is many messages in flight (a round trip has
-    /// one).
+    /// one), and the half-async flavour (a round trip would mix the two
+    /// APIs on each side).
     pub fn throughput_only(self) -> bool {
         matches!(
             self,
-            Kind::ShmMany | Kind::ShmBatch32 | Kind::ShmBatch32Many
+            Kind::ShmMany | Kind::ShmBatch32 | Kind::ShmBatch32Many | Kind::ShmAsyncRx
         )
+    }
+
+    /// Whether it runs in wake-up rounds: not crossbeam (in one process),
+    /// nor the typed kinds (their message is their struct, with no room
+    /// for the send time).
+    pub fn wakes(self) -> bool {
+        self != Kind::Crossbeam && self.typed().is_none()
     }
 
     /// Whether several sending processes can feed one receiver through it
@@ -558,7 +615,10 @@ impl Link {
     /// receiving end `rx` gives).
     pub fn tx(&mut self) -> AnyTx {
         if let Some(o) = &mut self.shared {
-            return AnyTx::Shared(o.tx());
+            return match self.kind.async_tx() {
+                true => AnyTx::Async(AsyncTx(o.tx())),
+                false => AnyTx::Shared(o.tx()),
+            };
         }
         if let Some(t) = &mut self.typed {
             return match t.tx() {
@@ -581,7 +641,10 @@ impl Link {
     /// This side's receiving end.
     pub fn rx(&mut self) -> AnyRx {
         if let Some(o) = &mut self.shared {
-            return AnyRx::Shared(o.rx());
+            return match self.kind.async_rx() {
+                true => AnyRx::Async(AsyncRx(o.rx())),
+                false => AnyRx::Shared(o.rx()),
+            };
         }
         if let Some(t) = &mut self.typed {
             return match t.rx() {
@@ -738,6 +801,8 @@ pub enum AnyTx {
     Bare(BareTx),
     Value(ValueTx),
     Ipc(IpcTx),
+    /// An end driven by a tokio runtime (`aio.rs`).
+    Async(AsyncTx),
     /// The parent's end of an in-process link: none, both ends are the
     /// child's.
     InChild,
@@ -755,6 +820,7 @@ pub enum AnyRx {
     Bare(BareRx),
     Value(ValueRx),
     Ipc(IpcRx),
+    Async(AsyncRx),
     InChild,
 }
 

@@ -546,7 +546,7 @@ impl Receiver {
 
     /// Not poisoned, not closed, a message queued, nothing to announce or
     /// record on the way (the slow path looks again and does that).
-    #[inline]
+    #[inline(always)]
     fn fast_frame(&mut self) -> Option<At> {
         if self.poison.is_set() || self.hold.shared().is_closed() {
             return None;
@@ -641,7 +641,7 @@ pub(crate) const TURN: u32 = 16;
 /// index into its lanes (which never change in number): `lane` is always
 /// in bounds.
 #[derive(Debug, Clone, Copy)]
-struct At {
+pub(crate) struct At {
     /// Below `MAX_SENDERS`; a `u32` keeps `At` 16 bytes.
     lane: u32,
     frame: Frame,

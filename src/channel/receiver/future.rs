@@ -4,14 +4,14 @@
 //! the executor, then hands the park to the receiver's helper thread
 //! (`crate::helper`): no call ever blocks the executor's thread.
 
-use std::future::poll_fn;
+use std::future::Future;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use super::{At, Receiver, RecvGuard, SenderId, frame_poll, known};
 use crate::channel::party::SemParker;
 use crate::error::Result;
-use crate::helper;
+use crate::helper::{self, WaitFor, Waits};
 use crate::layout::{bump, sem};
 
 impl Receiver {
@@ -60,10 +60,12 @@ impl Receiver {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn recv_async(&mut self) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.recv_into_async(&mut buf).await?;
-        Ok(buf)
+    pub fn recv_async(&mut self) -> impl Future<Output = Result<Vec<u8>>> + '_ {
+        self.frame_async(|rx, at| {
+            let mut buf = Vec::new();
+            rx.take_into::<false>(at, &mut buf);
+            Ok(buf)
+        })
     }
 
     /// Receives the next message into `buf` (cleared first, its capacity
@@ -102,9 +104,11 @@ impl Receiver {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn recv_into_async(&mut self, buf: &mut Vec<u8>) -> Result<usize> {
-        let at = self.frame_async().await?;
-        Ok(self.take_into::<false>(at, buf).0)
+    pub fn recv_into_async<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<u8>,
+    ) -> impl Future<Output = Result<usize>> + 'a {
+        self.frame_async(|rx, at| Ok(rx.take_into::<false>(at, buf).0))
     }
 
     /// Receives the next message in place, waiting without blocking the
@@ -139,9 +143,8 @@ impl Receiver {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn recv_ref_async(&mut self) -> Result<RecvGuard<'_>> {
-        let at = self.frame_async().await?;
-        Ok(RecvGuard { rx: self, at })
+    pub fn recv_ref_async(&mut self) -> impl Future<Output = Result<RecvGuard<'_>>> + '_ {
+        self.frame_async(|rx, at| Ok(RecvGuard { rx, at }))
     }
 
     /// Receives the next message and the sender it came from, waiting
@@ -178,11 +181,12 @@ impl Receiver {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn recv_from_async(&mut self) -> Result<(Vec<u8>, SenderId)> {
-        let at = self.frame_async().await?;
-        let mut buf = Vec::new();
-        let (_, from) = self.take_into::<true>(at, &mut buf);
-        Ok((buf, known(from)))
+    pub fn recv_from_async(&mut self) -> impl Future<Output = Result<(Vec<u8>, SenderId)>> + '_ {
+        self.frame_async(|rx, at| {
+            let mut buf = Vec::new();
+            let (_, from) = rx.take_into::<true>(at, &mut buf);
+            Ok((buf, known(from)))
+        })
     }
 
     /// Polls for the next message, into `buf` (cleared first, its
@@ -291,32 +295,25 @@ impl Receiver {
         Poll::Ready(at.map(|at| RecvGuard { rx: self, at }))
     }
 
-    /// [`poll_frame`](Self::poll_frame) with the wait's start kept in the
+    /// One poll for the next frame (`helper::poll_found`) with the wait's start kept in the
     /// receiver between polls.
     fn poll_frame_kept(&mut self, cx: &mut Context<'_>) -> Poll<Result<At>> {
         let mut spun = self.poll_spun.take();
-        let r = self.poll_frame(cx, &mut spun);
+        let r = helper::poll_found(self, (), cx, &mut spun);
         if r.is_pending() {
             self.poll_spun = spun;
         }
         r
     }
 
-    /// The next frame, waited for asynchronously.
-    async fn frame_async(&mut self) -> Result<At> {
-        let mut spun = None;
-        poll_fn(|cx| self.poll_frame(cx, &mut spun)).await
-    }
-
-    /// One poll for the next frame: the fast path, then the waiting one.
-    /// `spun` is the caller's: when it began to spin.
+    /// A future that waits for the next frame, then hands it to `then`
+    /// (in the poll that completes: nothing is taken before).
     #[inline]
-    fn poll_frame(&mut self, cx: &mut Context<'_>, spun: &mut Option<Instant>) -> Poll<Result<At>> {
-        if let Some(at) = self.fast_frame() {
-            return Poll::Ready(Ok(at));
-        }
-        let r = ready!(self.poll_frame_slow(cx, spun));
-        Poll::Ready(self.poison.record(r))
+    fn frame_async<'a, T>(
+        &'a mut self,
+        then: impl FnOnce(&'a mut Receiver, At) -> Result<T> + Unpin + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
+        WaitFor::new(self, (), then)
     }
 
     #[cold]
@@ -355,6 +352,26 @@ impl Receiver {
     }
 }
 
+impl Waits for Receiver {
+    type Arg = ();
+    type Found = At;
+
+    #[inline(always)]
+    fn fast(&mut self, (): ()) -> Option<At> {
+        self.fast_frame()
+    }
+
+    fn poll_slow(
+        &mut self,
+        (): (),
+        cx: &mut Context<'_>,
+        spun: &mut Option<Instant>,
+    ) -> Poll<Result<At>> {
+        let r = ready!(self.poll_frame_slow(cx, spun));
+        Poll::Ready(self.poison.record(r))
+    }
+}
+
 #[cfg(feature = "async")]
 pub use stream::RecvStream;
 
@@ -365,6 +382,7 @@ mod stream {
     use std::time::Instant;
 
     use crate::error::Error;
+    use crate::helper;
     use crate::{Receiver, Result};
 
     impl Receiver {
@@ -443,7 +461,7 @@ mod stream {
 
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
             let this = &mut *self;
-            let r: Result<_> = ready!(this.rx.poll_frame(cx, &mut this.spun));
+            let r: Result<_> = ready!(helper::poll_found(&mut *this.rx, (), cx, &mut this.spun));
             this.spun = None;
             match r {
                 Ok(at) => {

@@ -4,14 +4,14 @@
 //! the executor, then hands the park to the sender's helper thread
 //! (`crate::helper`): no call ever blocks the executor's thread.
 
-use std::future::poll_fn;
+use std::future::Future;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use super::{SendGrant, Sender, room_poll, try_reserve};
 use crate::channel::party::SemParker;
 use crate::error::Result;
-use crate::helper;
+use crate::helper::{self, WaitFor, Waits};
 use crate::layout::{bump, sem};
 
 impl Sender {
@@ -60,10 +60,11 @@ impl Sender {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn send_async(&mut self, msg: &[u8]) -> Result<()> {
-        let mut grant = self.reserve_async(msg.len()).await?;
-        grant.copy_from_slice(msg);
-        grant.commit()
+    pub fn send_async<'a>(&'a mut self, msg: &'a [u8]) -> impl Future<Output = Result<()>> + 'a {
+        self.room_async(msg.len(), |mut grant| {
+            grant.copy_from_slice(msg);
+            grant.commit()
+        })
     }
 
     /// Reserves `len` bytes in the ring, waiting for room without blocking
@@ -98,14 +99,11 @@ impl Sender {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn reserve_async(&mut self, len: usize) -> Result<SendGrant<'_>> {
-        let mut spun = None;
-        let offset = poll_fn(|cx| self.poll_room(len, cx, &mut spun)).await?;
-        Ok(SendGrant {
-            tx: self,
-            offset,
-            len,
-        })
+    pub fn reserve_async(
+        &mut self,
+        len: usize,
+    ) -> impl Future<Output = Result<SendGrant<'_>>> + '_ {
+        self.room_async(len, Ok)
     }
 
     /// Polls to send `msg`: the poll under [`send_async`](Self::send_async),
@@ -181,7 +179,7 @@ impl Sender {
         len: usize,
     ) -> Poll<Result<SendGrant<'_>>> {
         let mut spun = self.poll_spun.take();
-        let r = self.poll_room(len, cx, &mut spun);
+        let r = helper::poll_found(self, len, cx, &mut spun);
         match r {
             Poll::Pending => {
                 self.poll_spun = spun;
@@ -195,20 +193,17 @@ impl Sender {
         }
     }
 
-    /// One poll for room for `len` bytes: the fast path, then the waiting
-    /// one. `spun` is the caller's: when it began to spin.
+    /// A future that waits for room for `len` bytes, then hands the grant
+    /// to `then` (in the poll that completes: nothing is reserved before).
     #[inline]
-    fn poll_room(
-        &mut self,
+    fn room_async<'a, T>(
+        &'a mut self,
         len: usize,
-        cx: &mut Context<'_>,
-        spun: &mut Option<Instant>,
-    ) -> Poll<Result<u64>> {
-        if let Some(off) = self.fast_room(len, true) {
-            return Poll::Ready(Ok(off));
-        }
-        let r = ready!(self.poll_room_slow(len, cx, spun));
-        Poll::Ready(self.poison.record(r))
+        then: impl FnOnce(SendGrant<'a>) -> Result<T> + Unpin + 'a,
+    ) -> impl Future<Output = Result<T>> + 'a {
+        WaitFor::new(self, len, move |tx, offset| {
+            then(SendGrant { tx, offset, len })
+        })
     }
 
     #[cold]
@@ -251,5 +246,25 @@ impl Sender {
             bump(&refs.tx.counters.stalls);
         }
         r
+    }
+}
+
+impl Waits for Sender {
+    type Arg = usize;
+    type Found = u64;
+
+    #[inline(always)]
+    fn fast(&mut self, len: usize) -> Option<u64> {
+        self.fast_room(len, true)
+    }
+
+    fn poll_slow(
+        &mut self,
+        len: usize,
+        cx: &mut Context<'_>,
+        spun: &mut Option<Instant>,
+    ) -> Poll<Result<u64>> {
+        let r = ready!(self.poll_room_slow(len, cx, spun));
+        Poll::Ready(self.poison.record(r))
     }
 }
