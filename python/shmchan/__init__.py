@@ -29,6 +29,9 @@ on the same file: ``Channel.create(key)`` in one, ``Channel.open(key)`` in
 the other.
 
 Blocking calls release the GIL and let Ctrl-C through, losing no message.
+For asyncio, ``await rx.recv_async()``, ``await rx.recv_from_async()``,
+``async for msg in rx`` and ``await tx.send_async(data)`` never block the
+event loop, and a cancelled one consumes or sends nothing.
 Errors are ``shmchan.Error`` and its subclasses, each also a built-in
 exception (``Timeout`` is a ``TimeoutError``, ``Disconnected`` a
 ``ConnectionError``, ...). The same channels are open to Rust programs
