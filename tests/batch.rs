@@ -564,8 +564,18 @@ fn recv_many_wakes_a_sender_waiting_for_room() {
         &[(COUNT, SENT.to_string()), (LEN, MSG_LEN.to_string())],
     );
     let mut bufs = vec![Vec::new(); 5];
-    let mut next = 0;
+    let (mut next, mut pause_at) = (0, 0);
     while next < SENT {
+        // Now and then, let the sender fill the ring and park (it does not
+        // spin) before receiving on: the wake-up of a parked sender is
+        // what this test is about, and a receiver that keeps pace with
+        // the sender might never leave it a reason to park.
+        if next >= pause_at {
+            common::wait_for(Duration::from_secs(30), "the sender to park", || {
+                common::parked_on_sem(tx.pid())
+            });
+            pause_at += 500;
+        }
         let n = rx.recv_many(&mut bufs).expect("recv_many");
         for buf in &bufs[..n] {
             assert_eq!(check(buf), (0, next));
