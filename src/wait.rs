@@ -183,6 +183,8 @@ struct Backoff {
     polls: u32,
     /// Set once tight polling is over.
     backing_off: bool,
+    /// Spin-loop hints between two tight polls.
+    gap: u32,
     backoff: crossbeam_utils::Backoff,
 }
 
@@ -193,6 +195,7 @@ impl Backoff {
             budget,
             polls: 0,
             backing_off: false,
+            gap: 1,
             backoff: crossbeam_utils::Backoff::new(),
         }
     }
@@ -206,7 +209,9 @@ impl Backoff {
         if !self.backing_off {
             self.polls = self.polls.wrapping_add(1);
             if self.polls % POLLS_PER_CLOCK != 0 {
-                std::hint::spin_loop();
+                for _ in 0..self.gap {
+                    std::hint::spin_loop();
+                }
                 return true;
             }
         }
@@ -237,9 +242,26 @@ pub(crate) fn wait<T>(
     spin: Duration,
     deadline: Option<Instant>,
     parker: &mut impl Park,
+    poll: impl FnMut(Phase) -> Result<Option<T>>,
+) -> Result<T> {
+    wait_gapped(flag, fences, spin, 1, deadline, parker, poll)
+}
+
+/// [`wait`], with `gap` spin-loop hints between two polls while polling
+/// tightly (`wait` has one): a side whose polls load a line that its peer
+/// writes on every message polls it less often.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn wait_gapped<T>(
+    flag: &AtomicU32,
+    fences: Fences,
+    spin: Duration,
+    gap: u32,
+    deadline: Option<Instant>,
+    parker: &mut impl Park,
     mut poll: impl FnMut(Phase) -> Result<Option<T>>,
 ) -> Result<T> {
     let mut backoff = Backoff::new(spin);
+    backoff.gap = gap;
     loop {
         if let Some(v) = poll(Phase::Spin)? {
             return Ok(v);

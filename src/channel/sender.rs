@@ -484,10 +484,11 @@ impl Sender {
             num: sem::tx_wake(self.id.lane),
             counters: &refs.tx.counters,
         };
-        wait::wait(
+        wait::wait_gapped(
             &refs.tx_waiting.waiting,
             s.fences(),
             self.spin,
+            POLL_GAP,
             deadline,
             &mut parker,
             |phase| room_poll(ring, peer, s, refs, phase, &mut attempt),
@@ -514,6 +515,12 @@ impl Sender {
         Ok(())
     }
 }
+
+/// Spin-loop hints between two looks of a waiting sender at `head`: the
+/// receiver stores `head` once per message, and each look takes that line
+/// from it; a sender waiting for refill room needs no fresher view than
+/// every few hundred nanoseconds.
+const POLL_GAP: u32 = 16;
 
 /// A waiting sender's look (blocking or async): `attempt` with the refill
 /// rule; before a park, also whether the receiver is gone, and if so one
