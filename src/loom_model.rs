@@ -282,24 +282,10 @@ fn recv_blocking(c: &mut Consumer, s: &Shared) -> Vec<u8> {
         Duration::ZERO,
         None,
         &mut SemParker(&s.rx_wake),
-        |phase| {
-            if phase == Phase::BeforePark {
-                s.rx_wake.announced.fetch_add(1, Relaxed);
-            }
-            let frame = c.peek().expect("ring corrupt");
-            note(format!("peek -> {frame:?}"));
-            if c.take_released_padding() {
-                wake(&s.tx_waiting, &s.tx_wake);
-            }
-            Ok(frame)
-        },
+        |phase| look(c, s, phase),
     )
     .expect("the model's parker never fails");
-    let msg = c.read_payload(frame);
-    c.release(frame);
-    note("released".into());
-    wake(&s.tx_waiting, &s.tx_wake);
-    msg
+    take(c, s, frame)
 }
 
 /// Runs `model` in every interleaving loom explores (up to `preemptions`
@@ -458,8 +444,9 @@ impl Sleeper for RxSleeper {
     }
 }
 
-/// The receiver's look, as `receiver::frame_poll` makes it: a frame, and
-/// the sender woken when padding was released on the way.
+/// The receiver's look, as `receiver::frame_poll` makes it (blocking and
+/// async): a frame, and the sender woken when padding was released on the
+/// way.
 fn look(c: &mut Consumer, s: &Shared, phase: Phase) -> Result<Option<Frame>> {
     if phase == Phase::BeforePark {
         s.rx_wake.announced.fetch_add(1, Relaxed);
@@ -493,7 +480,8 @@ fn poll_recv(
     r.map(|f| f.expect("the model's parker never fails"))
 }
 
-/// Takes frame `frame` as `Receiver::recv_async` does, after its last poll.
+/// Takes frame `frame` as `Receiver::recv` and `recv_async` do: copies it
+/// out, releases it, wakes the sender.
 fn take(c: &mut Consumer, s: &Shared, frame: Frame) -> Vec<u8> {
     let msg = c.read_payload(frame);
     c.release(frame);
@@ -942,17 +930,7 @@ fn recv_run_blocking(c: &mut Consumer, s: &Shared) -> Vec<Vec<u8>> {
         Duration::ZERO,
         None,
         &mut SemParker(&s.rx_wake),
-        |phase| {
-            if phase == Phase::BeforePark {
-                s.rx_wake.announced.fetch_add(1, Relaxed);
-            }
-            let frame = c.peek().expect("ring corrupt");
-            note(format!("peek -> {frame:?}"));
-            if c.take_released_padding() {
-                wake(&s.tx_waiting, &s.tx_wake);
-            }
-            Ok(frame)
-        },
+        |phase| look(c, s, phase),
     )
     .expect("the model's parker never fails");
     let got = read_run(c, first);
