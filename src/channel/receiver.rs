@@ -33,7 +33,7 @@ use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::helper::Helper;
 use crate::layout::{LaneRefs, bump, sem};
-use crate::ring::{Consumer, Frame};
+use crate::ring::{Consumer, Fast, Frame};
 use crate::wait::{self, CatchUp, Phase};
 
 /// The receiving side of a channel. One per channel at a time.
@@ -743,8 +743,11 @@ impl Lanes {
 
     /// The next message without anything to record on the way: no padding
     /// released, no error. The lane whose turn it is first: with one lane,
-    /// or one busy sender, that is the only look.
-    #[inline]
+    /// or one busy sender, that is the only look. Always inlined: an `At`
+    /// returned through memory is copied with wider loads than it was
+    /// stored with, a store-forwarding stall on every message (see
+    /// [`Consumer::peek_fast`]).
+    #[inline(always)]
     fn fast(&mut self) -> Option<At> {
         let i = self.cursor;
         debug_assert!(i < self.lanes.len());
@@ -752,8 +755,8 @@ impl Lanes {
         // only by `took` and `end_turn`, to indices below `lanes.len()`,
         // which never changes.
         let lane = unsafe { self.lanes.get_unchecked_mut(i) };
-        match lane.ring.peek_paced(&mut lane.pace) {
-            Ok(Some(frame)) if !lane.ring.padding_pending() => {
+        match lane.ring.peek_fast(&mut lane.pace) {
+            Fast::Message(frame) => {
                 self.left -= 1;
                 if self.left == 0 {
                     self.end_turn();
@@ -763,8 +766,8 @@ impl Lanes {
                     frame,
                 })
             }
-            Ok(None) if !lane.ring.padding_pending() && self.lanes.len() > 1 => self.fast_others(),
-            _ => None,
+            Fast::Empty if self.lanes.len() > 1 => self.fast_others(),
+            Fast::Empty | Fast::Slow => None,
         }
     }
 
@@ -780,16 +783,16 @@ impl Lanes {
             if lane.ring.is_idle(&mut lane.pace) {
                 continue;
             }
-            match lane.ring.peek_paced(&mut lane.pace) {
-                Ok(Some(frame)) if !lane.ring.padding_pending() => {
+            match lane.ring.peek_fast(&mut lane.pace) {
+                Fast::Message(frame) => {
                     self.took(i);
                     return Some(At {
                         lane: i as u32,
                         frame,
                     });
                 }
-                Ok(None) if !lane.ring.padding_pending() => {}
-                _ => return None,
+                Fast::Empty => {}
+                Fast::Slow => return None,
             }
         }
         None

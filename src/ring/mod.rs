@@ -547,6 +547,17 @@ pub(crate) struct Frame {
     pub(crate) tag: u32,
 }
 
+/// What [`Consumer::peek_fast`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fast {
+    /// A valid message frame at `head`.
+    Message(Frame),
+    /// Nothing queued (`tail` reloaded).
+    Empty,
+    /// Something for [`Consumer::peek_paced`] to judge.
+    Slow,
+}
+
 /// The reading side. Owns `head`.
 #[derive(Debug)]
 pub(crate) struct Consumer {
@@ -614,6 +625,7 @@ impl Consumer {
     }
 
     /// [`peek`](Self::peek), telling `pace` of each reload of `tail`.
+    #[inline]
     pub(crate) fn peek_paced(&mut self, pace: &mut impl Pace) -> Result<Option<Frame>, Corrupt> {
         self.check_own_index()?;
         loop {
@@ -638,6 +650,48 @@ impl Consumer {
                 }
             }
         }
+    }
+
+    /// The receive fast path's look: a valid message frame at `head`, or
+    /// an empty ring, or "look the slow way" for anything else (padding,
+    /// released padding not yet taken, an index to judge). Returns no
+    /// `Result`: a `Corrupt` carries a `String`, and a `Frame` that came
+    /// back through that enum's memory was read with a wider load than it
+    /// was written with, a store-forwarding stall on every message that
+    /// also waited for the previous message's `head` store to leave the
+    /// store buffer (`benchmarks/README.md`, "The receive path's
+    /// store-forwarding stall"). [`peek_paced`](Self::peek_paced) repeats
+    /// every check and names what it finds.
+    #[inline(always)]
+    pub(crate) fn peek_fast(&mut self, pace: &mut impl Pace) -> Fast {
+        if self.released_padding || self.ring.head().load(Ordering::Relaxed) != self.head {
+            return Fast::Slow;
+        }
+        if self.head == self.tail_cache {
+            match self.reload_paced(self.head, pace) {
+                Ok(true) => {}
+                Ok(false) => return Fast::Empty,
+                Err(_) => return Fast::Slow,
+            }
+        }
+        let off = self.ring.offset(self.head);
+        let avail = self.tail_cache - self.head;
+        let (len, word) = self.ring.read_frame_header(off);
+        let size = frame_size(len);
+        if word & KIND_BITS != KIND_MESSAGE
+            || len > self.max_message
+            || size > avail
+            || size > self.ring.capacity - off
+        {
+            return Fast::Slow;
+        }
+        // As in `check_message`: off + FRAME_HEADER + size <= capacity,
+        // which `new` checked is at most u32::MAX; the offset is never 0.
+        Fast::Message(Frame {
+            offset: NonZeroU32::MIN.saturating_add((off + FRAME_HEADER - 1) as u32),
+            len: len as u32,
+            tag: word >> 8,
+        })
     }
 
     /// Pointer to a frame's payload.
@@ -671,12 +725,6 @@ impl Consumer {
     /// sender may be waiting for that room).
     pub(crate) fn take_released_padding(&mut self) -> bool {
         std::mem::take(&mut self.released_padding)
-    }
-
-    /// Whether a padding frame was released and not yet taken.
-    #[inline]
-    pub(crate) fn padding_pending(&self) -> bool {
-        self.released_padding
     }
 
     /// Whether committed bytes are queued, as last seen (no reload).
@@ -747,6 +795,7 @@ impl Consumer {
 
     /// The message frame at position `pos` (region offset `off`, `avail`
     /// committed bytes from there), validated.
+    #[inline(always)]
     fn check_message(
         &self,
         pos: u64,
@@ -755,17 +804,9 @@ impl Consumer {
         avail: u64,
         tag: u32,
     ) -> Result<Frame, Corrupt> {
-        if len > self.max_message {
-            return Err(Corrupt(format!(
-                "frame at {pos} claims {len} bytes, above the maximum {}",
-                self.max_message
-            )));
-        }
         let size = frame_size(len);
-        if size > avail || size > self.ring.capacity - off {
-            return Err(Corrupt(format!(
-                "frame at {pos} of {len} bytes runs past the {avail} committed bytes"
-            )));
+        if len > self.max_message || size > avail || size > self.ring.capacity - off {
+            return Err(self.bad_message(pos, len, avail));
         }
         // Both fit: off + FRAME_HEADER + size <= capacity, which `new`
         // checked is at most u32::MAX.
@@ -776,6 +817,24 @@ impl Consumer {
             len: len as u32,
             tag,
         })
+    }
+
+    /// Why [`check_message`](Self::check_message) refused a frame: kept out
+    /// of line, so that the accepted frame stays in registers on the way
+    /// back (a `Frame` returned through memory from a call cost a
+    /// store-forwarding stall behind the previous message's `head` store).
+    #[cold]
+    #[inline(never)]
+    fn bad_message(&self, pos: u64, len: u64, avail: u64) -> Corrupt {
+        if len > self.max_message {
+            return Corrupt(format!(
+                "frame at {pos} claims {len} bytes, above the maximum {}",
+                self.max_message
+            ));
+        }
+        Corrupt(format!(
+            "frame at {pos} of {len} bytes runs past the {avail} committed bytes"
+        ))
     }
 
     fn skip_padding(&mut self, off: u64, len: u64, avail: u64) -> Result<(), Corrupt> {
