@@ -523,6 +523,41 @@ impl Receiver {
         (len, from)
     }
 
+    /// For the C and Python bindings, not a stable API: copies the next
+    /// message into `buf` and releases it, if one is queued now, fits in
+    /// `buf` and needs nothing of the slow path (no error, no padding, no
+    /// wake-up to record). `None` consumes nothing: ask
+    /// [`try_recv_ref`](Self::try_recv_ref) or its siblings, which then
+    /// say why.
+    ///
+    /// It exists because a binding hands every message across a call it
+    /// cannot inline, and a [`RecvGuard`] returned through memory is
+    /// copied with wider loads than it was written with: a
+    /// store-forwarding stall on every message, which cost the C
+    /// interface 3x at 64 B (`benchmarks/README.md`, "The receive path's
+    /// store-forwarding stall"). Here the frame never leaves registers.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn copy_queued(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let at = self.fast_frame()?;
+        let len = at.frame.len as usize;
+        let Some(dst) = buf.get_mut(..len) else {
+            self.lanes.unread(at);
+            return None;
+        };
+        // SAFETY: fast_frame validated the frame: its payload lies inside
+        // the data region and was committed (published with Release, read
+        // after the Acquire load of tail); dst is len bytes.
+        unsafe {
+            let from = self.lanes.of(at).ring.payload(at.frame);
+            std::ptr::copy_nonoverlapping(from, dst.as_mut_ptr(), len);
+        }
+        // The message is ours now; a failed wake-up (the set was removed)
+        // is reported by the next call that waits, not by losing it here.
+        let _ = self.release(at);
+        Some(len)
+    }
+
     #[inline(always)]
     fn guard_how(&mut self, how: How) -> Result<RecvGuard<'_>> {
         let at = self.next_frame(how)?;

@@ -368,7 +368,7 @@ impl Sender {
 
     /// Not poisoned, not closed, not too large, the receiver not seen to
     /// leave, and room now without a padding frame to announce.
-    #[inline]
+    #[inline(always)]
     fn fast_room(&mut self, len: usize, refill: bool) -> Option<u64> {
         let s = self.hold.shared();
         if self.poison.is_set() || s.is_closed() || len as u64 > s.geometry.max_message {
