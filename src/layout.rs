@@ -208,6 +208,16 @@ pub(crate) struct Header {
     pub(crate) control: Control,
 }
 
+impl Header {
+    /// Whether the channel was marked closed (the fast paths' check).
+    #[inline(always)]
+    pub(crate) fn is_closed(&self) -> bool {
+        // SYNC: pairs with the Release store of closed in
+        // `Shared::mark_closed`.
+        self.control.closed.load(Ordering::Acquire) != 0
+    }
+}
+
 const _: () = {
     use std::mem::{offset_of, size_of};
     assert!(size_of::<Header>() == HEADER_SIZE);

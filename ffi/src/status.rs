@@ -224,11 +224,15 @@ fn set_last(message: String, errno: c_int) {
 /// that it never unwinds into C, `SHMCHAN_E_INTERNAL`.
 #[inline]
 pub(crate) fn run(f: impl FnOnce() -> Result<(), Failure>) -> shmchan_status {
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => SHMCHAN_OK,
-        Ok(Err(failure)) => record(&failure),
-        Err(payload) => record_panic(payload),
-    }
+    // The status is made inside the closure, so that what crosses
+    // `catch_unwind` (through memory) is one `c_int`: a `Result<(),
+    // Failure>` there was stored in pieces and copied out whole, a
+    // store-forwarding stall on every call.
+    let body = AssertUnwindSafe(|| match f() {
+        Ok(()) => SHMCHAN_OK,
+        Err(failure) => record(&failure),
+    });
+    panic::catch_unwind(body).unwrap_or_else(record_panic)
 }
 
 #[cold]

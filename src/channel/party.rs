@@ -10,7 +10,7 @@ use super::shared::{Doing, Shared, os_error};
 use super::view::View;
 use crate::error::{Error, Result, Role};
 use crate::helper::Sleeper;
-use crate::layout::{Counters, bump, sem};
+use crate::layout::{Counters, Header, bump, sem};
 use crate::ring::holds_messages;
 use crate::sys::{self, Fail, SemOp, SemSet, retry_on_intr, sop};
 use crate::wait::Park;
@@ -390,14 +390,14 @@ impl PeerWatch {
             seen: false,
             connects: 0,
         };
-        watch.connects = watch.connects_now(shared);
+        watch.connects = watch.connects_now(shared.header());
         watch
     }
 
     /// Starts watching once the role is held: the peer counts as seen when
     /// it is attached now, or (for a receiver) when messages are queued.
     pub(crate) fn start(mut self, shared: &Shared, queued: bool) -> Result<PeerWatch> {
-        self.refresh(shared);
+        self.refresh(shared.header());
         self.seen |= queued || self.alive(shared)?;
         Ok(self)
     }
@@ -407,8 +407,8 @@ impl PeerWatch {
         self.seen = true;
     }
 
-    fn connects_now(&self, shared: &Shared) -> u64 {
-        let c = &shared.header().control;
+    fn connects_now(&self, header: &Header) -> u64 {
+        let c = &header.control;
         let counter = match self.peer {
             Role::Sender => &c.tx_connects,
             Role::Receiver => &c.rx_connects,
@@ -417,8 +417,9 @@ impl PeerWatch {
         counter.load(Ordering::Acquire)
     }
 
-    fn refresh(&mut self, shared: &Shared) {
-        let now = self.connects_now(shared);
+    #[inline]
+    fn refresh(&mut self, header: &Header) {
+        let now = self.connects_now(header);
         if now != self.connects {
             self.seen = true;
             self.connects = now;
@@ -459,25 +460,34 @@ impl PeerWatch {
     /// no lane's attached flag is up.
     #[inline]
     pub(crate) fn maybe_gone(&mut self, shared: &Shared) -> bool {
-        self.refresh(shared);
-        if !self.seen {
-            return false;
+        if self.peer == Role::Receiver {
+            return self.receiver_maybe_gone(shared.header());
         }
+        self.refresh(shared.header());
         // SYNC: pairs with the Release stores in `RoleHold::announce` and
         // `RoleHold::drop`.
-        match self.peer {
-            Role::Receiver => shared.header().control.rx_attached.load(Ordering::Acquire) == 0,
-            Role::Sender => View::lanes(&shared.geometry).all(|lane| {
+        self.seen
+            && View::lanes(&shared.geometry).all(|lane| {
                 let flag = &shared.view.lane(&shared.geometry, lane).tx.attached;
                 flag.load(Ordering::Acquire) == 0
-            }),
-        }
+            })
+    }
+
+    /// [`maybe_gone`](Self::maybe_gone) of a sender's watch (the peer is
+    /// the receiver), from the header alone: the sender's fast path.
+    #[inline(always)]
+    pub(crate) fn receiver_maybe_gone(&mut self, header: &Header) -> bool {
+        debug_assert!(self.peer == Role::Receiver);
+        self.refresh(header);
+        // SYNC: pairs with the Release stores in `RoleHold::announce` and
+        // `RoleHold::drop`.
+        self.seen && header.control.rx_attached.load(Ordering::Acquire) == 0
     }
 
     /// Full check, before waiting: a seen peer is no longer alive (killed
     /// peers are learned here, from the semaphore the kernel undid).
     pub(crate) fn gone(&mut self, shared: &Shared) -> Result<bool> {
-        self.refresh(shared);
+        self.refresh(shared.header());
         Ok(self.seen && !self.alive(shared)?)
     }
 }

@@ -28,13 +28,13 @@ use std::time::{Duration, Instant};
 use super::party::{ChanSleeper, PeerWatch, RoleHold, SemParker};
 use super::sender::{SenderId, session_of_tag};
 use super::shared::Shared;
-use super::view::{LanePtrs, View};
+use super::view::{HeaderPtr, LanePtrs, View};
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::helper::Helper;
 use crate::layout::{LaneRefs, bump, sem};
 use crate::ring::{Consumer, Fast, Frame};
-use crate::wait::{self, CatchUp, Phase};
+use crate::wait::{self, CatchUp, Fences, Phase};
 
 /// The receiving side of a channel. One per channel at a time.
 ///
@@ -79,6 +79,10 @@ pub struct Receiver {
     /// the role up: fields drop in declaration order.
     helper: Helper<ChanSleeper>,
     hold: RoleHold,
+    /// The header of the mapping that `hold` keeps attached, and its
+    /// fences: the fast path's without `hold`'s loads.
+    header: HeaderPtr,
+    fences: Fences,
     lanes: Lanes,
     peer: PeerWatch,
     poison: Poison,
@@ -111,10 +115,16 @@ impl Receiver {
         let counters = &s.header().rx.counters;
         let received = counters.messages.load(Ordering::Relaxed);
         let bytes = counters.bytes.load(Ordering::Relaxed);
+        // SAFETY: the Receiver keeps `hold`, and with it the mapping, for
+        // as long as it keeps the pointer.
+        let header = unsafe { HeaderPtr::new(s) };
+        let fences = s.fences();
         let helper = Helper::new(ChanSleeper::new(hold.shared(), sem::RX_WAKE, None));
         Ok(Receiver {
             helper,
             hold,
+            header,
+            fences,
             lanes,
             peer,
             poison: Poison::default(),
@@ -583,7 +593,7 @@ impl Receiver {
     /// record on the way (the slow path looks again and does that).
     #[inline(always)]
     fn fast_frame(&mut self) -> Option<At> {
-        if self.poison.is_set() || self.hold.shared().is_closed() {
+        if self.poison.is_set() || self.header.get().is_closed() {
             return None;
         }
         self.lanes.fast()
@@ -637,14 +647,17 @@ impl Receiver {
         // Wrapping: the counters start from values read from the segment.
         self.received = self.received.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(u64::from(at.frame.len));
-        let s = self.hold.shared();
-        let counters = &s.header().rx.counters;
+        let counters = &self.header.get().rx.counters;
         counters.messages.store(self.received, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
         // SAFETY: the receiver's role hold keeps the mapping attached for
         // the life of the Receiver, and the refs do not outlive this call.
         let refs = unsafe { self.lanes.of(at).ptrs.refs() };
-        wake_sender(s, at.lane as usize, refs)
+        // `wake_sender`, with the fences this Receiver keeps.
+        if wait::notify(&refs.tx_waiting.waiting, self.fences) {
+            return post_sender(self.hold.shared(), at.lane as usize);
+        }
+        Ok(())
     }
 }
 
@@ -961,10 +974,17 @@ fn lane_what(s: &Shared, lane: usize, what: String) -> String {
 #[inline]
 fn wake_sender(s: &Shared, lane: usize, refs: LaneRefs<'_>) -> Result<()> {
     if wait::notify(&refs.tx_waiting.waiting, s.fences()) {
-        bump(&s.header().rx.counters.wakes);
-        s.post(sem::tx_wake(lane as u16))?;
+        post_sender(s, lane)?;
     }
     Ok(())
+}
+
+/// Posts lane `lane`'s sender's wake semaphore, which it announced it
+/// would sleep on, and counts the post.
+#[cold]
+fn post_sender(s: &Shared, lane: usize) -> Result<()> {
+    bump(&s.header().rx.counters.wakes);
+    s.post(sem::tx_wake(lane as u16))
 }
 
 /// A message read in place by [`Receiver::recv_ref`]. Derefs to the payload;

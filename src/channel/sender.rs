@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use super::party::{ChanSleeper, PeerWatch, RoleHold, SemParker};
 use super::shared::Shared;
+use super::view::HeaderPtr;
 use super::view::LanePtrs;
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::helper::Helper;
 use crate::layout::{LaneRefs, bump, sem};
 use crate::ring::Producer;
-use crate::wait::{self, Phase};
+use crate::wait::{self, Fences, Phase};
 
 /// The sending side of a channel. One per channel at a time.
 ///
@@ -60,6 +61,11 @@ pub struct Sender {
     /// `hold` gives the lane up: fields drop in declaration order.
     helper: Helper<ChanSleeper>,
     hold: RoleHold,
+    /// The header of the mapping that `hold` keeps attached, and the
+    /// largest message: the fast path's checks without `hold`'s loads.
+    header: HeaderPtr,
+    max_message: u64,
+    fences: Fences,
     ring: Producer,
     /// This sender's lane and session.
     id: SenderId,
@@ -109,6 +115,10 @@ impl Sender {
         let sent = refs.tx.counters.messages.load(Ordering::Relaxed);
         let bytes = refs.tx.counters.bytes.load(Ordering::Relaxed);
         let lane_ptrs = LanePtrs::of(refs);
+        // SAFETY: the Sender keeps `hold`, and with it the mapping, for as
+        // long as it keeps the pointer.
+        let header = unsafe { HeaderPtr::new(s) };
+        let (max_message, fences) = (s.geometry.max_message, s.fences());
         let helper = Helper::new(ChanSleeper::new(
             hold.shared(),
             sem::tx_wake(lane),
@@ -117,6 +127,9 @@ impl Sender {
         Ok(Sender {
             helper,
             hold,
+            header,
+            max_message,
+            fences,
             ring,
             id: SenderId { lane, session },
             lane_ptrs,
@@ -370,23 +383,16 @@ impl Sender {
     /// leave, and room now without a padding frame to announce.
     #[inline(always)]
     fn fast_room(&mut self, len: usize, refill: bool) -> Option<u64> {
-        let s = self.hold.shared();
-        if self.poison.is_set() || s.is_closed() || len as u64 > s.geometry.max_message {
+        let h = self.header.get();
+        if self.poison.is_set() || h.is_closed() || len as u64 > self.max_message {
             return None;
         }
-        if self.peer.maybe_gone(s) {
+        if self.peer.receiver_maybe_gone(h) {
             return None;
         }
-        let r = match refill {
-            true => self.ring.try_reserve_refill(len as u64),
-            false => self.ring.try_reserve(len as u64),
-        };
-        match r {
-            Ok(Some(off)) if !self.ring.padding_pending() => Some(off),
-            // A reservation publishes nothing of its own: the slow path
-            // asks again and also wakes the receiver for the padding.
-            _ => None,
-        }
+        // Publishes no padding of its own: the slow path does that, and
+        // also wakes the receiver for it.
+        self.ring.reserve_fast(len as u64, refill)
     }
 
     #[cold]
@@ -501,17 +507,19 @@ impl Sender {
         // Wrapping: the counters start from values read from the segment.
         self.sent = self.sent.wrapping_add(1);
         self.bytes = self.bytes.wrapping_add(len as u64);
-        let s = self.hold.shared();
         // SAFETY: `hold` keeps the mapping attached for the life of the
         // Sender, and the refs do not outlive this call.
         let refs = unsafe { self.lane_ptrs.refs() };
         let counters = &refs.tx.counters;
         counters.messages.store(self.sent, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
-        // The message is committed: a failed wake-up (the set was removed)
-        // is reported by the next call that waits, not as a failed send
-        // that the caller would repeat.
-        let _ = wake_receiver(s, refs);
+        // `wake_receiver`, with the header and fences this Sender keeps.
+        if wait::notify(&self.header.get().rx_waiting.waiting, self.fences) {
+            // The message is committed: a failed wake-up (the set was
+            // removed) is reported by the next call that waits, not as a
+            // failed send that the caller would repeat.
+            let _ = post_receiver(self.hold.shared(), refs);
+        }
         Ok(())
     }
 }
@@ -572,10 +580,17 @@ fn try_reserve(
 fn wake_receiver(s: &Shared, refs: LaneRefs<'_>) -> Result<()> {
     let h = s.header();
     if wait::notify(&h.rx_waiting.waiting, s.fences()) {
-        bump(&refs.tx.counters.wakes);
-        s.post(sem::RX_WAKE)?;
+        post_receiver(s, refs)?;
     }
     Ok(())
+}
+
+/// Posts the receiver's wake semaphore, which it announced it would sleep
+/// on, and counts the post.
+#[cold]
+fn post_receiver(s: &Shared, refs: LaneRefs<'_>) -> Result<()> {
+    bump(&refs.tx.counters.wakes);
+    s.post(sem::RX_WAKE)
 }
 
 /// Room for one message, reserved by [`Sender::reserve`]. Derefs to the

@@ -53,8 +53,7 @@ impl Shared {
     /// Whether the channel was marked closed (the fast paths' check).
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
-        // SYNC: pairs with the Release store of closed in `mark_closed`.
-        self.header().control.closed.load(Ordering::Acquire) != 0
+        self.header().is_closed()
     }
 
     pub(crate) fn mark_closed(&self) {

@@ -8,6 +8,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
+use super::shared::Shared;
 use crate::layout::{
     FlagBlock, Geometry, HEADER_SIZE, Header, Invalid, LANE_SIZE, LaneBlock, LaneRefs, SideBlock,
 };
@@ -178,3 +179,34 @@ impl LanePtrs {
         }
     }
 }
+
+/// The header's address, kept in a handle beside the `Arc<Shared>` that
+/// keeps it mapped: a fast path then reaches the header with one load,
+/// not three (the `Arc`, `Shared`'s view, the mapping). Inlined into a
+/// user's loop, the compiler hoists those loads out of it; a call through
+/// the C interface cannot, and paid them on every message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderPtr(NonNull<Header>);
+
+impl HeaderPtr {
+    /// # Safety
+    ///
+    /// The caller keeps `shared` (an `Arc` of it) alive for as long as
+    /// the `HeaderPtr` is used: a handle that holds a role and this.
+    pub(crate) unsafe fn new(shared: &Shared) -> HeaderPtr {
+        HeaderPtr(NonNull::from(shared.view.header()))
+    }
+
+    /// The header.
+    #[inline(always)]
+    pub(crate) fn get(&self) -> &Header {
+        // SAFETY: `new`'s caller keeps the mapping attached while `self`
+        // is used, and the header is only ever read through shared refs
+        // (its fields are atomics).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+// SAFETY: the header's fields are atomics, read and written from any
+// thread; the pointer is valid as `new`'s contract says.
+unsafe impl Send for HeaderPtr {}

@@ -313,6 +313,28 @@ impl Producer {
         }
     }
 
+    /// The send fast path's reservation: the payload's offset when the
+    /// frame fits before the region's end and there is room (as
+    /// [`try_reserve_refill`](Self::try_reserve_refill) with `refill`, or
+    /// [`try_reserve`](Self::try_reserve)); `None` for anything else (a
+    /// padding frame to publish or announce, no room, an index to judge),
+    /// which those then handle and name. No `Result`, for the reason
+    /// [`Consumer::peek_fast`] gives.
+    #[inline(always)]
+    pub(crate) fn reserve_fast(&mut self, len: u64, refill: bool) -> Option<u64> {
+        if self.published_padding {
+            return None;
+        }
+        let frame = frame_size(len);
+        let off = self.ring.offset(self.tail);
+        if frame > self.ring.capacity - off {
+            return None;
+        }
+        let room = (!self.refilling && self.ring.capacity - (self.tail - self.head_cache) >= frame)
+            || matches!(self.reload_for(self.tail, frame, refill), Ok(true));
+        room.then_some(off + FRAME_HEADER)
+    }
+
     /// Publishes the frame reserved by the last successful
     /// [`try_reserve`](Self::try_reserve) with `len` payload bytes, which the
     /// caller has written.
@@ -350,12 +372,6 @@ impl Producer {
     /// for it to skip the padding would wait for ever.
     pub(crate) fn take_published_padding(&mut self) -> bool {
         std::mem::take(&mut self.published_padding)
-    }
-
-    /// Whether a padding frame was published and not yet taken.
-    #[inline]
-    pub(crate) fn padding_pending(&self) -> bool {
-        self.published_padding
     }
 
     fn publish_padding(&mut self, off: u64, to_end: u64) {
