@@ -578,15 +578,27 @@ impl Receiver {
     /// looking at the poison again; everything else (errors, padding,
     /// waiting) on the slow path, which repeats every check
     /// and remembers a `Corrupted`.
-    #[inline]
+    ///
+    /// Always inlined, and the two paths meet on an `At`, not on a
+    /// `Result<At>`: that enum lives in memory, and a fast path that
+    /// stored its `At` there field by field, for the caller to read it
+    /// back with wider loads, stalled on every message
+    /// (`benchmarks/README.md`, "The receive path's store-forwarding
+    /// stall").
+    #[inline(always)]
     fn next_frame(&mut self, how: How) -> Result<At> {
-        match self.fast_frame() {
-            Some(at) => Ok(at),
-            None => {
-                let r = self.find_frame_slow(how);
-                self.poison.record(r)
-            }
-        }
+        let at = match self.fast_frame() {
+            Some(at) => at,
+            None => self.slow_frame(how)?,
+        };
+        Ok(at)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn slow_frame(&mut self, how: How) -> Result<At> {
+        let r = self.find_frame_slow(how);
+        self.poison.record(r)
     }
 
     /// Not poisoned, not closed, a message queued, nothing to announce or
