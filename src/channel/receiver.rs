@@ -20,6 +20,7 @@ pub use future::RecvStream;
 
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -83,6 +84,8 @@ pub struct Receiver {
     /// fences: the fast path's without `hold`'s loads.
     header: HeaderPtr,
     fences: Fences,
+    /// The frame the slow path found, for `next_frame` to take.
+    found: Option<At>,
     lanes: Lanes,
     peer: PeerWatch,
     poison: Poison,
@@ -125,6 +128,7 @@ impl Receiver {
             hold,
             header,
             fences,
+            found: None,
             lanes,
             peer,
             poison: Poison::default(),
@@ -515,14 +519,14 @@ impl Receiver {
         at: At,
         buf: &mut Vec<u8>,
     ) -> (usize, Option<SenderId>) {
-        let len = at.frame.len as usize;
+        let len = at.frame().len as usize;
         buf.clear();
         buf.reserve(len);
         // SAFETY: peek validated the frame: its payload lies inside the data
         // region and was committed (published with Release, read after the
         // Acquire load of tail); buf has room for len bytes.
         unsafe {
-            let from = self.lanes.of(at).ring.payload(at.frame);
+            let from = self.lanes.of(at).ring.payload(at.frame());
             std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
             buf.set_len(len);
         }
@@ -550,7 +554,7 @@ impl Receiver {
     #[inline(always)]
     pub fn copy_queued(&mut self, buf: &mut [u8]) -> Option<usize> {
         let at = self.fast_frame()?;
-        let len = at.frame.len as usize;
+        let len = at.frame().len as usize;
         let Some(dst) = buf.get_mut(..len) else {
             self.lanes.unread(at);
             return None;
@@ -559,7 +563,7 @@ impl Receiver {
         // the data region and was committed (published with Release, read
         // after the Acquire load of tail); dst is len bytes.
         unsafe {
-            let from = self.lanes.of(at).ring.payload(at.frame);
+            let from = self.lanes.of(at).ring.payload(at.frame());
             std::ptr::copy_nonoverlapping(from, dst.as_mut_ptr(), len);
         }
         // The message is ours now; a failed wake-up (the set was removed)
@@ -585,20 +589,42 @@ impl Receiver {
     /// back with wider loads, stalled on every message
     /// (`benchmarks/README.md`, "The receive path's store-forwarding
     /// stall").
+    ///
+    /// The slow path leaves its frame in `self.found` rather than
+    /// returning it: returned through memory, into the slot where the
+    /// compiler merges the two paths' frames, it made the fast path store
+    /// its frame there too, field by field, for a wider load to stall on.
     #[inline(always)]
     fn next_frame(&mut self, how: How) -> Result<At> {
         let at = match self.fast_frame() {
             Some(at) => at,
-            None => self.slow_frame(how)?,
+            None => {
+                self.slow_frame(how)?;
+                match self.found.take() {
+                    Some(at) => at,
+                    None => return Err(self.lost_frame()),
+                }
+            }
         };
         Ok(at)
     }
 
+    /// The slow path: on `Ok`, the frame is in `self.found`.
     #[cold]
     #[inline(never)]
-    fn slow_frame(&mut self, how: How) -> Result<At> {
+    fn slow_frame(&mut self, how: How) -> Result<()> {
         let r = self.find_frame_slow(how);
-        self.poison.record(r)
+        self.found = Some(self.poison.record(r)?);
+        Ok(())
+    }
+
+    /// What `next_frame` says should `slow_frame` ever return `Ok` without
+    /// a frame (it cannot: kept rather than a panic).
+    #[cold]
+    fn lost_frame(&self) -> Error {
+        self.hold
+            .shared()
+            .corrupted("the receiver's slow path returned no frame".to_owned())
     }
 
     /// Not poisoned, not closed, a message queued, nothing to announce or
@@ -654,11 +680,11 @@ impl Receiver {
 
     #[inline]
     fn release(&mut self, at: At) -> Result<()> {
-        self.lanes.of_mut(at).ring.release(at.frame);
+        self.lanes.of_mut(at).ring.release(at.frame());
         self.peer.mark_seen();
         // Wrapping: the counters start from values read from the segment.
         self.received = self.received.wrapping_add(1);
-        self.bytes = self.bytes.wrapping_add(u64::from(at.frame.len));
+        self.bytes = self.bytes.wrapping_add(u64::from(at.frame().len));
         let counters = &self.header.get().rx.counters;
         counters.messages.store(self.received, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
@@ -667,7 +693,7 @@ impl Receiver {
         let refs = unsafe { self.lanes.of(at).ptrs.refs() };
         // `wake_sender`, with the fences this Receiver keeps.
         if wait::notify(&refs.tx_waiting.waiting, self.fences) {
-            return post_sender(self.hold.shared(), at.lane as usize);
+            return post_sender(self.hold.shared(), at.lane() as usize);
         }
         Ok(())
     }
@@ -700,11 +726,48 @@ pub(crate) const TURN: u32 = 16;
 /// A message frame and the lane it is in. Made only by [`Lanes`], with an
 /// index into its lanes (which never change in number): `lane` is always
 /// in bounds.
+///
+/// Two `u64` words, not the frame's `u32`s and the lane: a pair of scalars
+/// travels in two registers across a call, and wherever the compiler puts
+/// an `At` in memory (to merge the fast and the slow path's) it stores and
+/// loads whole words. Stored as four `u32`s, it was read back with a load
+/// spanning two of them, which the store buffer cannot forward: a stall on
+/// every message (`benchmarks/README.md`, "The receive path's
+/// store-forwarding stall").
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct At {
-    /// Below `MAX_SENDERS`; a `u32` keeps `At` 16 bytes.
-    lane: u32,
-    frame: Frame,
+    /// The frame's payload offset (low half, never 0) and length (high).
+    span: NonZeroU64,
+    /// The lane (low half, below `MAX_SENDERS`) and the frame's tag (high).
+    meta: u64,
+}
+
+impl At {
+    #[inline(always)]
+    fn new(lane: usize, frame: Frame) -> At {
+        At {
+            span: NonZeroU64::from(frame.offset) | (u64::from(frame.len) << 32),
+            meta: lane as u64 | (u64::from(frame.tag) << 32),
+        }
+    }
+
+    /// The lane's index.
+    #[inline(always)]
+    fn lane(self) -> u32 {
+        self.meta as u32
+    }
+
+    /// The frame.
+    #[inline(always)]
+    fn frame(self) -> Frame {
+        let span = self.span.get();
+        Frame {
+            // SAFETY: the low half came from a `NonZeroU32` in `new`.
+            offset: unsafe { NonZeroU32::new_unchecked(span as u32) },
+            len: (span >> 32) as u32,
+            tag: (self.meta >> 32) as u32,
+        }
+    }
 }
 
 /// One lane as the receiver reads it.
@@ -767,19 +830,19 @@ impl Lanes {
     /// The lane of a message found here.
     #[inline]
     fn of(&self, at: At) -> &RxLane {
-        debug_assert!((at.lane as usize) < self.lanes.len());
+        debug_assert!((at.lane() as usize) < self.lanes.len());
         // SAFETY: `At`s are made only by `fast`, `fast_others` and `look`
         // below, from an index they have just used on `lanes`, whose length
         // never changes.
-        unsafe { self.lanes.get_unchecked(at.lane as usize) }
+        unsafe { self.lanes.get_unchecked(at.lane() as usize) }
     }
 
     /// [`of`](Self::of), to change.
     #[inline]
     fn of_mut(&mut self, at: At) -> &mut RxLane {
-        debug_assert!((at.lane as usize) < self.lanes.len());
+        debug_assert!((at.lane() as usize) < self.lanes.len());
         // SAFETY: as in `of`.
-        unsafe { self.lanes.get_unchecked_mut(at.lane as usize) }
+        unsafe { self.lanes.get_unchecked_mut(at.lane() as usize) }
     }
 
     /// Whether any lane holds committed bytes, as last seen.
@@ -791,12 +854,12 @@ impl Lanes {
     /// the lane's latest session when it is not the tag seen last.
     fn sender_of(&mut self, at: At, s: &Shared) -> SenderId {
         let lane = self.of_mut(at);
-        if at.frame.tag != lane.tag {
+        if at.frame().tag != lane.tag {
             lane.session = session_of(at, s);
-            lane.tag = at.frame.tag;
+            lane.tag = at.frame().tag;
         }
         SenderId {
-            lane: at.lane as u16,
+            lane: at.lane() as u16,
             session: lane.session,
         }
     }
@@ -821,10 +884,7 @@ impl Lanes {
                 if self.left == 0 {
                     self.end_turn();
                 }
-                Some(At {
-                    lane: i as u32,
-                    frame,
-                })
+                Some(At::new(i, frame))
             }
             Fast::Empty if self.lanes.len() > 1 => self.fast_others(),
             Fast::Empty | Fast::Slow => None,
@@ -846,10 +906,7 @@ impl Lanes {
             match lane.ring.peek_fast(&mut lane.pace) {
                 Fast::Message(frame) => {
                     self.took(i);
-                    return Some(At {
-                        lane: i as u32,
-                        frame,
-                    });
+                    return Some(At::new(i, frame));
                 }
                 Fast::Empty => {}
                 Fast::Slow => return None,
@@ -875,7 +932,7 @@ impl Lanes {
     /// its lane, with the turn that lane had before it was taken (the
     /// frame itself was never released, so its lane still holds it).
     fn unread(&mut self, at: At) {
-        let lane = at.lane as usize;
+        let lane = at.lane() as usize;
         if self.cursor == lane {
             // Taking it counted one message against this turn; when it was
             // the last of the turn, `end_turn` found every other lane idle
@@ -920,10 +977,7 @@ impl Lanes {
         for _ in 0..n {
             if let Some(frame) = self.look_at(i, s)? {
                 self.took(i);
-                return Ok(Some(At {
-                    lane: i as u32,
-                    frame,
-                }));
+                return Ok(Some(At::new(i, frame)));
             }
             i = next(i, n);
         }
@@ -965,11 +1019,11 @@ fn known(from: Option<SenderId>) -> SenderId {
 /// The session of the message `at`, from its tag and the lane's latest
 /// session (read from the segment: an identity, never an index).
 fn session_of(at: At, s: &Shared) -> u64 {
-    let refs = s.view.lane(&s.geometry, at.lane as u16);
+    let refs = s.view.lane(&s.geometry, at.lane() as u16);
     // Relaxed: the frame was read after the Acquire load of tail that pairs
     // with its sender's Release store, which follows the sender's store of
     // its session (`Sender::attach`): this load sees that session or later.
-    session_of_tag(at.frame.tag, refs.tx.session.load(Ordering::Relaxed))
+    session_of_tag(at.frame().tag, refs.tx.session.load(Ordering::Relaxed))
 }
 
 /// What was wrong, naming the lane when there is more than one.
@@ -1027,7 +1081,7 @@ impl RecvGuard<'_> {
     /// ```
     pub fn sender(&self) -> SenderId {
         SenderId {
-            lane: self.at.lane as u16,
+            lane: self.at.lane() as u16,
             session: session_of(self.at, self.rx.hold.shared()),
         }
     }
@@ -1077,7 +1131,7 @@ impl Deref for RecvGuard<'_> {
         // drop.
         unsafe {
             let ring = &self.rx.lanes.of(self.at).ring;
-            std::slice::from_raw_parts(ring.payload(self.at.frame), self.at.frame.len as usize)
+            std::slice::from_raw_parts(ring.payload(self.at.frame()), self.at.frame().len as usize)
         }
     }
 }

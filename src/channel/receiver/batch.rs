@@ -337,18 +337,18 @@ impl Receiver {
     /// was read before it is received) and poisons the handle.
     #[inline]
     fn take_run(&mut self, mut at: At, bufs: &mut [Vec<u8>]) -> usize {
-        let lane = at.lane as usize;
+        let lane = at.lane() as usize;
         let (mut n, mut ahead, mut bytes) = (0, 0, 0);
         let corrupt = loop {
-            copy_out(&self.lanes.of(at).ring, at.frame, &mut bufs[n]);
+            copy_out(&self.lanes.of(at).ring, at.frame(), &mut bufs[n]);
             n += 1;
-            ahead += frame_size(u64::from(at.frame.len));
-            bytes += u64::from(at.frame.len);
+            ahead += frame_size(u64::from(at.frame().len));
+            bytes += u64::from(at.frame().len);
             if n == bufs.len() || self.lanes.cursor != lane {
                 break None;
             }
             let RxLane { ring, pace, .. } = self.lanes.of_mut(at);
-            at.frame = match ring.cached_ahead(ahead) {
+            let frame = match ring.cached_ahead(ahead) {
                 Some(frame) => frame,
                 None => match ring.peek_ahead(&mut ahead, pace) {
                     Ok(Some(frame)) => frame,
@@ -356,6 +356,7 @@ impl Receiver {
                     Err(c) => break Some(c),
                 },
             };
+            at = At::new(lane, frame);
             self.lanes.took(lane);
         };
         self.release_run(at, ahead, n, bytes);
@@ -387,7 +388,7 @@ impl Receiver {
         let refs = unsafe { self.lanes.of(at).ptrs.refs() };
         // The messages are ours now; a failed wake-up (the set was
         // removed) is reported by the next call that waits.
-        let _ = wake_sender(s, at.lane as usize, refs);
+        let _ = wake_sender(s, at.lane() as usize, refs);
     }
 }
 
