@@ -116,7 +116,8 @@
 //! compact (integers as varints, no field names, no type tags: a
 //! `{ id: 7, qty: 2 }` is 2 bytes), a documented wire format that is
 //! stable across 1.x, no_std-capable, able to measure a value without
-//! writing it (its `Size` flavor, which the zero-copy send needs), and
+//! writing it (its `Size` flavor, which the zero-copy send of a long
+//! value needs), and
 //! kept up (1.2.0 is out; servo's ipc-channel 0.23 moved to it). bincode,
 //! the other candidate, is unmaintained: RustSec advisory
 //! [RUSTSEC-2025-0141](https://rustsec.org/advisories/RUSTSEC-2025-0141.html)

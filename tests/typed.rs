@@ -487,12 +487,17 @@ fn a_value_too_large_for_the_ring_is_message_too_large() {
 }
 
 /// A value whose `Serialize` fails on its `fail_on`-th call (counting
-/// from 1; 0: never), and writes 4 bytes (plus their length) the first
-/// time and `then` bytes after.
+/// from 1; 0: never), and writes `lens[n - 1]` bytes (plus their length)
+/// on its n-th call (the last entry after that).
+///
+/// `send_value` serializes once into a frame of a guessed length (for
+/// this type about 70 bytes); only a value too long for the guess is
+/// measured (the second call) and then written into an exact frame (the
+/// third).
 struct Flaky {
-    calls: Cell<u32>,
-    fail_on: u32,
-    then: usize,
+    calls: Cell<usize>,
+    fail_on: usize,
+    lens: [usize; 3],
 }
 
 impl Serialize for Flaky {
@@ -502,8 +507,7 @@ impl Serialize for Flaky {
         if n == self.fail_on {
             return Err(serde::ser::Error::custom("refused on purpose"));
         }
-        let len = if n == 1 { 4 } else { self.then };
-        s.serialize_bytes(&vec![7; len])
+        s.serialize_bytes(&vec![7; self.lens[(n - 1).min(2)]])
     }
 }
 
@@ -511,17 +515,22 @@ impl Serialize for Flaky {
 fn an_encoding_that_fails_is_an_error_and_sends_nothing() {
     let (chan, _guard) = private_channel(4096);
     let (mut tx, mut rx) = (chan.sender().expect("tx"), chan.receiver().expect("rx"));
-    let flaky = |fail_on, then| Flaky {
+    let flaky = |fail_on, lens| Flaky {
         calls: Cell::new(0),
         fail_on,
-        then,
+        lens,
     };
-    for (value, cause) in [
+    for (value, cause, calls) in [
         // postcard keeps no custom message (it is no_std): its own words.
-        (flaky(1, 4), "Serialization Error"), // while measuring
-        (flaky(2, 4), "Serialization Error"), // while writing
-        (flaky(0, 7), ""),                    // longer the second time
-        (flaky(0, 2), "serialized to 3 bytes after measuring 5"), // shorter
+        (flaky(1, [4; 3]), "Serialization Error", 1), // in the one pass
+        (flaky(2, [100; 3]), "Serialization Error", 2), // while measuring
+        (flaky(3, [100; 3]), "Serialization Error", 3), // while writing
+        (flaky(0, [100, 4, 7]), "", 3),               // longer the third time
+        (
+            flaky(0, [100, 4, 2]),
+            "serialized to 3 bytes after measuring 5",
+            3,
+        ), // shorter
     ] {
         match tx.send_value(&value) {
             Err(Error::Encode {
@@ -533,10 +542,18 @@ fn an_encoding_that_fails_is_an_error_and_sends_nothing() {
             }
             other => panic!("expected Encode, got {other:?}"),
         }
+        assert_eq!(value.calls.get(), calls, "the path taken");
         assert!(matches!(rx.try_recv(), Err(Error::Empty)), "nothing sent");
     }
-    tx.send_value(&flaky(0, 4)).expect("a steady value");
+    // One pass, and the measured path: each sends exactly what it wrote.
+    tx.send_value(&flaky(0, [4; 3])).expect("a steady value");
     assert_eq!(rx.recv().expect("recv"), [4, 7, 7, 7, 7]);
+    let long = flaky(0, [100; 3]);
+    tx.send_value(&long).expect("a value longer than the guess");
+    assert_eq!(long.calls.get(), 3);
+    let mut expected = vec![100];
+    expected.extend([7; 100]);
+    assert_eq!(rx.recv().expect("recv"), expected);
 }
 
 // ---------------------------------------------------------------- 4

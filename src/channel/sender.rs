@@ -631,6 +631,17 @@ impl SendGrant<'_> {
     pub fn commit(self) -> Result<()> {
         self.tx.commit(self.len)
     }
+
+    /// Publishes the first `len` bytes of the reservation (at most its
+    /// length) as the message: a frame for fewer bytes than were reserved,
+    /// which is what the ring needs (room is checked at reservation, and
+    /// a commit writes the frame header with the length it is given).
+    #[cfg(feature = "serde")]
+    #[inline]
+    pub(crate) fn commit_len(self, len: usize) -> Result<()> {
+        debug_assert!(len <= self.len);
+        self.tx.commit(len.min(self.len))
+    }
 }
 
 impl Deref for SendGrant<'_> {
