@@ -330,9 +330,7 @@ impl Producer {
         if frame > self.ring.capacity - off {
             return None;
         }
-        let room = (!self.refilling && self.ring.capacity - (self.tail - self.head_cache) >= frame)
-            || matches!(self.reload_for(self.tail, frame, refill), Ok(true));
-        room.then_some(off + FRAME_HEADER)
+        matches!(self.has_room(frame, refill), Ok(true)).then_some(off + FRAME_HEADER)
     }
 
     /// Publishes the frame reserved by the last successful
@@ -392,7 +390,7 @@ impl Producer {
     }
 
     /// Whether `need` bytes are free; with `refill`, as [`REFILL`] says.
-    #[inline]
+    #[inline(always)]
     fn has_room(&mut self, need: u64, refill: bool) -> Result<bool, Corrupt> {
         if !self.refilling && self.ring.capacity - (self.tail - self.head_cache) >= need {
             return Ok(true);
@@ -693,21 +691,13 @@ impl Consumer {
         let off = self.ring.offset(self.head);
         let avail = self.tail_cache - self.head;
         let (len, word) = self.ring.read_frame_header(off);
-        let size = frame_size(len);
-        if word & KIND_BITS != KIND_MESSAGE
-            || len > self.max_message
-            || size > avail
-            || size > self.ring.capacity - off
-        {
+        if word & KIND_BITS != KIND_MESSAGE {
             return Fast::Slow;
         }
-        // As in `check_message`: off + FRAME_HEADER + size <= capacity,
-        // which `new` checked is at most u32::MAX; the offset is never 0.
-        Fast::Message(Frame {
-            offset: NonZeroU32::MIN.saturating_add((off + FRAME_HEADER - 1) as u32),
-            len: len as u32,
-            tag: word >> 8,
-        })
+        match self.message_at(off, len, avail, word >> 8) {
+            Some(frame) => Fast::Message(frame),
+            None => Fast::Slow,
+        }
     }
 
     /// Pointer to a frame's payload.
@@ -820,15 +810,24 @@ impl Consumer {
         avail: u64,
         tag: u32,
     ) -> Result<Frame, Corrupt> {
+        self.message_at(off, len, avail, tag)
+            .ok_or_else(|| self.bad_message(pos, len, avail))
+    }
+
+    /// The message frame of `len` payload bytes at region offset `off`,
+    /// `avail` committed bytes from there, if it is valid: no longer than
+    /// the maximum, inside the committed bytes and the region.
+    #[inline(always)]
+    fn message_at(&self, off: u64, len: u64, avail: u64, tag: u32) -> Option<Frame> {
         let size = frame_size(len);
         if len > self.max_message || size > avail || size > self.ring.capacity - off {
-            return Err(self.bad_message(pos, len, avail));
+            return None;
         }
         // Both fit: off + FRAME_HEADER + size <= capacity, which `new`
         // checked is at most u32::MAX.
         // 1 + (off + FRAME_HEADER - 1): off + FRAME_HEADER, never 0.
         let offset = NonZeroU32::MIN.saturating_add((off + FRAME_HEADER - 1) as u32);
-        Ok(Frame {
+        Some(Frame {
             offset,
             len: len as u32,
             tag,
