@@ -637,8 +637,8 @@ impl Receiver {
         self.lanes.fast()
     }
 
-    #[cold]
-    #[inline(never)]
+    /// `slow_frame`'s look (it is the one out-of-line call).
+    #[inline]
     fn find_frame_slow(&mut self, how: How) -> Result<At> {
         self.poison.check()?;
         let s = self.hold.shared();
@@ -691,11 +691,7 @@ impl Receiver {
         // SAFETY: the receiver's role hold keeps the mapping attached for
         // the life of the Receiver, and the refs do not outlive this call.
         let refs = unsafe { self.lanes.of(at).ptrs.refs() };
-        // `wake_sender`, with the fences this Receiver keeps.
-        if wait::notify(&refs.tx_waiting.waiting, self.fences) {
-            return post_sender(self.hold.shared(), at.lane() as usize);
-        }
-        Ok(())
+        wake_sender(self.fences, self.hold.shared(), at.lane() as usize, refs)
     }
 }
 
@@ -996,7 +992,7 @@ impl Lanes {
         if lane.ring.take_released_padding() {
             // SAFETY: the receiver's role hold keeps the mapping attached for
             // the life of the Receiver, and the refs do not outlive this call.
-            wake_sender(s, i, unsafe { lane.ptrs.refs() })?;
+            wake_sender(s.fences(), s, i, unsafe { lane.ptrs.refs() })?;
         }
         r.map_err(|c| s.corrupted(lane_what(s, i, c.0)))
     }
@@ -1036,10 +1032,10 @@ fn lane_what(s: &Shared, lane: usize, what: String) -> String {
 }
 
 /// The waker's half of the handshake in `wait`, for lane `lane`'s sender
-/// waiting for room.
-#[inline]
-fn wake_sender(s: &Shared, lane: usize, refs: LaneRefs<'_>) -> Result<()> {
-    if wait::notify(&refs.tx_waiting.waiting, s.fences()) {
+/// waiting for room (`fences`: the channel's, which a Receiver keeps).
+#[inline(always)]
+fn wake_sender(fences: Fences, s: &Shared, lane: usize, refs: LaneRefs<'_>) -> Result<()> {
+    if wait::notify(&refs.tx_waiting.waiting, fences) {
         post_sender(s, lane)?;
     }
     Ok(())

@@ -22,7 +22,7 @@ use super::view::LanePtrs;
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::helper::Helper;
-use crate::layout::{LaneRefs, bump, sem};
+use crate::layout::{Header, LaneRefs, bump, sem};
 use crate::ring::Producer;
 use crate::wait::{self, Fences, Phase};
 
@@ -513,13 +513,10 @@ impl Sender {
         let counters = &refs.tx.counters;
         counters.messages.store(self.sent, Ordering::Relaxed);
         counters.bytes.store(self.bytes, Ordering::Relaxed);
-        // `wake_receiver`, with the header and fences this Sender keeps.
-        if wait::notify(&self.header.get().rx_waiting.waiting, self.fences) {
-            // The message is committed: a failed wake-up (the set was
-            // removed) is reported by the next call that waits, not as a
-            // failed send that the caller would repeat.
-            let _ = post_receiver(self.hold.shared(), refs);
-        }
+        // The message is committed: a failed wake-up (the set was removed)
+        // is reported by the next call that waits, not as a failed send
+        // that the caller would repeat.
+        let _ = wake_receiver(self.header.get(), self.fences, self.hold.shared(), refs);
         Ok(())
     }
 }
@@ -569,17 +566,19 @@ fn try_reserve(
     // Padding published before corruption was met is published all the
     // same: wake a receiver that must skip it first.
     if ring.take_published_padding() {
-        wake_receiver(s, refs)?;
+        wake_receiver(s.header(), s.fences(), s, refs)?;
     }
     r.map_err(|c| s.corrupted(c.0))
 }
 
 /// The waker's half of the handshake in `wait`: post only if the receiver
 /// announced it would sleep.
-#[inline]
-fn wake_receiver(s: &Shared, refs: LaneRefs<'_>) -> Result<()> {
-    let h = s.header();
-    if wait::notify(&h.rx_waiting.waiting, s.fences()) {
+///
+/// `h` and `fences` are `s`'s header and fences, which a Sender keeps
+/// beside `s` (its fast path reads them without `s`).
+#[inline(always)]
+fn wake_receiver(h: &Header, fences: Fences, s: &Shared, refs: LaneRefs<'_>) -> Result<()> {
+    if wait::notify(&h.rx_waiting.waiting, fences) {
         post_receiver(s, refs)?;
     }
     Ok(())

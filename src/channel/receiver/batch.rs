@@ -388,7 +388,7 @@ impl Receiver {
         let refs = unsafe { self.lanes.of(at).ptrs.refs() };
         // The messages are ours now; a failed wake-up (the set was
         // removed) is reported by the next call that waits.
-        let _ = wake_sender(s, at.lane() as usize, refs);
+        let _ = wake_sender(self.fences, s, at.lane() as usize, refs);
     }
 }
 

@@ -346,7 +346,7 @@ fn publish_run<M: AsRef<[u8]>>(
         // The run is committed: a failed wake-up (the set was removed) is
         // reported by the next call that waits, as after `commit`, not as
         // a failed batch whose count would then be wrong.
-        let _ = wake_receiver(s, refs);
+        let _ = wake_receiver(s.header(), s.fences(), s, refs);
     }
     Ok(run)
 }
