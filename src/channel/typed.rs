@@ -360,7 +360,8 @@ fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, wait: Wait)
     // The guess never waits: a frame that would fit might be refused for
     // the guess's extra bytes, and waited for (or timed out) in vain.
     match tx.try_reserve(guess) {
-        Ok(mut grant) => match postcard::serialize_with_flavor(value, Frame::new(&mut grant)) {
+        Ok(mut grant) => match postcard::serialize_with_flavor(value, FrameWriter::new(&mut grant))
+        {
             Ok(written) => return grant.commit_len(written),
             Err(postcard::Error::SerializeBufferFull) => {}
             Err(e) => return Err(encode_error::<T>(e.to_string())),
@@ -375,18 +376,18 @@ fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, wait: Wait)
 /// A postcard flavor that writes into a reserved frame: small pieces (a
 /// varint, a float) are copied with constant-length moves, not a `memcpy`
 /// call each, as postcard's slice flavor does.
-struct Frame<'a> {
+struct FrameWriter<'a> {
     buf: &'a mut [u8],
     pos: usize,
 }
 
-impl<'a> Frame<'a> {
-    fn new(buf: &'a mut [u8]) -> Frame<'a> {
-        Frame { buf, pos: 0 }
+impl<'a> FrameWriter<'a> {
+    fn new(buf: &'a mut [u8]) -> FrameWriter<'a> {
+        FrameWriter { buf, pos: 0 }
     }
 }
 
-impl postcard::ser_flavors::Flavor for Frame<'_> {
+impl postcard::ser_flavors::Flavor for FrameWriter<'_> {
     type Output = usize;
 
     #[inline(always)]
