@@ -38,8 +38,8 @@
 //! answers, or whose receiver has gone. It forgets a client when the
 //! client says bye; one that died without bye is forgotten once no client
 //! is left (the receiver then gets `Disconnected`), since nothing tells
-//! the server sooner: a new `SenderId` on the dead client's lane would,
-//! but `SenderId` does not expose its lane. The server opens whatever
+//! the server sooner: a new `SenderId` on the dead client's lane would
+//! (`SenderId::lane`, which this server does not use yet). The server opens whatever
 //! channel a hello names, and sends to it: with the default mode, 0600,
 //! only processes of the server's own user can send one. The protocol is
 //! in `examples/common/rpc.rs`.
