@@ -576,21 +576,16 @@ fn a_flood_cannot_delay_a_slow_sender_past_the_turn_bound() {
          returned: median {median_c}, max {worst_c}"
     );
     // A message committed in one lane is received after at most
-    // (lanes - 1) x TURN = 16 messages of the other lane. The slow sender
-    // reads the clock right before `send`, so the window counted here
-    // starts a little before the commit: flood messages received between
-    // the clock read and the commit (and one whose receipt the receiver
-    // timestamps just after the clock read) count too. Allow one more turn
-    // for that: 2 x 16.
-    let bound = 2 * TURN as usize;
-    assert!(
-        worst <= bound,
-        "a slow message was overtaken by {worst} flood messages after its send began \
-         (bound {bound}); after its send returned, at most {worst_c}. All, from the \
-         send's start: {overtakes:?}; from its return: {after_commit:?}"
-    );
+    // (lanes - 1) x TURN = 16 messages of the other lane. Counted from the
+    // clock read right before `send`, the window also holds whatever the
+    // flood sent while the slow sender was between that read and its
+    // commit, and a slow sender preempted there (two cores, the test
+    // binary's other tests beside it) can see any number: `worst` is
+    // printed above, not asserted. The bound is asserted below, on the
+    // window that starts after the commit.
     // Measured from when the send had returned, the window starts after
-    // the commit, so the bound itself holds: at most TURN. One more for
+    // the commit, so the bound itself holds: at most TURN (a preemption
+    // between the commit and the clock read only shortens the window). One more for
     // the flood message the receiver may have been taking at the commit
     // and timestamped after it.
     assert!(
