@@ -22,7 +22,9 @@
  * error code. After an error, shmchan_last_error_message() says what failed
  * on which channel, and shmchan_last_errno() gives the OS errno where there
  * is one (both per thread, until the next failing call on that thread).
- * No Rust panic crosses into C: one would be SHMCHAN_E_INTERNAL.
+ * No Rust panic crosses into C: one would be SHMCHAN_E_INTERNAL (or, on
+ * the fast path of a send or receive, which is written not to panic, an
+ * abort).
  *
  * Handles. A handle is an opaque token, not a pointer to memory: a NULL
  * handle is SHMCHAN_E_NULL, and a closed handle (or one never issued, or of

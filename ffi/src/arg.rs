@@ -16,16 +16,26 @@ use crate::status::Failure;
 /// with a length, or longer than a slice can be.
 #[inline]
 fn usable(is_null: bool, len: usize) -> Result<bool, Failure> {
-    if len == 0 {
-        return Ok(false);
+    fits(is_null, len).ok_or_else(|| refused(is_null, len))
+}
+
+/// `usable` without the error: `None` where it fails.
+#[inline(always)]
+fn fits(is_null: bool, len: usize) -> Option<bool> {
+    match len {
+        0 => Some(false),
+        _ if is_null || len > isize::MAX as usize => None,
+        _ => Some(true),
     }
+}
+
+#[cold]
+fn refused(is_null: bool, len: usize) -> Failure {
     if is_null {
-        return Err(Failure::null("the buffer (with a non-zero length)"));
+        Failure::null("the buffer (with a non-zero length)")
+    } else {
+        Failure::invalid(format!("a length of {len} bytes"))
     }
-    if len > isize::MAX as usize {
-        return Err(Failure::invalid(format!("a length of {len} bytes")));
-    }
-    Ok(true)
 }
 
 /// The bytes `data[0..len]`; `data` may be NULL when `len` is 0.
@@ -57,6 +67,36 @@ pub(crate) unsafe fn bytes_mut<'a>(buf: *mut u8, cap: usize) -> Result<&'a mut [
     // SAFETY: non-NULL, at most isize::MAX bytes, valid and unaliased by
     // the caller's promise.
     Ok(unsafe { std::slice::from_raw_parts_mut(buf, cap) })
+}
+
+/// `bytes` for an entry point's fast path, outside `catch_unwind`:
+/// `None` wherever `bytes` would fail, with no error built.
+///
+/// # Safety
+///
+/// As `bytes`.
+#[inline(always)]
+pub(crate) unsafe fn bytes_fast<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
+    if !fits(data.is_null(), len)? {
+        return Some(&[]);
+    }
+    // SAFETY: as in `bytes`.
+    Some(unsafe { std::slice::from_raw_parts(data, len) })
+}
+
+/// `bytes_mut` for an entry point's fast path, outside `catch_unwind`:
+/// `None` wherever `bytes_mut` would fail, with no error built.
+///
+/// # Safety
+///
+/// As `bytes_mut`.
+#[inline(always)]
+pub(crate) unsafe fn bytes_mut_fast<'a>(buf: *mut u8, cap: usize) -> Option<&'a mut [u8]> {
+    if !fits(buf.is_null(), cap)? {
+        return Some(&mut []);
+    }
+    // SAFETY: as in `bytes_mut`.
+    Some(unsafe { std::slice::from_raw_parts_mut(buf, cap) })
 }
 
 /// An out-parameter, checked for NULL; `what` names it.

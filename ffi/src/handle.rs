@@ -9,7 +9,14 @@
 //! never issued, is NULL or names another kind of object is an error code,
 //! never a read of freed memory, whatever the caller kept of it. A slot is
 //! reused only with a new generation: a stale handle matches a live object
-//! only after 2^44 reuses of its slot (2^12 on a 32-bit target).
+//! only after 2^48 reuses of its slot (2^16 on a 32-bit target).
+//!
+//! The table is one static array, so that a lookup is one load of the
+//! slot's state and one of its object, with no chunk pointer to load
+//! first: on a receive's fast path, each load in that chain is latency
+//! the call waits for (`benchmarks/README.md`, "The C interface's call
+//! overhead"). 65,535 slots of 16 bytes are 1 MiB of zeroed address
+//! space, of which the pages that hold live handles are touched.
 //!
 //! What the table does not do is make a handle `Sync`: a sender or
 //! receiver is used by one thread at a time, and closing a handle must not
@@ -28,13 +35,9 @@ use std::sync::{Mutex, PoisonError};
 use crate::status::{Failure, run, shmchan_status};
 
 /// Bits of a handle that name the slot (plus one, so that no handle is 0).
-const INDEX_BITS: u32 = 20;
-/// Slots per chunk; chunks are allocated on first need and never freed,
-/// so a slot's address never changes.
-const CHUNK_SLOTS: usize = 1024;
+const INDEX_BITS: u32 = 16;
 /// How many handles can be open at once in a process.
 const MAX_SLOTS: usize = (1 << INDEX_BITS) - 1;
-const MAX_CHUNKS: usize = MAX_SLOTS.div_ceil(CHUNK_SLOTS);
 /// The generation's bits, above the index.
 const GEN_MASK: usize = usize::MAX >> INDEX_BITS;
 
@@ -45,10 +48,12 @@ struct Slot {
     object: AtomicPtr<()>,
 }
 
-type Chunk = [Slot; CHUNK_SLOTS];
-
-static CHUNKS: [AtomicPtr<Chunk>; MAX_CHUNKS] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; MAX_CHUNKS];
+static SLOTS: [Slot; MAX_SLOTS] = [const {
+    Slot {
+        state: AtomicUsize::new(0),
+        object: AtomicPtr::new(ptr::null_mut()),
+    }
+}; MAX_SLOTS];
 
 /// Slots to hand out: freed ones first, then never used ones from `next`.
 /// Taken only by `insert` and `remove`, never by a lookup.
@@ -78,7 +83,6 @@ pub(crate) fn insert<T: Handled>(object: T) -> Result<*mut T::C, Failure> {
     let index = match alloc.free.pop() {
         Some(index) => index,
         None if alloc.next < MAX_SLOTS => {
-            ensure_chunk(alloc.next / CHUNK_SLOTS);
             alloc.next += 1;
             alloc.next - 1
         }
@@ -134,7 +138,7 @@ pub(crate) unsafe fn with<T: Handled>(
     f: impl FnOnce(&mut T) -> Result<(), Failure>,
 ) -> shmchan_status {
     // SAFETY: no other call uses the handle, by the caller's promise.
-    run(|| f(unsafe { get_mut::<T>(handle) }?))
+    run(move || f(unsafe { get_mut::<T>(handle) }?))
 }
 
 /// Takes the object behind `handle` out of the table (the handle is
@@ -164,42 +168,45 @@ pub(crate) unsafe fn remove<T: Handled>(handle: *mut T::C) -> Result<Box<T>, Fai
 /// The slot index and object a handle names, if it names a live `T`.
 #[inline]
 fn lookup<T: Handled>(handle: *mut T::C) -> Result<(usize, NonNull<T>), Failure> {
-    let value = handle.addr();
-    if value == 0 {
+    if handle.is_null() {
         return Err(Failure::null(T::NAME));
     }
+    find::<T>(handle).ok_or_else(|| Failure::closed(T::NAME))
+}
+
+/// `lookup` without the reason it failed (NULL falls out as a slot that
+/// does not exist: its index wraps to `usize::MAX`).
+#[inline(always)]
+fn find<T: Handled>(handle: *mut T::C) -> Option<(usize, NonNull<T>)> {
+    let value = handle.addr();
     let index = (value & ((1 << INDEX_BITS) - 1)).wrapping_sub(1);
     let generation = value >> INDEX_BITS;
-    let slot = slot(index).ok_or_else(|| Failure::closed(T::NAME))?;
+    let slot = slot(index)?;
     // SYNC: Acquire: pairs with the Release stores in `insert` and `remove`.
     if slot.state.load(Ordering::Acquire) != generation << 2 | T::KIND {
-        return Err(Failure::closed(T::NAME));
+        return None;
     }
-    NonNull::new(slot.object.load(Ordering::Relaxed).cast::<T>())
-        .map(|object| (index, object))
-        .ok_or_else(|| Failure::closed(T::NAME))
+    NonNull::new(slot.object.load(Ordering::Relaxed).cast::<T>()).map(|object| (index, object))
 }
 
-/// The slot at `index`, if its chunk exists.
-#[inline]
+/// The object behind `handle`, for an entry point's fast path, which runs
+/// outside `catch_unwind` (see `status::run`): `None` wherever `get_mut`
+/// would fail, with no error built and nothing that can panic.
+///
+/// # Safety
+///
+/// As `get_mut`.
+#[inline(always)]
+pub(crate) unsafe fn find_mut<'a, T: Handled>(handle: *mut T::C) -> Option<&'a mut T> {
+    let (_, mut object) = find::<T>(handle)?;
+    // SAFETY: as in `get_mut`.
+    Some(unsafe { object.as_mut() })
+}
+
+/// The slot at `index`, if there is one.
+#[inline(always)]
 fn slot(index: usize) -> Option<&'static Slot> {
-    // SYNC: Acquire: pairs with the Release store in `ensure_chunk`.
-    let chunk = CHUNKS.get(index / CHUNK_SLOTS)?.load(Ordering::Acquire);
-    // SAFETY: a published chunk is a leaked Box, never freed or moved.
-    let chunk = unsafe { chunk.as_ref() }?;
-    chunk.get(index % CHUNK_SLOTS)
-}
-
-/// Allocates chunk `n` if it is not there yet (under `ALLOC`'s lock).
-fn ensure_chunk(n: usize) {
-    if CHUNKS[n].load(Ordering::Relaxed).is_null() {
-        let chunk: Box<Chunk> = Box::new(std::array::from_fn(|_| Slot {
-            state: AtomicUsize::new(0),
-            object: AtomicPtr::new(ptr::null_mut()),
-        }));
-        // SYNC: Release: pairs with the Acquire load in `slot`.
-        CHUNKS[n].store(Box::into_raw(chunk), Ordering::Release);
-    }
+    SLOTS.get(index)
 }
 
 #[cfg(test)]

@@ -11,7 +11,16 @@
 //! How the boundary is kept safe:
 //!
 //! - every entry point runs inside `catch_unwind` (`status::run`): a
-//!   panic becomes `SHMCHAN_E_INTERNAL`, never an unwind into C;
+//!   panic becomes `SHMCHAN_E_INTERNAL`, never an unwind into C. The one
+//!   exception is the common case of a send or a receive
+//!   (`sender::send_queued`, `receiver::recv_queued`: room or a message
+//!   there now, nothing to report), tried first and outside it, because
+//!   the `catch_unwind` frame cost the C receive a tenth of its rate at
+//!   64 B. That path is built from code that does not panic: the table
+//!   lookup, NULL checks, and the core's fast paths, which validate every
+//!   value read from the segment (DESIGN.md: no input may cause a panic).
+//!   Should a bug make it panic anyway, Rust aborts at the `extern "C"`
+//!   boundary; it never unwinds into C;
 //! - a handle is a token looked up in a table (`handle`), never a
 //!   pointer C could leave dangling: a NULL, closed, foreign or wrong-kind
 //!   handle is an error code;

@@ -113,18 +113,10 @@ impl Rx {
 
     /// Copies the next message into `buf` and consumes it, or, when it
     /// does not fit, keeps it for the next call.
-    #[inline]
+    /// (`recv_queued` has taken the common case before.)
     fn recv(&mut self, get: impl Get, buf: &mut [u8], to: Out<'_>) -> Result<(), Failure> {
         if self.held.is_some() {
             return self.recv_held(buf, to);
-        }
-        if to.from.is_none() {
-            // SAFETY: as in `fresh`: no guard borrows the box.
-            let rx = unsafe { &mut *self.receiver.as_ptr() };
-            if let Some(len) = rx.copy_queued(buf) {
-                to.len.write(len);
-                return Ok(());
-            }
         }
         let guard = self.fresh(get)?;
         match deliver(&guard, buf, to) {
@@ -222,7 +214,7 @@ struct Out<'a> {
 /// # Safety
 ///
 /// As `shmchan_recv_from`, with `from` NULL allowed (no sender wanted).
-#[inline]
+#[inline(always)]
 unsafe fn recv(
     rx: *mut shmchan_receiver,
     buf: *mut c_void,
@@ -232,8 +224,33 @@ unsafe fn recv(
     get: impl Get,
 ) -> shmchan_status {
     // SAFETY: the pointers as the caller promises.
+    if from.is_null() && unsafe { recv_queued(rx, buf, cap, len) } {
+        return shmchan_status::SHMCHAN_OK;
+    }
+    // SAFETY: the pointers as the caller promises.
+    unsafe { recv_slow(rx, buf, cap, len, from, get) }
+}
+
+/// `recv` but for its common case: out of line, so that the entry point
+/// saves no more registers and reserves no more stack than that case
+/// needs.
+///
+/// # Safety
+///
+/// As `recv`.
+#[cold]
+#[inline(never)]
+unsafe fn recv_slow(
+    rx: *mut shmchan_receiver,
+    buf: *mut c_void,
+    cap: usize,
+    len: *mut usize,
+    from: *mut shmchan_sender_id,
+    get: impl Get,
+) -> shmchan_status {
+    // SAFETY: the pointers as the caller promises.
     unsafe {
-        handle::with::<Rx>(rx, |rx| {
+        handle::with::<Rx>(rx, move |rx| {
             let len = arg::out(len, "len")?;
             let from = (!from.is_null())
                 .then(|| arg::out(from, "from"))
@@ -242,6 +259,44 @@ unsafe fn recv(
             rx.recv(get, buf, Out { len, from })
         })
     }
+}
+
+/// A receive's common case, taken before and outside `catch_unwind` (see
+/// `status::run`): a valid handle holding no message, valid arguments,
+/// and a message queued that fits `buf`, which is copied and consumed.
+/// Anything else is left untouched for the full path, which checks it all
+/// again and says what is wrong: `false`.
+///
+/// # Safety
+///
+/// As `shmchan_recv`.
+#[inline(always)]
+unsafe fn recv_queued(
+    rx: *mut shmchan_receiver,
+    buf: *mut c_void,
+    cap: usize,
+    len: *mut usize,
+) -> bool {
+    // SAFETY: no other call uses the handle, by the caller's promise.
+    let Some(rx) = (unsafe { handle::find_mut::<Rx>(rx) }) else {
+        return false;
+    };
+    if len.is_null() || rx.held.is_some() {
+        return false;
+    }
+    // SAFETY: NULL or writable for `cap` bytes, by the caller's promise.
+    let Some(buf) = (unsafe { arg::bytes_mut_fast(buf.cast::<u8>(), cap) }) else {
+        return false;
+    };
+    // SAFETY: as in `Rx::fresh`: no guard borrows the box (`held` is
+    // None), and this reference ends with the call.
+    let receiver = unsafe { &mut *rx.receiver.as_ptr() };
+    let Some(n) = receiver.copy_queued(buf) else {
+        return false;
+    };
+    // SAFETY: non-NULL (checked) and writable, by the caller's promise.
+    unsafe { len.write(n) };
+    true
 }
 
 /// # Safety

@@ -187,7 +187,7 @@ pub unsafe extern "C" fn shmchan_send_timeout(
 /// # Safety
 ///
 /// As `shmchan_send`.
-#[inline]
+#[inline(always)]
 unsafe fn send(
     tx: *mut shmchan_sender,
     data: *const c_void,
@@ -195,12 +195,44 @@ unsafe fn send(
     how: How,
 ) -> shmchan_status {
     // SAFETY: as the caller promises.
+    if unsafe { send_queued(tx, data, len, how) } {
+        return shmchan_status::SHMCHAN_OK;
+    }
+    // SAFETY: as the caller promises.
     unsafe {
-        handle::with::<Tx>(tx, |tx| {
+        handle::with::<Tx>(tx, move |tx| {
             let msg = arg::bytes(data.cast::<u8>(), len)?;
             tx.send(msg, how)
         })
     }
+}
+
+/// A send's common case, taken before and outside `catch_unwind` (see
+/// `status::run`): a valid handle with no reservation outstanding, a valid
+/// buffer, and room now, into which the message is copied and committed.
+/// Anything else is left untouched for the full path, which checks it all
+/// again and says what is wrong: `false`.
+///
+/// # Safety
+///
+/// As `shmchan_send`.
+#[inline(always)]
+unsafe fn send_queued(tx: *mut shmchan_sender, data: *const c_void, len: usize, how: How) -> bool {
+    // SAFETY: no other call uses the handle, by the caller's promise.
+    let Some(tx) = (unsafe { handle::find_mut::<Tx>(tx) }) else {
+        return false;
+    };
+    if tx.grant.is_some() {
+        return false;
+    }
+    // SAFETY: NULL or readable for `len` bytes, by the caller's promise.
+    let Some(msg) = (unsafe { arg::bytes_fast(data.cast::<u8>(), len) }) else {
+        return false;
+    };
+    // SAFETY: as in `Tx::sender`: no grant borrows the box (checked), and
+    // this reference ends with the call.
+    let sender = unsafe { tx.sender.as_mut() };
+    sender.send_queued(msg, !matches!(how, How::Try))
 }
 
 /// Reserves room for a message of exactly `len` bytes, waiting while the

@@ -228,7 +228,7 @@ pub(crate) fn run(f: impl FnOnce() -> Result<(), Failure>) -> shmchan_status {
     // `catch_unwind` (through memory) is one `c_int`: a `Result<(),
     // Failure>` there was stored in pieces and copied out whole, a
     // store-forwarding stall on every call.
-    let body = AssertUnwindSafe(|| match f() {
+    let body = AssertUnwindSafe(move || match f() {
         Ok(()) => SHMCHAN_OK,
         Err(failure) => record(&failure),
     });

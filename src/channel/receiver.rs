@@ -550,6 +550,9 @@ impl Receiver {
     /// store-forwarding stall on every message, which cost the C
     /// interface 3x at 64 B (`benchmarks/README.md`, "The receive path's
     /// store-forwarding stall"). Here the frame never leaves registers.
+    ///
+    /// It never panics: the C interface calls it outside `catch_unwind`
+    /// (`benchmarks/README.md`, "The C interface's call overhead").
     #[doc(hidden)]
     #[inline(always)]
     pub fn copy_queued(&mut self, buf: &mut [u8]) -> Option<usize> {
@@ -678,7 +681,7 @@ impl Receiver {
         )
     }
 
-    #[inline]
+    #[inline(always)]
     fn release(&mut self, at: At) -> Result<()> {
         self.lanes.of_mut(at).ring.release(at.frame());
         self.peer.mark_seen();

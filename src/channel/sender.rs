@@ -345,6 +345,35 @@ impl Sender {
         self.spin = budget;
     }
 
+    /// For the C and Python bindings, not a stable API: sends `msg` if
+    /// there is room now and the send needs nothing of the slow path (no
+    /// error, no padding frame, no wait; with `refill`, the room a call
+    /// that may wait asks for, `ring::REFILL`). `false` sends and changes
+    /// nothing: call [`send`](Self::send) or its siblings, which then
+    /// wait or say why.
+    ///
+    /// It never panics (the C interface calls it outside
+    /// `catch_unwind`), and it is always inlined, so that a binding's
+    /// entry point is one function with its arguments in registers
+    /// (`benchmarks/README.md`, "The C interface's call overhead").
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn send_queued(&mut self, msg: &[u8], refill: bool) -> bool {
+        let Some(offset) = self.fast_room(msg.len(), refill) else {
+            return false;
+        };
+        let mut grant = SendGrant {
+            tx: self,
+            offset,
+            len: msg.len(),
+        };
+        grant.copy_from_slice(msg);
+        // Committing cannot fail (a failed wake-up is reported by the next
+        // call that waits: see `commit`).
+        let _ = grant.commit();
+        true
+    }
+
     #[inline]
     fn send_how(&mut self, msg: &[u8], how: How) -> Result<()> {
         let mut grant = self.reserve_how(msg.len(), how)?;
