@@ -55,11 +55,17 @@ static uint64_t touch(const unsigned char *p, size_t len)
     size_t i = 0;
     uint64_t s = 0;
 #ifdef __SSE2__
+    /* Counted by blocks, so that gcc's loop is LLVM's six instructions;
+     * `for (; i + 32 <= len; i += 32)` gave nine (accumulator copies),
+     * and at 64 KiB a C receiver 0.85x the Rust one from this alone. */
+    size_t blocks = len / 32;
+    const __m128i *v = (const __m128i *)p;
     __m128i a = _mm_setzero_si128(), b = _mm_setzero_si128();
-    for (; i + 32 <= len; i += 32) {
-        a = _mm_add_epi64(a, _mm_loadu_si128((const __m128i *)(p + i)));
-        b = _mm_add_epi64(b, _mm_loadu_si128((const __m128i *)(p + i + 16)));
+    for (size_t k = 0; k < blocks; k++) {
+        a = _mm_add_epi64(a, _mm_loadu_si128(v + 2 * k));
+        b = _mm_add_epi64(b, _mm_loadu_si128(v + 2 * k + 1));
     }
+    i = blocks * 32;
     uint64_t w2[2];
     _mm_storeu_si128((__m128i *)w2, _mm_add_epi64(a, b));
     s = w2[0] + w2[1];

@@ -38,7 +38,7 @@ echo "| size | round | Rust msg/s | C msg/s | C/Rust |"
 echo "|---|---|---|---|---|"
 summary=""
 for size in 64 65536; do
-    count=$(( size == 64 ? 3000000 : 30000 ))
+    count=$(( size == 64 ? 20000000 : 100000 ))
     : > "$work/r" ; : > "$work/c"; : > "$work/ratio"
     for round in $(seq 1 "$rounds"); do
         if [ $((round % 2)) -eq 1 ]; then

@@ -36,6 +36,7 @@ impl Handled for Channel {
     const KIND: usize = 1;
     type C = shmchan_channel;
     const NAME: &'static str = "channel";
+    type Fast = ();
 }
 
 /// `IPC_PRIVATE`: `shmchan_create` with this key makes a channel that

@@ -55,6 +55,16 @@ impl Handled for Rx {
     const KIND: usize = 3;
     type C = shmchan_receiver;
     const NAME: &'static str = "receiver";
+    type Fast = Receiver;
+
+    /// The receiver while no message is held (lent, or kept back because it
+    /// did not fit): `recv_queued` may then use it alone.
+    fn fast(&mut self) -> *mut Receiver {
+        match self.held {
+            None => self.receiver.as_ptr(),
+            Some(_) => std::ptr::null_mut(),
+        }
+    }
 }
 
 /// How a receive gets its next message from the receiver: `recv_ref`,
@@ -277,20 +287,18 @@ unsafe fn recv_queued(
     cap: usize,
     len: *mut usize,
 ) -> bool {
-    // SAFETY: no other call uses the handle, by the caller's promise.
-    let Some(rx) = (unsafe { handle::find_mut::<Rx>(rx) }) else {
+    // SAFETY: no other call uses the handle, by the caller's promise; the
+    // receiver comes back only while no guard borrows it (`Rx::fast`).
+    let Some(receiver) = (unsafe { handle::find_fast::<Rx>(rx) }) else {
         return false;
     };
-    if len.is_null() || rx.held.is_some() {
+    if len.is_null() {
         return false;
     }
     // SAFETY: NULL or writable for `cap` bytes, by the caller's promise.
     let Some(buf) = (unsafe { arg::bytes_mut_fast(buf.cast::<u8>(), cap) }) else {
         return false;
     };
-    // SAFETY: as in `Rx::fresh`: no guard borrows the box (`held` is
-    // None), and this reference ends with the call.
-    let receiver = unsafe { &mut *rx.receiver.as_ptr() };
     let Some(n) = receiver.copy_queued(buf) else {
         return false;
     };

@@ -47,6 +47,16 @@ impl Handled for Tx {
     const KIND: usize = 2;
     type C = shmchan_sender;
     const NAME: &'static str = "sender";
+    type Fast = Sender;
+
+    /// The sender while no reservation borrows it: `send_queued` may then
+    /// use it alone.
+    fn fast(&mut self) -> *mut Sender {
+        match self.grant {
+            None => self.sender.as_ptr(),
+            Some(_) => std::ptr::null_mut(),
+        }
+    }
 }
 
 /// How long a call may wait.
@@ -218,20 +228,15 @@ unsafe fn send(
 /// As `shmchan_send`.
 #[inline(always)]
 unsafe fn send_queued(tx: *mut shmchan_sender, data: *const c_void, len: usize, how: How) -> bool {
-    // SAFETY: no other call uses the handle, by the caller's promise.
-    let Some(tx) = (unsafe { handle::find_mut::<Tx>(tx) }) else {
+    // SAFETY: no other call uses the handle, by the caller's promise; the
+    // sender comes back only while no grant borrows it (`Tx::fast`).
+    let Some(sender) = (unsafe { handle::find_fast::<Tx>(tx) }) else {
         return false;
     };
-    if tx.grant.is_some() {
-        return false;
-    }
     // SAFETY: NULL or readable for `len` bytes, by the caller's promise.
     let Some(msg) = (unsafe { arg::bytes_fast(data.cast::<u8>(), len) }) else {
         return false;
     };
-    // SAFETY: as in `Tx::sender`: no grant borrows the box (checked), and
-    // this reference ends with the call.
-    let sender = unsafe { tx.sender.as_mut() };
     sender.send_queued(msg, !matches!(how, How::Try))
 }
 

@@ -571,7 +571,7 @@ impl Receiver {
         }
         // The message is ours now; a failed wake-up (the set was removed)
         // is reported by the next call that waits, not by losing it here.
-        let _ = self.release(at);
+        let _ = self.release_now(at);
         Some(len)
     }
 
@@ -681,8 +681,18 @@ impl Receiver {
         )
     }
 
-    #[inline(always)]
+    #[inline]
     fn release(&mut self, at: At) -> Result<()> {
+        self.release_now(at)
+    }
+
+    /// `release`, always inlined: for `copy_queued`, whose callers are
+    /// bindings' entry points, where `release` out of line (returning its
+    /// `Result` through memory) cost the C receive a fifth of its rate at
+    /// 64 B (`benchmarks/README.md`, "The C interface's call overhead").
+    /// The Rust paths keep `release`, which the compiler inlines or not.
+    #[inline(always)]
+    fn release_now(&mut self, at: At) -> Result<()> {
         self.lanes.of_mut(at).ring.release(at.frame());
         self.peer.mark_seen();
         // Wrapping: the counters start from values read from the segment.
