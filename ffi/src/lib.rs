@@ -14,9 +14,12 @@
 //!   panic becomes `SHMCHAN_E_INTERNAL`, never an unwind into C. The one
 //!   exception is the common case of a send or a receive
 //!   (`sender::send_queued`, `receiver::recv_queued`: room or a message
-//!   there now, nothing to report), tried first and outside it, because
-//!   the `catch_unwind` frame cost the C receive a tenth of its rate at
-//!   64 B. That path is built from code that does not panic: the table
+//!   there now, nothing to report), tried first and outside it: the
+//!   closure `catch_unwind` calls stays out of line and takes the
+//!   arguments through memory, and at 64 B every instruction of a call
+//!   that costs 5 ns in Rust shows in the C rate (`benchmarks/README.md`,
+//!   "The C interface's call overhead"). That path is built from code that
+//!   does not panic: the table
 //!   lookup, NULL checks, and the core's fast paths, which validate every
 //!   value read from the segment (DESIGN.md: no input may cause a panic).
 //!   Should a bug make it panic anyway, Rust aborts at the `extern "C"`

@@ -688,8 +688,9 @@ impl Receiver {
 
     /// `release`, always inlined: for `copy_queued`, whose callers are
     /// bindings' entry points, where `release` out of line (returning its
-    /// `Result` through memory) cost the C receive a fifth of its rate at
-    /// 64 B (`benchmarks/README.md`, "The C interface's call overhead").
+    /// `Result` through memory) cost the C pair about a quarter of its
+    /// rate at 64 B (`benchmarks/README.md`, "The C interface's call
+    /// overhead").
     /// The Rust paths keep `release`, which the compiler inlines or not.
     #[inline(always)]
     fn release_now(&mut self, at: At) -> Result<()> {
