@@ -32,6 +32,8 @@
  * would have been reused. A handle is closed by its close function (or
  * shmchan_remove) exactly once; closing frees everything it owns. Sender
  * and receiver handles stay usable after their channel handle is closed.
+ * A process has at most 65,535 handles open at once; one more is
+ * SHMCHAN_E_INVALID_ARGUMENT.
  *
  * Threads. A channel handle may be used by any threads at once. A sender
  * or a receiver is used by one thread at a time: it may move between

@@ -18,8 +18,10 @@
 //! pointer to load first. On a send's or receive's fast path every
 //! instruction and every load in that chain counts
 //! (`benchmarks/README.md`, "The C interface's call overhead"). The
-//! table is 1 MiB of zeroed address space, of which the pages that hold
-//! live handles are touched.
+//! table is 1.5 MiB of zeroed address space (24-byte slots), of which the
+//! pages that hold live handles are touched. So a process has at most
+//! 65,535 handles open at once (SysV's limits on segments bind long
+//! before); one more is `SHMCHAN_E_INVALID_ARGUMENT`.
 //!
 //! What the table does not do is make a handle `Sync`: a sender or
 //! receiver is used by one thread at a time, and closing a handle must not
@@ -148,7 +150,8 @@ pub(crate) unsafe fn get_mut<'a, T: Handled>(handle: *mut T::C) -> Result<&'a mu
     Ok(unsafe { object.as_mut() })
 }
 
-/// Runs one entry point on the object behind `handle` (see `status::run`).
+/// Runs one entry point on the object behind `handle` (see `status::run`),
+/// with the slot's fast part withdrawn for the call (see `Slot`).
 ///
 /// # Safety
 ///

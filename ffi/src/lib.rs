@@ -21,7 +21,8 @@
 //!   "The C interface's call overhead"). That path is built from code that
 //!   does not panic: the table
 //!   lookup, NULL checks, and the core's fast paths, which validate every
-//!   value read from the segment (DESIGN.md: no input may cause a panic).
+//!   value read from the segment (the design's rule for the whole crate:
+//!   no content of the segment may cause a panic).
 //!   Should a bug make it panic anyway, Rust aborts at the `extern "C"`
 //!   boundary; it never unwinds into C;
 //! - a handle is a token looked up in a table (`handle`), never a

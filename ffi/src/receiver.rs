@@ -238,27 +238,6 @@ unsafe fn recv(
         return shmchan_status::SHMCHAN_OK;
     }
     // SAFETY: the pointers as the caller promises.
-    unsafe { recv_slow(rx, buf, cap, len, from, get) }
-}
-
-/// `recv` but for its common case: out of line, so that the entry point
-/// saves no more registers and reserves no more stack than that case
-/// needs.
-///
-/// # Safety
-///
-/// As `recv`.
-#[cold]
-#[inline(never)]
-unsafe fn recv_slow(
-    rx: *mut shmchan_receiver,
-    buf: *mut c_void,
-    cap: usize,
-    len: *mut usize,
-    from: *mut shmchan_sender_id,
-    get: impl Get,
-) -> shmchan_status {
-    // SAFETY: the pointers as the caller promises.
     unsafe {
         handle::with::<Rx>(rx, move |rx| {
             let len = arg::out(len, "len")?;
@@ -272,7 +251,7 @@ unsafe fn recv_slow(
 }
 
 /// A receive's common case, taken before and outside `catch_unwind` (see
-/// `status::run`): a valid handle holding no message, valid arguments,
+/// `lib.rs`): a valid handle holding no message, valid arguments,
 /// and a message queued that fits `buf`, which is copied and consumed.
 /// Anything else is left untouched for the full path, which checks it all
 /// again and says what is wrong: `false`.

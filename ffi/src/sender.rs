@@ -218,7 +218,7 @@ unsafe fn send(
 }
 
 /// A send's common case, taken before and outside `catch_unwind` (see
-/// `status::run`): a valid handle with no reservation outstanding, a valid
+/// `lib.rs`): a valid handle with no reservation outstanding, a valid
 /// buffer, and room now, into which the message is copied and committed.
 /// Anything else is left untouched for the full path, which checks it all
 /// again and says what is wrong: `false`.

@@ -345,12 +345,13 @@ impl Sender {
         self.spin = budget;
     }
 
-    /// For the C and Python bindings, not a stable API: sends `msg` if
+    /// For bindings (the C interface), not a stable API: sends `msg` if
     /// there is room now and the send needs nothing of the slow path (no
     /// error, no padding frame, no wait; with `refill`, the room a call
-    /// that may wait asks for, `ring::REFILL`). `false` sends and changes
-    /// nothing: call [`send`](Self::send) or its siblings, which then
-    /// wait or say why.
+    /// that may wait asks for, `ring::REFILL`). `false` sends nothing and
+    /// changes nothing a caller can see (it may refresh the sender's
+    /// cached view of the ring): call [`send`](Self::send) or its
+    /// siblings, which then wait or say why.
     ///
     /// It never panics (the C interface calls it outside
     /// `catch_unwind`), and it is always inlined, so that a binding's
