@@ -5,7 +5,8 @@
 //! process; medians over rounds, and ratios paired by round. crossbeam, the
 //! in-process reference, runs both its threads in that child. Named with
 //! `--transports`, the typed transports (`typed.rs`: shmchan's
-//! `send_value` and ipc-channel, a 64-byte struct per message) run at
+//! `send_value` and `send_pod`, and ipc-channel, a 64-byte struct per
+//! message) run at
 //! 64 B, and the async ones (`aio.rs`: shmchan's async calls and tokio's
 //! `UnixStream`, each end on a `current_thread` runtime) at any size.
 //! `--mode wakeup` measures how soon a parked receiver gets a message
@@ -1716,6 +1717,7 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         // bytes of the same size, and against ipc-channel.
         (Kind::ShmValue, Kind::Shm),
         (Kind::ShmValue, Kind::IpcChannel),
+        (Kind::ShmPod, Kind::Shm),
         // Issue 13's targets: the async API against the blocking one, and
         // against tokio's UnixStream (the blocking API too, for scale).
         (Kind::ShmAsync, Kind::Shm),
@@ -2341,9 +2343,10 @@ fn print_header(args: &Args) {
     if args.kinds.iter().any(|k| k.only_size().is_some()) {
         let (sent, marker) = typed::encoded_sizes();
         println!(
-            "- typed transports (shmchan-value, ipc-channel): one `Sample` per message, a \
-             `#[repr(C)]` struct of {} bytes in memory (id u64, t u64, x [f32; 8], flags u32, \
-             tag u32, seq u64), {sent} bytes in postcard (the markers {marker}); run at {} B only",
+            "- typed transports (shmchan-value, shmchan-pod, ipc-channel): one `Sample` per \
+             message, a `#[repr(C)]` struct of {} bytes in memory (id u64, t u64, x [f32; 8], \
+             flags u32, tag u32, seq u64), {sent} bytes in postcard (the markers {marker}), the \
+             64 bytes as they are through shmchan-pod; run at {} B only",
             typed::SAMPLE_SIZE,
             typed::SAMPLE_SIZE
         );

@@ -86,6 +86,10 @@ pub enum Kind {
     /// (`typed::Sample`), postcard into the ring (feature `serde`); 64 B
     /// only (not in the default set).
     ShmValue,
+    /// shmchan `send_pod` / `recv_pod` of the same struct (feature
+    /// `bytemuck`: its 64 bytes as they are in memory); 64 B only (not in
+    /// the default set).
+    ShmPod,
     /// ipc-channel 0.23: `IpcSender<Sample>::send` /
     /// `IpcReceiver<Sample>::recv`, the same struct as serde over a Unix
     /// socket; 64 B only (not in the default set).
@@ -104,7 +108,7 @@ pub enum Kind {
     TokioUds,
 }
 
-pub const ALL: [Kind; 22] = [
+pub const ALL: [Kind; 23] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
@@ -123,6 +127,7 @@ pub const ALL: [Kind; 22] = [
     Kind::Crossbeam,
     Kind::Bare,
     Kind::ShmValue,
+    Kind::ShmPod,
     Kind::IpcChannel,
     Kind::ShmAsync,
     Kind::ShmAsyncRx,
@@ -150,6 +155,7 @@ impl Kind {
             Kind::Crossbeam => "crossbeam",
             Kind::Bare => "bare",
             Kind::ShmValue => "shmchan-value",
+            Kind::ShmPod => "shmchan-pod",
             Kind::IpcChannel => "ipc-channel",
             Kind::ShmAsync => "shmchan-async",
             Kind::ShmAsyncRx => "shmchan-async-rx",
@@ -237,6 +243,7 @@ impl Kind {
             | Kind::Crossbeam
             | Kind::Bare
             | Kind::ShmValue
+            | Kind::ShmPod
             | Kind::IpcChannel => None,
         }
     }
@@ -245,6 +252,7 @@ impl Kind {
     fn typed(self) -> Option<Flavor> {
         match self {
             Kind::ShmValue => Some(Flavor::Value),
+            Kind::ShmPod => Some(Flavor::Pod),
             Kind::IpcChannel => Some(Flavor::Ipc),
             _ => None,
         }
