@@ -99,9 +99,9 @@
 //! - `serde`: `Sender::send_value(&value)` for any `Serialize` type and
 //!   `Receiver::recv_value::<T>()` for any `DeserializeOwned` one, with
 //!   `try_` and `_timeout` forms and `recv_value_from` (the value and its
-//!   `SenderId`). The value is measured, then serialized straight into the
-//!   reserved frame: no buffer and no allocation per message on the
-//!   sending side. A message that does not decode as exactly one `T`
+//!   `SenderId`). The value is serialized straight into the reserved
+//!   frame, in one pass when it fits a guessed length, else measured
+//!   first: no buffer and no allocation per message on the sending side. A message that does not decode as exactly one `T`
 //!   (bytes left over included) is `Error::Decode`, naming the type, and
 //!   is consumed, so it never blocks the messages behind it.
 //! - `bytemuck`: `Sender::send_pod(&value)`, `Receiver::recv_pod::<T>()`
@@ -128,6 +128,18 @@
 //! must agree on the type: a message decodes as any type whose encoding it
 //! happens to match (a `u32` sent is a valid `u64`), so `Error::Decode`
 //! catches what does not fit, not every mismatch.
+//!
+//! What a typed value costs is serde's: its derived code makes a call per
+//! field, and postcard's serializer and deserializer take a few
+//! nanoseconds each. A 64-byte struct of 13 fields took 81 ns to send and
+//! receive in one process with the default release profile, 46 ns with
+//! LTO, against 16 ns for its bytes and 17 ns through `send_pod` /
+//! `recv_pod` (`benches/typed.rs`; benchmarks/README.md, "Typed values
+//! against plain-old-data"). Without LTO the generic serde code is split
+//! over codegen units and called instead of inlined: a program whose typed
+//! throughput matters can set `lto = "thin"` or `codegen-units = 1` in its
+//! release profile, and a struct that is plain old data goes fastest as
+//! its bytes.
 //!
 //! See the README for the semantics (ordering, blocking, disconnect,
 //! delivery, cleanup, validation) and `docs/layout.md` for the bytes.
