@@ -23,9 +23,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
-use criterion::{Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use serde::{Deserialize, Serialize};
-use shmchan::{Channel, Key, Options};
+use shmchan::{Channel, Key, Options, Receiver, Sender};
 
 const BURST: u64 = 100;
 
@@ -85,76 +86,73 @@ fn main() {
     let mut buf = Vec::with_capacity(64);
     let mut g = c.benchmark_group("typed");
     g.throughput(Throughput::Elements(BURST));
-    g.bench_function("raw", |b| {
-        b.iter_custom(|iters| {
-            bursts(iters, || {
-                for _ in 0..BURST {
-                    tx.send(black_box(&raw)).expect("send");
-                }
-                for _ in 0..BURST {
-                    black_box(rx.recv_into(&mut buf).expect("recv_into"));
-                }
-            })
-        })
-    });
-    g.bench_function("pod", |b| {
-        b.iter_custom(|iters| {
-            bursts(iters, || {
-                for _ in 0..BURST {
-                    tx.send_pod(black_box(&SAMPLE)).expect("send_pod");
-                }
-                for _ in 0..BURST {
-                    black_box(rx.recv_pod::<Sample>().expect("recv_pod"));
-                }
-            })
-        })
-    });
-    g.bench_function("value", |b| {
-        b.iter_custom(|iters| {
-            bursts(iters, || {
-                for _ in 0..BURST {
-                    tx.send_value(black_box(&SAMPLE)).expect("send_value");
-                }
-                for _ in 0..BURST {
-                    black_box(rx.recv_value::<Sample>().expect("recv_value"));
-                }
-            })
-        })
-    });
-    g.bench_function("value_fixint", |b| {
-        b.iter_custom(|iters| {
-            bursts(iters, || {
-                for _ in 0..BURST {
-                    tx.send_value(black_box(&fixed)).expect("send_value");
-                }
-                for _ in 0..BURST {
-                    black_box(rx.recv_value::<FixedSample>().expect("recv_value"));
-                }
-            })
-        })
-    });
-    g.bench_function("send_value", |b| {
-        b.iter_custom(|iters| {
-            bursts(iters, || {
-                for _ in 0..BURST {
-                    tx.send_value(black_box(&SAMPLE)).expect("send_value");
-                }
-                for _ in 0..BURST {
-                    black_box(rx.recv_into(&mut buf).expect("recv_into"));
-                }
-            })
-        })
-    });
+    let (tx, rx) = (&mut tx, &mut rx);
+    pair(
+        &mut g,
+        "raw",
+        tx,
+        rx,
+        |tx| tx.send(black_box(&raw)),
+        |rx| rx.recv_into(&mut buf),
+    );
+    pair(
+        &mut g,
+        "pod",
+        tx,
+        rx,
+        |tx| tx.send_pod(black_box(&SAMPLE)),
+        |rx| rx.recv_pod::<Sample>(),
+    );
+    pair(
+        &mut g,
+        "value",
+        tx,
+        rx,
+        |tx| tx.send_value(black_box(&SAMPLE)),
+        |rx| rx.recv_value::<Sample>(),
+    );
+    pair(
+        &mut g,
+        "value_fixint",
+        tx,
+        rx,
+        |tx| tx.send_value(black_box(&fixed)),
+        |rx| rx.recv_value::<FixedSample>(),
+    );
+    pair(
+        &mut g,
+        "send_value",
+        tx,
+        rx,
+        |tx| tx.send_value(black_box(&SAMPLE)),
+        |rx| rx.recv_into(&mut buf),
+    );
     g.finish();
-    drop((tx, rx));
     chan.remove().expect("remove");
 }
 
-/// Runs `burst` `iters` times and says how long that took.
-fn bursts(iters: u64, mut burst: impl FnMut()) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        burst();
-    }
-    start.elapsed()
+/// Benchmarks `name`: per iteration, `BURST` calls of `send`, then as many
+/// of `recv` (what each receives goes through `black_box`).
+fn pair<R>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    tx: &mut Sender,
+    rx: &mut Receiver,
+    mut send: impl FnMut(&mut Sender) -> shmchan::Result<()>,
+    mut recv: impl FnMut(&mut Receiver) -> shmchan::Result<R>,
+) {
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                for _ in 0..BURST {
+                    send(tx).expect("send");
+                }
+                for _ in 0..BURST {
+                    black_box(recv(rx).expect("receive"));
+                }
+            }
+            start.elapsed()
+        })
+    });
 }

@@ -131,9 +131,9 @@
 //!
 //! What a typed value costs is serde's: its derived code makes a call per
 //! field, and postcard's serializer and deserializer take a few
-//! nanoseconds each. A 64-byte struct of 13 fields took 81 ns to send and
-//! receive in one process with the default release profile, 46 ns with
-//! LTO, against 16 ns for its bytes and 17 ns through `send_pod` /
+//! nanoseconds each. A 64-byte struct of 13 fields took 87 ns to send and
+//! receive in one process with the default release profile, 52 ns with
+//! LTO, against 17 ns for its bytes and 18 ns through `send_pod` /
 //! `recv_pod` (`benches/typed.rs`; benchmarks/README.md, "Typed values
 //! against plain-old-data"). Without LTO the generic serde code is split
 //! over codegen units and called instead of inlined: a program whose typed
