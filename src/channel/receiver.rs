@@ -520,7 +520,16 @@ impl Receiver {
         buf: &mut Vec<u8>,
     ) -> (usize, Option<SenderId>) {
         let len = at.frame().len as usize;
-        copy_out(&self.lanes.of(at).ring, at.frame(), buf);
+        buf.clear();
+        buf.reserve(len);
+        // SAFETY: peek validated the frame: its payload lies inside the data
+        // region and was committed (published with Release, read after the
+        // Acquire load of tail); buf has room for len bytes.
+        unsafe {
+            let from = self.lanes.of(at).ring.payload(at.frame());
+            std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
+            buf.set_len(len);
+        }
         let from = FROM.then(|| self.lanes.sender_of(at, self.hold.shared()));
         // The message is ours now; a failed wake-up (the set was removed)
         // is reported by the next call that waits, not by losing it here.
@@ -1211,48 +1220,5 @@ impl<'a> IntoIterator for &'a mut Receiver {
 
     fn into_iter(self) -> Iter<'a> {
         self.iter()
-    }
-}
-
-/// Payloads up to this many bytes are copied with their padding to 8, in
-/// fixed sizes, rather than by a call to `memcpy`, which costs more than
-/// the copy.
-const SMALL: usize = 32;
-
-/// Copies the payload of `frame` (validated by `ring`) into `buf`,
-/// replacing its contents and reusing its allocation (which, for a
-/// payload of up to [`SMALL`] bytes, gets room for its padded length).
-#[inline]
-pub(super) fn copy_out(ring: &Consumer, frame: Frame, buf: &mut Vec<u8>) {
-    let len = frame.len as usize;
-    // Frames are padded to 8 bytes: the payload's padded length lies in
-    // the frame too, and the payload starts 8-aligned.
-    let padded = (len + 7) & !7;
-    buf.clear();
-    // SAFETY: peek, peek_ahead or cached_ahead validated the frame: its
-    // payload, and the padding after it up to `padded`, lie inside the
-    // data region and were committed (published with Release, read after
-    // the Acquire load of tail), and they are not released before this
-    // copy; buf has room for `padded` bytes (small payloads; `padded` is
-    // 32 in the last arm) or `len`.
-    unsafe {
-        let from = ring.payload(frame);
-        if padded <= SMALL {
-            buf.reserve(padded);
-            // Fixed sizes, `padded` bytes each: a move or two, no loop to
-            // set up.
-            let to = buf.as_mut_ptr();
-            match padded {
-                0 => {}
-                8 => std::ptr::copy_nonoverlapping(from, to, 8),
-                16 => std::ptr::copy_nonoverlapping(from, to, 16),
-                24 => std::ptr::copy_nonoverlapping(from, to, 24),
-                _ => std::ptr::copy_nonoverlapping(from, to, SMALL),
-            }
-        } else {
-            buf.reserve(len);
-            std::ptr::copy_nonoverlapping(from, buf.as_mut_ptr(), len);
-        }
-        buf.set_len(len);
     }
 }
