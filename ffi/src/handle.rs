@@ -115,8 +115,8 @@ pub(crate) fn insert<T: Handled>(object: T) -> Result<*mut T::C, Failure> {
     let fast = unsafe { (*raw).fast() };
     slot.fast.store(fast.cast::<()>(), Ordering::Relaxed);
     slot.object.store(raw.cast::<()>(), Ordering::Relaxed);
-    // SYNC: Release, so that a thread that sees this state in `lookup`
-    // (Acquire) also sees `object` and the object it points to.
+    // SYNC: Release, so that a thread that sees this state in `find`
+    // (Acquire) also sees `object`, `fast` and the object they point to.
     slot.state
         .store(generation << 2 | T::KIND, Ordering::Release);
     Ok(ptr::without_provenance_mut(
@@ -187,8 +187,8 @@ pub(crate) unsafe fn remove<T: Handled>(handle: *mut T::C) -> Result<Box<T>, Fai
     let (index, object) = lookup::<T>(handle)?;
     let slot = slot(index).ok_or_else(Failure::internal_table)?;
     let next = ((slot.state.load(Ordering::Relaxed) >> 2).wrapping_add(1)) & GEN_MASK;
-    // SYNC: Release: pairs with the Acquire load in `lookup`; from here on
-    // no lookup of the old handle succeeds.
+    // SYNC: Release: pairs with the Acquire loads in `find` and
+    // `find_fast`; from here on no lookup of the old handle succeeds.
     slot.state.store(next << 2, Ordering::Release);
     slot.fast.store(ptr::null_mut(), Ordering::Relaxed);
     slot.object.store(ptr::null_mut(), Ordering::Relaxed);
