@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::party::{ChanSleeper, PeerWatch, RoleHold, SemParker};
 use super::shared::Shared;
-use super::view::HeaderPtr;
-use super::view::LanePtrs;
+use super::view::{HeaderPtr, LanePtrs};
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
 use crate::helper::Helper;
@@ -383,7 +382,7 @@ impl Sender {
     }
 
     #[inline]
-    fn reserve_how(&mut self, len: usize, how: How) -> Result<SendGrant<'_>> {
+    pub(super) fn reserve_how(&mut self, len: usize, how: How) -> Result<SendGrant<'_>> {
         let offset = self.find_room(len, how)?;
         Ok(SendGrant {
             tx: self,

@@ -6,19 +6,19 @@
 //! own writing into the reserved payload) and commits the bytes written;
 //! a value longer than the guess is measured first (postcard's `Size`
 //! flavor, which writes nothing), then serialized into a frame of exactly
-//! that length with `postcard::to_slice`: no buffer of its own, no
+//! that length with the same flavor: no buffer of its own, no
 //! allocation per message. Receiving decodes from the payload in place
 //! (`recv_ref`) and then drops the guard, so a message that does not
 //! decode is consumed like any other: one bad message never blocks the
 //! ones behind it. Only the public byte API is used here.
 
 use std::any::type_name;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Receiver, SendGrant, Sender, SenderId, deadline_after};
+use super::{How, Receiver, SendGrant, Sender, SenderId, deadline_after};
 use crate::error::{Error, Result};
 
 impl Sender {
@@ -57,7 +57,7 @@ impl Sender {
     /// ```
     #[inline]
     pub fn send_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        send_value_via(self, value, Wait::Until(None))
+        send_value_via(self, value, How::Block(None))
     }
 
     /// Sends one value if there is room for it now.
@@ -82,7 +82,7 @@ impl Sender {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn try_send_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        send_value_via(self, value, Wait::Try)
+        send_value_via(self, value, How::Try)
     }
 
     /// Sends one value, waiting at most `timeout` for room.
@@ -112,7 +112,7 @@ impl Sender {
         value: &T,
         timeout: Duration,
     ) -> Result<()> {
-        send_value_via(self, value, Wait::Until(deadline_after(timeout)))
+        send_value_via(self, value, How::Block(deadline_after(timeout)))
     }
 
     /// Sends one value, waiting for room without blocking the executor:
@@ -321,26 +321,6 @@ impl Receiver {
     }
 }
 
-/// How a typed send waits for room.
-#[derive(Debug, Clone, Copy)]
-enum Wait {
-    /// `try_reserve`.
-    Try,
-    /// `reserve_deadline`, or `reserve` without a deadline.
-    Until(Option<Instant>),
-}
-
-impl Wait {
-    #[inline]
-    fn reserve(self, tx: &mut Sender, len: usize) -> Result<SendGrant<'_>> {
-        match self {
-            Wait::Try => tx.try_reserve(len),
-            Wait::Until(None) => tx.reserve(len),
-            Wait::Until(Some(deadline)) => tx.reserve_deadline(len, deadline),
-        }
-    }
-}
-
 /// Sends `value` in one serialization pass where it can: into a
 /// reservation of a guessed length (the value's size in memory and a
 /// quarter more, plus 16 bytes: what postcard needs for a struct of
@@ -351,10 +331,10 @@ impl Wait {
 /// (`benchmarks/README.md`, "Typed values"). When the guess is too short
 /// (strings, vectors), or the ring has no room for it now (the guess is
 /// only ever tried, never waited for), it measures the value and reserves
-/// exactly, waiting as `wait` says; what was written into the
+/// exactly, waiting as `how` says; what was written into the
 /// speculative frame is dropped, never published.
 #[inline]
-fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, wait: Wait) -> Result<()> {
+fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, how: How) -> Result<()> {
     let size = std::mem::size_of_val(value);
     let guess = (size + size / 4 + 16).min(tx.max_message_len());
     // The guess never waits: a frame that would fit might be refused for
@@ -370,7 +350,7 @@ fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, wait: Wait)
         Err(e) => return Err(e),
     }
     let len = encoded_len(value)?;
-    encode_into(value, wait.reserve(tx, len)?)
+    encode_into(value, tx.reserve_how(len, how)?)
 }
 
 /// A postcard flavor that writes into a reserved frame: small pieces (a
@@ -444,11 +424,10 @@ fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize> {
 #[inline]
 fn encode_into<T: Serialize + ?Sized>(value: &T, mut grant: SendGrant<'_>) -> Result<()> {
     let reserved = grant.len();
-    match postcard::to_slice(value, &mut grant) {
-        Ok(written) if written.len() == reserved => grant.commit(),
+    match postcard::serialize_with_flavor(value, FrameWriter::new(&mut grant)) {
+        Ok(written) if written == reserved => grant.commit(),
         Ok(written) => Err(encode_error::<T>(format!(
-            "it serialized to {} bytes after measuring {reserved}",
-            written.len()
+            "it serialized to {written} bytes after measuring {reserved}"
         ))),
         Err(e) => Err(encode_error::<T>(e.to_string())),
     }
