@@ -537,10 +537,10 @@ impl Receiver {
         (len, from)
     }
 
-    /// For the C and Python bindings, not a stable API: copies the next
+    /// For bindings (the C interface), not a stable API: copies the next
     /// message into `buf` and releases it, if one is queued now, fits in
-    /// `buf` and needs nothing of the slow path (no error, no padding, no
-    /// wake-up to record). `None` consumes nothing: ask
+    /// `buf` and needs nothing of the slow path (no error, no padding to
+    /// skip). `None` consumes nothing: ask
     /// [`try_recv_ref`](Self::try_recv_ref) or its siblings, which then
     /// say why.
     ///
