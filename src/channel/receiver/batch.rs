@@ -340,7 +340,9 @@ impl Receiver {
         let lane = at.lane() as usize;
         let (mut n, mut ahead, mut bytes) = (0, 0, 0);
         let corrupt = loop {
-            copy_out(&self.lanes.of(at).ring, at.frame(), &mut bufs[n]);
+            let ring = &self.lanes.of(at).ring;
+            ring.prefetch_ahead(ahead);
+            copy_out(ring, at.frame(), &mut bufs[n]);
             n += 1;
             ahead += frame_size(u64::from(at.frame().len));
             bytes += u64::from(at.frame().len);
