@@ -597,3 +597,53 @@ fn a_batch_copies_every_small_length_exactly() {
     assert_eq!(p.write_run(&msgs, false).unwrap().sent, msgs.len());
     assert_eq!(recv_run(&mut c, 100), msgs);
 }
+
+/// The fast path's look, with the slow one for what it leaves (padding).
+fn recv_fast(c: &mut Consumer) -> Option<Vec<u8>> {
+    let frame = match c.peek_fast(&mut ()) {
+        Fast::Message(frame) => frame,
+        Fast::Empty => return None,
+        Fast::Slow => c.peek().unwrap()?,
+    };
+    // SAFETY: peek_fast and peek validated the frame.
+    let v = unsafe { std::slice::from_raw_parts(c.payload(frame), frame.len as usize) }.to_vec();
+    c.release(frame);
+    Some(v)
+}
+
+#[test]
+fn reading_ahead_stays_in_the_region_and_changes_nothing_read() {
+    // 16 KiB: the line read ahead (PREFETCH_DISTANCE) lies in the
+    // published bytes of a full ring and wraps past the region's end;
+    // sizes that do not divide the ring put frames and that line
+    // everywhere, lap after lap. A debug build checks every line's offset.
+    let cap = 16 * 1024;
+    assert!(PREFETCH_DISTANCE + 64 < cap);
+    let ring = HeapRing::new(cap);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    let sizes = [0usize, 1, 7, 8, 56, 64, 65, 200, 1000];
+    let (mut sent, mut got) = (0u32, 0u32);
+    let msg = |n: u32| {
+        let len = sizes[n as usize % sizes.len()];
+        (0..len)
+            .map(|i| (n as usize + i) as u8)
+            .collect::<Vec<u8>>()
+    };
+    for _ in 0..40 {
+        while send(&mut p, &msg(sent)) {
+            sent += 1;
+        }
+        // Read most of it, so that the ring stays nearly full and the
+        // next lap starts elsewhere.
+        while sent - got > 3 {
+            assert_eq!(recv_fast(&mut c).as_deref(), Some(&msg(got)[..]));
+            got += 1;
+        }
+    }
+    while let Some(m) = recv_fast(&mut c) {
+        assert_eq!(m, msg(got));
+        got += 1;
+    }
+    assert_eq!(got, sent);
+    assert!(sent > 40 * 10, "{sent} messages: the ring never filled");
+}
