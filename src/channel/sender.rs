@@ -498,10 +498,11 @@ impl Sender {
 
     /// Waits until `attempt` finds room (spinning, then parked on the
     /// lane's `TX_WAKE`), asking it to wait for the refill room
-    /// (`ring::REFILL`). Before a park, a receiver found gone gets one
-    /// last attempt that takes any room (the receiver may have made room
-    /// just before it died, and there is no one to share lines with);
-    /// then `Disconnected`.
+    /// (`ring::REFILL`) while it spins and the receiver keeps reading;
+    /// the last look before a park takes any room. Before a park, a
+    /// receiver found gone gets one last attempt that takes any room (the
+    /// receiver may have made room just before it died); then
+    /// `Disconnected`.
     fn wait_with<T>(
         &mut self,
         deadline: Option<Instant>,
@@ -557,8 +558,10 @@ impl Sender {
 const POLL_GAP: u32 = 16;
 
 /// A waiting sender's look (blocking or async): `attempt` with the refill
-/// rule; before a park, also whether the receiver is gone, and if so one
-/// last attempt that takes any room.
+/// rule while it spins; before a park, one that takes any room (a sender
+/// never parks beside room for its message: a receiver that stopped
+/// reading would post no wake-up for it), then whether the receiver is
+/// gone, and if so one last attempt.
 fn room_poll<T>(
     ring: &mut Producer,
     peer: &mut PeerWatch,
@@ -567,7 +570,7 @@ fn room_poll<T>(
     phase: Phase,
     attempt: &mut impl FnMut(&mut Producer, &Shared, LaneRefs<'_>, bool) -> Result<Option<T>>,
 ) -> Result<Option<T>> {
-    if let Some(found) = attempt(ring, s, refs, true)? {
+    if let Some(found) = attempt(ring, s, refs, phase == Phase::Spin)? {
         return Ok(Some(found));
     }
     s.check_open()?;

@@ -257,6 +257,10 @@ pub(crate) struct Producer {
     /// A reload of head found too little room: until there is room for
     /// the frame and [`REFILL`] bytes more, wait (see `has_room`).
     refilling: bool,
+    /// Reloads in a row, while refilling, that found `head` where the one
+    /// before had left it: from [`STALL_LOOKS`] on, room for the frame is
+    /// enough.
+    stalled: u32,
 }
 
 /// Room beyond its frame that a producer which caught up with the consumer
@@ -269,10 +273,23 @@ pub(crate) struct Producer {
 /// every message, the consumer slows down, and the ring stays full, a
 /// regime that feeds itself (benchmarks/README.md, "Lanes"). Waiting for a
 /// few lines of room makes each line change hands once. The mirror of the
-/// receiver's catch-up pause (`wait::CatchUp`), with nothing to tune: the
-/// consumer frees the room whenever it reads, so the wait always ends
-/// while it reads.
+/// receiver's catch-up pause (`wait::CatchUp`).
+///
+/// The slack is waited for only while the consumer frees room: after
+/// [`STALL_LOOKS`] reloads in a row that found `head` unmoved, room for
+/// the frame alone is enough. A consumer that took one message and then
+/// stopped (to wait for something this sender does next, say) would
+/// otherwise leave a sender waiting for ever beside the room it needs.
+/// (The sender's last look before a park takes any room too.)
 pub(crate) const REFILL: u64 = 4096;
+
+/// Reloads of `head` in a row that find it unmoved after which a
+/// refilling producer takes room for its frame alone (see [`REFILL`]).
+/// A waiting sender looks every few hundred nanoseconds (an async one
+/// more often), and a consumer that is reading releases far more often
+/// than every eight looks; one that stopped is past this within a few
+/// microseconds.
+pub(crate) const STALL_LOOKS: u32 = 8;
 
 /// How far ahead of the frame it reads a consumer asks for the ring's
 /// lines ([`Consumer::prefetch_ahead`]), in bytes.
@@ -310,6 +327,7 @@ impl Producer {
             published_padding: false,
             kind_word: KIND_MESSAGE,
             refilling: false,
+            stalled: 0,
         })
     }
 
@@ -459,8 +477,13 @@ impl Producer {
             )));
         }
         check_span(head, end, cap)?;
+        self.stalled = match self.refilling && head == self.head_cache {
+            true => self.stalled.saturating_add(1),
+            false => 0,
+        };
         self.head_cache = head;
-        let room = cap - (end - head) >= want;
+        let free = cap - (end - head);
+        let room = free >= want || (self.stalled >= STALL_LOOKS && free >= need);
         self.refilling = !room;
         Ok(room)
     }
