@@ -147,6 +147,13 @@ impl Sender {
     /// When it returns `Ok` the message is committed: the receiver can see
     /// it. With no receiver attached yet it fills the ring, then waits.
     ///
+    /// Once it has found the ring full, it may wait for a little more room
+    /// than the message needs (4 KiB, at most an eighth of the ring), so
+    /// that it does not write into the lines the receiver is reading; it
+    /// does so only while the receiver keeps freeing room. A receiver that
+    /// stopped reading leaves it waiting a few microseconds at most beside
+    /// room for its message, and it never parks there.
+    ///
     /// # Errors
     ///
     /// [`Error::MessageTooLarge`] (nothing written), [`Error::Disconnected`]
