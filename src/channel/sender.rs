@@ -314,6 +314,15 @@ impl Sender {
 
     /// The largest message this channel carries (capacity minus 8).
     ///
+    /// A frame never wraps around the ring's end, so a message this large
+    /// fits only where the ring's free bytes start at its beginning: into
+    /// an empty ring that has carried messages before, the sender first
+    /// writes a padding frame to the end, and the message waits until the
+    /// receiver has passed over it. A waiting send gets through as soon
+    /// as the receiver reads; `try_send` on such a ring returns
+    /// [`Error::Full`] until then. The same holds, less often, for any
+    /// message longer than the bytes left before the end.
+    ///
     /// # Examples
     ///
     /// ```
@@ -323,8 +332,13 @@ impl Sender {
     /// let mut tx = chan.sender()?;
     /// let mut rx = chan.receiver()?;
     /// let whole_ring = vec![7; tx.max_message_len()];
-    /// tx.send(&whole_ring)?; // the largest message gets through an empty ring
+    /// tx.send(&whole_ring)?; // a fresh ring: its free bytes start at offset 0
     /// assert_eq!(rx.recv()?, whole_ring);
+    /// tx.send(b"x")?;
+    /// assert_eq!(rx.recv()?, b"x"); // empty again, its free bytes now at offset 16
+    /// assert!(matches!(tx.try_send(&whole_ring), Err(shmchan::Error::Full)));
+    /// assert!(matches!(rx.try_recv(), Err(shmchan::Error::Empty))); // passes the padding
+    /// tx.try_send(&whole_ring)?;
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn max_message_len(&self) -> usize {
