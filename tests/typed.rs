@@ -637,6 +637,21 @@ fn a_pod_of_the_wrong_length_is_an_error() {
     assert_mismatch::<Tick, _>(rx.try_recv_pod::<Tick>(), 25);
     assert_mismatch::<Tick, _>(rx.recv_pod_timeout::<Tick>(Duration::from_secs(1)), 0);
     assert_eq!(rx.recv_pod::<Tick>().expect("the next one"), tick);
+    // And by the deadline and async forms.
+    tx.send(&bytes[..8]).expect("short");
+    tx.send(&[bytes, bytes].concat()).expect("long");
+    tx.send_pod(&tick).expect("a tick");
+    let later = std::time::Instant::now() + Duration::from_secs(1);
+    assert_mismatch::<Tick, _>(rx.recv_pod_deadline::<Tick>(later), 8);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    assert_mismatch::<Tick, _>(rt.block_on(rx.recv_pod_async::<Tick>()), 48);
+    assert_eq!(
+        rt.block_on(rx.recv_pod_async::<Tick>())
+            .expect("the next one"),
+        tick
+    );
 
     // as_pod consumes nothing by itself: the guard still holds the
     // message, which reads as bytes and as a type of the right size.
@@ -660,6 +675,12 @@ fn a_type_aligned_to_16_is_refused_wherever_the_payload_lies() {
     assert_mismatch::<Wide, _>(tx.send_pod(&wide), 16);
     assert_mismatch::<Wide, _>(tx.try_send_pod(&wide), 16);
     assert_mismatch::<Wide, _>(tx.send_pod_timeout(&wide, Duration::from_millis(1)), 16);
+    let later = std::time::Instant::now() + Duration::from_millis(1);
+    assert_mismatch::<Wide, _>(tx.send_pod_deadline(&wide, later), 16);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    assert_mismatch::<Wide, _>(rt.block_on(tx.send_pod_async(&wide)), 16);
     assert!(matches!(rx.try_recv(), Err(Error::Empty)), "nothing sent");
     // Its 16 bytes as raw messages. Each frame is 24 bytes, so payloads
     // alternate between 8 and 0 mod 16; as_pod and recv_pod each meet

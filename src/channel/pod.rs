@@ -15,7 +15,7 @@
 
 use std::any::type_name;
 use std::mem::{align_of, size_of};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
@@ -111,6 +111,66 @@ impl Sender {
         check::<T>(size_of::<T>())?;
         self.send_timeout(bytemuck::bytes_of(value), timeout)
     }
+
+    /// Sends a plain-old-data value, waiting for room until `deadline` at
+    /// the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (nothing sent), and as
+    /// [`send_pod`](Self::send_pod).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send_pod_deadline(&7u64, Instant::now() + Duration::from_millis(1))?;
+    /// assert_eq!(rx.recv_pod::<u64>()?, 7);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn send_pod_deadline<T: Pod>(&mut self, value: &T, deadline: Instant) -> Result<()> {
+        check::<T>(size_of::<T>())?;
+        self.send_deadline(bytemuck::bytes_of(value), deadline)
+    }
+
+    /// Sends a plain-old-data value, waiting for room without blocking
+    /// the executor: the async [`send_pod`](Self::send_pod) (see
+    /// [`send_async`](Self::send_async) for how it waits).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send_async`](Self::send_async): a future dropped before it
+    /// completed sent nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_pod`](Self::send_pod).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    ///
+    /// # fn main() -> shmchan::Result<()> {
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// rt.block_on(async {
+    ///     tx.send_pod_async(&[1.5f32, 2.5]).await?;
+    ///     assert_eq!(rx.recv_pod_async::<[f32; 2]>().await?, [1.5, 2.5]);
+    ///     Ok::<(), shmchan::Error>(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send_pod_async<T: Pod>(&mut self, value: &T) -> Result<()> {
+        check::<T>(size_of::<T>())?;
+        self.send_async(bytemuck::bytes_of(value)).await
+    }
 }
 
 impl Receiver {
@@ -193,6 +253,54 @@ impl Receiver {
     /// ```
     pub fn recv_pod_timeout<T: Pod>(&mut self, timeout: Duration) -> Result<T> {
         self.recv_ref_timeout(timeout)?.as_pod::<T>().copied()
+    }
+
+    /// Receives a plain-old-data value, waiting until `deadline` at the
+    /// latest (a value already queued is received even when the deadline
+    /// has passed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (nothing consumed), and as
+    /// [`recv_pod`](Self::recv_pod).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let soon = Instant::now() + Duration::from_millis(1);
+    /// assert!(matches!(rx.recv_pod_deadline::<u32>(soon), Err(Error::Timeout)));
+    /// tx.send_pod(&9u32)?;
+    /// assert_eq!(rx.recv_pod_deadline::<u32>(soon)?, 9); // past, but queued
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn recv_pod_deadline<T: Pod>(&mut self, deadline: Instant) -> Result<T> {
+        self.recv_ref_deadline(deadline)?.as_pod::<T>().copied()
+    }
+
+    /// Receives a plain-old-data value, waiting without blocking the
+    /// executor: the async [`recv_pod`](Self::recv_pod) (see
+    /// [`recv_async`](Self::recv_async) for how it waits).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a future dropped before it completed has consumed
+    /// nothing. A message of the wrong length is consumed by the poll that
+    /// returns [`Error::PodMismatch`], as with `recv_pod`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_pod`](Self::recv_pod).
+    ///
+    /// # Examples
+    ///
+    /// See [`Sender::send_pod_async`].
+    pub async fn recv_pod_async<T: Pod>(&mut self) -> Result<T> {
+        self.recv_ref_async().await?.as_pod::<T>().copied()
     }
 }
 

@@ -13,7 +13,7 @@
 //! ones behind it. Only the public byte API is used here.
 
 use std::any::type_name;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -113,6 +113,35 @@ impl Sender {
         timeout: Duration,
     ) -> Result<()> {
         send_value_via(self, value, How::Block(deadline_after(timeout)))
+    }
+
+    /// Sends one value, waiting for room until `deadline` at the latest
+    /// ([`send_value_timeout`](Self::send_value_timeout) is this with the
+    /// deadline `timeout` from now).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (nothing sent), and as
+    /// [`send_value`](Self::send_value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Key, Options};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// tx.send_value_deadline(&(1u8, "one"), Instant::now() + Duration::from_millis(1))?;
+    /// assert_eq!(rx.recv_value::<(u8, String)>()?, (1, "one".to_owned()));
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn send_value_deadline<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        deadline: Instant,
+    ) -> Result<()> {
+        send_value_via(self, value, How::Block(Some(deadline)))
     }
 
     /// Sends one value, waiting for room without blocking the executor:
@@ -240,6 +269,33 @@ impl Receiver {
     /// ```
     pub fn recv_value_timeout<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<T> {
         decode(&self.recv_ref_timeout(timeout)?)
+    }
+
+    /// Receives the next value, waiting until `deadline` at the latest (a
+    /// message already queued is received even when the deadline has
+    /// passed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (nothing consumed), and as
+    /// [`recv_value`](Self::recv_value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let (mut tx, mut rx) = (chan.sender()?, chan.receiver()?);
+    /// let soon = Instant::now() + Duration::from_millis(1);
+    /// assert!(matches!(rx.recv_value_deadline::<u64>(soon), Err(Error::Timeout)));
+    /// tx.send_value(&5u64)?;
+    /// assert_eq!(rx.recv_value_deadline::<u64>(soon)?, 5); // past, but queued
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn recv_value_deadline<T: DeserializeOwned>(&mut self, deadline: Instant) -> Result<T> {
+        decode(&self.recv_ref_deadline(deadline)?)
     }
 
     /// Receives the next value and the sender it came from, waiting for
