@@ -1,11 +1,12 @@
-//! A waiting send takes the room it needs as soon as the receiver, a
-//! separate process, has made it, even when that receiver then stops
-//! reading: the ring is full of 100-byte messages, the receiver takes one
-//! (112 bytes of room, where a 5-byte message needs 16) and waits for the
-//! parent to end the test. A sender that waits for room to spare
-//! (`ring::REFILL`, 4 KiB beyond its frame) only while the receiver keeps
-//! reading sends at once; one that waited for it regardless, as the first
-//! build of the refill rule did, waits until its deadline (or for ever).
+//! A waiting send takes the room it needs once the receiver, a separate
+//! process, has made it, even when that receiver then stops reading: the
+//! ring is full of 100-byte messages, the receiver takes one (112 bytes of
+//! room, where a 5-byte message needs 16) and waits for the parent to end
+//! the test. A sender that waits for room to spare (`ring::REFILL`, 4 KiB
+//! beyond its frame) only while it spins sends by the end of its spin
+//! budget; one that waited for it regardless, as the first build of the
+//! refill rule did, parks with nothing left to wake it and waits until its
+//! deadline (or for ever).
 //!
 //! Every waiting form is covered: `send_timeout`, `send_deadline`,
 //! `reserve_timeout`, `send_batch_timeout`, `send_async`, and a sender

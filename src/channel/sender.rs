@@ -149,10 +149,11 @@ impl Sender {
     ///
     /// Once it has found the ring full, it may wait for a little more room
     /// than the message needs (4 KiB, at most an eighth of the ring), so
-    /// that it does not write into the lines the receiver is reading; it
-    /// does so only while the receiver keeps freeing room. A receiver that
-    /// stopped reading leaves it waiting a few microseconds at most beside
-    /// room for its message, and it never parks there.
+    /// that it does not write into the lines the receiver is reading, but
+    /// only while it spins (see [`set_spin`](Self::set_spin)): its last
+    /// look before it parks takes room for the message alone. A receiver
+    /// that stopped reading leaves it waiting no longer than its spin
+    /// budget beside room for its message.
     ///
     /// # Errors
     ///
@@ -519,7 +520,7 @@ impl Sender {
 
     /// Waits until `attempt` finds room (spinning, then parked on the
     /// lane's `TX_WAKE`), asking it to wait for the refill room
-    /// (`ring::REFILL`) while it spins and the receiver keeps reading;
+    /// (`ring::REFILL`) while it spins;
     /// the last look before a park takes any room. Before a park, a
     /// receiver found gone gets one last attempt that takes any room (the
     /// receiver may have made room just before it died); then

@@ -257,10 +257,6 @@ pub(crate) struct Producer {
     /// A reload of head found too little room: until there is room for
     /// the frame and [`REFILL`] bytes more, wait (see `has_room`).
     refilling: bool,
-    /// Reloads in a row, while refilling, that found `head` where the one
-    /// before had left it: from [`STALL_LOOKS`] on, room for the frame is
-    /// enough.
-    stalled: u32,
 }
 
 /// Room beyond its frame that a producer which caught up with the consumer
@@ -275,21 +271,12 @@ pub(crate) struct Producer {
 /// few lines of room makes each line change hands once. The mirror of the
 /// receiver's catch-up pause (`wait::CatchUp`).
 ///
-/// The slack is waited for only while the consumer frees room: after
-/// [`STALL_LOOKS`] reloads in a row that found `head` unmoved, room for
-/// the frame alone is enough. A consumer that took one message and then
-/// stopped (to wait for something this sender does next, say) would
-/// otherwise leave a sender waiting for ever beside the room it needs.
-/// (The sender's last look before a park takes any room too.)
+/// The slack is a preference, never a reason to sleep: a waiting sender's
+/// last look before it parks takes any room (`channel::sender`), so a
+/// consumer that took one message and then stopped (to wait for something
+/// this sender does next, say) leaves the sender waiting no longer than
+/// its spin budget beside the room it needs.
 pub(crate) const REFILL: u64 = 4096;
-
-/// Reloads of `head` in a row that find it unmoved after which a
-/// refilling producer takes room for its frame alone (see [`REFILL`]).
-/// A waiting sender looks every few hundred nanoseconds (an async one
-/// more often), and a consumer that is reading releases far more often
-/// than every eight looks; one that stopped is past this within a few
-/// microseconds.
-pub(crate) const STALL_LOOKS: u32 = 8;
 
 /// How far ahead of the frame it reads a consumer asks for the ring's
 /// lines ([`Consumer::prefetch_ahead`]), in bytes.
@@ -327,7 +314,6 @@ impl Producer {
             published_padding: false,
             kind_word: KIND_MESSAGE,
             refilling: false,
-            stalled: 0,
         })
     }
 
@@ -477,13 +463,8 @@ impl Producer {
             )));
         }
         check_span(head, end, cap)?;
-        self.stalled = match self.refilling && head == self.head_cache {
-            true => self.stalled.saturating_add(1),
-            false => 0,
-        };
         self.head_cache = head;
-        let free = cap - (end - head);
-        let room = free >= want || (self.stalled >= STALL_LOOKS && free >= need);
+        let room = cap - (end - head) >= want;
         self.refilling = !room;
         Ok(room)
     }
