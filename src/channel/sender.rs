@@ -340,6 +340,7 @@ impl Sender {
     /// assert!(matches!(tx.try_send(&whole_ring), Err(shmchan::Error::Full)));
     /// assert!(matches!(rx.try_recv(), Err(shmchan::Error::Empty))); // passes the padding
     /// tx.try_send(&whole_ring)?;
+    /// assert_eq!(rx.recv()?, whole_ring); // (a ring left holding it would outlive us)
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn max_message_len(&self) -> usize {
