@@ -578,6 +578,8 @@ impl Receiver {
     #[inline(always)]
     fn guard_how(&mut self, how: How) -> Result<RecvGuard<'_>> {
         let at = self.next_frame(how)?;
+        // The caller reads the payload in place: start its lines coming.
+        self.lanes.of(at).ring.prefetch_payload(at.frame());
         Ok(RecvGuard { rx: self, at })
     }
 

@@ -293,6 +293,10 @@ pub(crate) const REFILL: u64 = 4096;
 /// into the first cost 1 KiB messages about a tenth of their rate.
 pub(crate) const PREFETCH_DISTANCE: u64 = 4096;
 
+/// How much of a large payload a zero-copy receive asks for up front
+/// ([`Consumer::prefetch_payload`]), in bytes.
+pub(crate) const PREFETCH_PAYLOAD: u64 = 64 * 1024;
+
 impl Producer {
     /// A producer continuing from the ring's current state.
     ///
@@ -1001,6 +1005,29 @@ impl Consumer {
         let pos = (self.head + ahead + PREFETCH_DISTANCE) & !63;
         if pos + 64 <= self.tail_cache {
             self.ring.prefetch(self.ring.offset(pos));
+        }
+    }
+
+    /// Asks for every line of `frame`'s payload beyond its first, up to
+    /// [`PREFETCH_PAYLOAD`] bytes, when the payload is at least a page:
+    /// for a reader that reads a message in place (`recv_ref`), whose
+    /// loop would otherwise wait for the lines, which the sender's core
+    /// holds, one after the other. Smaller payloads are covered by the
+    /// line read ahead of each frame ([`prefetch_ahead`](Self::prefetch_ahead)).
+    #[inline]
+    pub(crate) fn prefetch_payload(&self, frame: Frame) {
+        let len = u64::from(frame.len);
+        if len < 4096 {
+            return;
+        }
+        let start = u64::from(frame.offset.get());
+        let end = start + len.min(PREFETCH_PAYLOAD);
+        let mut off = (start + 64) & !63;
+        // Inside the payload, which the consumer validated to lie in the
+        // region: every line asked for is below the capacity.
+        while off < end {
+            self.ring.prefetch(off);
+            off += 64;
         }
     }
 
