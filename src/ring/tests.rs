@@ -605,6 +605,7 @@ fn recv_fast(c: &mut Consumer) -> Option<Vec<u8>> {
         Fast::Empty => return None,
         Fast::Slow => c.peek().unwrap()?,
     };
+    c.prefetch_payload(frame);
     // SAFETY: peek_fast and peek validated the frame.
     let v = unsafe { std::slice::from_raw_parts(c.payload(frame), frame.len as usize) }.to_vec();
     c.release(frame);
@@ -616,12 +617,13 @@ fn reading_ahead_stays_in_the_region_and_changes_nothing_read() {
     // 16 KiB: the line read ahead (PREFETCH_DISTANCE) lies in the
     // published bytes of a full ring and wraps past the region's end;
     // sizes that do not divide the ring put frames and that line
-    // everywhere, lap after lap. A debug build checks every line's offset.
+    // everywhere, lap after lap; a payload above a page has its lines
+    // asked for too. A debug build checks every line's offset.
     let cap = 16 * 1024;
     assert!(PREFETCH_DISTANCE + 64 < cap);
     let ring = HeapRing::new(cap);
     let (mut p, mut c) = (ring.producer(), ring.consumer());
-    let sizes = [0usize, 1, 7, 8, 56, 64, 65, 200, 1000];
+    let sizes = [0usize, 1, 7, 8, 56, 64, 65, 200, 1000, 5000];
     let (mut sent, mut got) = (0u32, 0u32);
     let msg = |n: u32| {
         let len = sizes[n as usize % sizes.len()];
