@@ -521,11 +521,10 @@ impl Sender {
 
     /// Waits until `attempt` finds room (spinning, then parked on the
     /// lane's `TX_WAKE`), asking it to wait for the refill room
-    /// (`ring::REFILL`) while it spins;
-    /// the last look before a park takes any room. Before a park, a
-    /// receiver found gone gets one last attempt that takes any room (the
-    /// receiver may have made room just before it died); then
-    /// `Disconnected`.
+    /// (`ring::REFILL`) while it spins; the last look before a park takes
+    /// any room. Before a park, a receiver found gone gets one last
+    /// attempt that takes any room (the receiver may have made room just
+    /// before it died); then `Disconnected`.
     fn wait_with<T>(
         &mut self,
         deadline: Option<Instant>,

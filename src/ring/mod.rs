@@ -116,9 +116,11 @@ impl RingPtrs {
     fn prefetch(&self, off: u64) {
         debug_assert!(off < self.capacity);
         #[cfg(all(target_arch = "x86_64", not(all(test, loom))))]
-        // SAFETY: `off` is inside the region (the caller reduced it modulo
-        // the capacity), so the address is in the mapping; and a prefetch
-        // is only a hint, which neither reads into the program nor faults.
+        // SAFETY: `off` is below the capacity (asserted above in debug
+        // builds; callers reduce a position modulo the capacity or take
+        // it from a validated frame), so the address is in the mapping;
+        // and a prefetch is only a hint, which neither reads into the
+        // program nor faults.
         unsafe {
             use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
             _mm_prefetch::<_MM_HINT_T1>(self.at(off).cast::<i8>().cast_const());
@@ -296,8 +298,9 @@ pub(crate) const PREFETCH_DISTANCE: u64 = 4096;
 /// How much of a large payload a zero-copy receive asks for up front
 /// ([`Consumer::prefetch_payload`]), in bytes. Reading 16-64 KiB in
 /// place ran at 0.74x-0.88x of the copying receive (whose `memcpy` keeps
-/// many lines coming at once) before, and 1.1x-1.3x after
-/// (benchmarks/README.md, "Reading ahead").
+/// many lines coming at once); asking for the lines made 16-32 KiB
+/// 1.1x-1.4x faster, and left it at 0.91x-0.98x of the copying receive at
+/// 16-64 KiB (benchmarks/README.md, "Reading ahead").
 pub(crate) const PREFETCH_PAYLOAD: u64 = 64 * 1024;
 
 impl Producer {
