@@ -291,16 +291,19 @@ pub(crate) const REFILL: u64 = 4096;
 /// message) `recv_many` ran at half the rate of `recv_into`. Asking for
 /// one line this far ahead per message, among the bytes already
 /// published, overlaps those transfers (benchmarks/README.md, "Reading
-/// ahead"). Into the second-level cache, not the first: asking for it
-/// into the first cost 1 KiB messages about a tenth of their rate.
+/// ahead"; 64-512 B 1.3x-2.3x faster in cargo's default release profile,
+/// 1.2x-1.5x under LTO). Into the second-level cache, not the first:
+/// asking for it into the first cost 1 KiB messages about a tenth of
+/// their rate (default release profile).
 pub(crate) const PREFETCH_DISTANCE: u64 = 4096;
 
 /// How much of a large payload a zero-copy receive asks for up front
 /// ([`Consumer::prefetch_payload`]), in bytes. Reading 16-64 KiB in
 /// place ran at 0.74x-0.88x of the copying receive (whose `memcpy` keeps
-/// many lines coming at once); asking for the lines made 16-32 KiB
-/// 1.1x-1.4x faster, and left it at 0.91x-0.98x of the copying receive at
-/// 16-64 KiB (benchmarks/README.md, "Reading ahead").
+/// many lines coming at once; default release profile); asking for the
+/// lines made 16-32 KiB 1.1x-1.4x faster in both profiles, and left it at
+/// 0.91x-0.98x of the copying receive at 16-64 KiB (default release and
+/// LTO; benchmarks/README.md, "Reading ahead").
 pub(crate) const PREFETCH_PAYLOAD: u64 = 64 * 1024;
 
 impl Producer {
