@@ -183,8 +183,9 @@ struct Backoff {
     polls: u32,
     /// Set once tight polling is over.
     backing_off: bool,
-    /// Spin-loop hints between two tight polls.
-    gap: u32,
+    /// A paced waiter's time between two polls, for the whole budget
+    /// (no tight phase, no backoff): see [`wait_paced`].
+    gap: Option<Duration>,
     backoff: crossbeam_utils::Backoff,
 }
 
@@ -195,7 +196,7 @@ impl Backoff {
             budget,
             polls: 0,
             backing_off: false,
-            gap: 1,
+            gap: None,
             backoff: crossbeam_utils::Backoff::new(),
         }
     }
@@ -206,12 +207,13 @@ impl Backoff {
         if self.budget.is_zero() {
             return false;
         }
+        if let Some(gap) = self.gap {
+            return self.pace(gap);
+        }
         if !self.backing_off {
             self.polls = self.polls.wrapping_add(1);
             if self.polls % POLLS_PER_CLOCK != 0 {
-                for _ in 0..self.gap {
-                    std::hint::spin_loop();
-                }
+                std::hint::spin_loop();
                 return true;
             }
         }
@@ -226,6 +228,22 @@ impl Backoff {
         } else {
             std::hint::spin_loop();
         }
+        true
+    }
+
+    /// A paced waiter's snooze: spins until `gap` has passed since the
+    /// call, or the budget is spent (then `false`, at once if it was).
+    fn pace(&mut self, gap: Duration) -> bool {
+        let now = Instant::now();
+        let start = *self.start.get_or_insert(now);
+        let Some(left) = self
+            .budget
+            .checked_sub(now - start)
+            .filter(|l| !l.is_zero())
+        else {
+            return false;
+        };
+        spin_for(gap.min(left));
         true
     }
 }
@@ -244,24 +262,37 @@ pub(crate) fn wait<T>(
     parker: &mut impl Park,
     poll: impl FnMut(Phase) -> Result<Option<T>>,
 ) -> Result<T> {
-    wait_gapped(flag, fences, spin, 1, deadline, parker, poll)
+    wait_with(flag, fences, Backoff::new(spin), deadline, parker, poll)
 }
 
-/// [`wait`], with `gap` spin-loop hints between two polls while polling
-/// tightly (`wait` has one): a side whose polls load a line that its peer
-/// writes on every message polls it less often.
+/// [`wait`], with `gap` between two polls for the whole spin, instead of
+/// polling tightly and then backing off: for a side whose polls load a
+/// line that its peer writes on every message, and that has no use for a
+/// fresher view than every `gap` (a sender waiting for room in a ring that
+/// holds plenty for the receiver to read meanwhile).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn wait_gapped<T>(
+pub(crate) fn wait_paced<T>(
     flag: &AtomicU32,
     fences: Fences,
     spin: Duration,
-    gap: u32,
+    gap: Duration,
+    deadline: Option<Instant>,
+    parker: &mut impl Park,
+    poll: impl FnMut(Phase) -> Result<Option<T>>,
+) -> Result<T> {
+    let mut backoff = Backoff::new(spin);
+    backoff.gap = Some(gap);
+    wait_with(flag, fences, backoff, deadline, parker, poll)
+}
+
+fn wait_with<T>(
+    flag: &AtomicU32,
+    fences: Fences,
+    mut backoff: Backoff,
     deadline: Option<Instant>,
     parker: &mut impl Park,
     mut poll: impl FnMut(Phase) -> Result<Option<T>>,
 ) -> Result<T> {
-    let mut backoff = Backoff::new(spin);
-    backoff.gap = gap;
     loop {
         if let Some(v) = poll(Phase::Spin)? {
             return Ok(v);
@@ -441,5 +472,32 @@ mod tests {
         // seen the budget pass, and not before its first clock read.
         assert!(start.elapsed() >= budget);
         assert!(snoozes >= u64::from(POLLS_PER_CLOCK - 1));
+    }
+
+    #[test]
+    fn a_paced_waiter_spins_a_gap_per_snooze_within_the_budget() {
+        let (gap, budget) = (Duration::from_millis(2), Duration::from_millis(7));
+        let mut backoff = Backoff::new(budget);
+        backoff.gap = Some(gap);
+        let start = Instant::now();
+        let mut snoozes = 0u32;
+        loop {
+            let before = Instant::now();
+            if !backoff.snooze() {
+                break;
+            }
+            snoozes += 1;
+            // A whole gap, unless the budget ran out first.
+            let spun = before.elapsed();
+            assert!(spun >= gap || start.elapsed() >= budget, "{spun:?}");
+        }
+        // The budget's clock starts at the first snooze, after `start`.
+        assert!(start.elapsed() >= budget);
+        // 7 ms of budget hold at most three whole 2 ms gaps and a cut one.
+        assert!((1..=4).contains(&snoozes), "{snoozes} snoozes");
+        // A zero budget never spins, paced or not.
+        let mut none = Backoff::new(Duration::ZERO);
+        none.gap = Some(gap);
+        assert!(!none.snooze());
     }
 }

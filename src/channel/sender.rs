@@ -542,11 +542,11 @@ impl Sender {
             num: sem::tx_wake(self.id.lane),
             counters: &refs.tx.counters,
         };
-        wait::wait_gapped(
+        wait::wait_paced(
             &refs.tx_waiting.waiting,
             s.fences(),
             self.spin,
-            POLL_GAP,
+            poll_gap(ring.capacity()),
             deadline,
             &mut parker,
             |phase| room_poll(ring, peer, s, refs, phase, &mut attempt),
@@ -573,11 +573,38 @@ impl Sender {
     }
 }
 
-/// Spin-loop hints between two looks of a waiting sender at `head`: the
-/// receiver stores `head` once per message, and each look takes that line
-/// from it; a sender waiting for refill room needs no fresher view than
-/// every few hundred nanoseconds.
-const POLL_GAP: u32 = 16;
+/// How long a waiting sender lets pass between two looks at `head`, in a
+/// ring of `capacity` bytes: the time a fast receiver ([`DRAIN_RATE`])
+/// takes to read an eighth of the ring, within [`POLL_GAP_MIN`] and
+/// [`POLL_GAP_MAX`].
+///
+/// The receiver stores `head` once per message (`recv_into`) or run
+/// (`recv_many`), and each look takes that line from it: its next store
+/// then waits for the line to come back. A sender that finds the ring full
+/// (a streaming sender faster than its receiver, which is where it spends
+/// its waits) has no use for a fresher view: the ring holds most of its
+/// capacity for the receiver to read meanwhile, and what the sender finds
+/// freed a gap later it writes in one go. Looking every 16 spin-loop hints
+/// (about 1 µs on this machine's CPU) cost the receiver of a full 4 MiB
+/// ring a tenth of its rate at 8-64 B, a fifth behind `send_batch`; a gap
+/// of about 8 µs gave it back (benchmarks/README.md, "A waiting sender's
+/// pace"). A fixed gap that long starved the receiver of a 16 KiB ring at
+/// 1 KiB (0.82x-0.91x): hence the gap follows the capacity. In time, not in
+/// hints, whose length differs tenfold between CPUs.
+fn poll_gap(capacity: u64) -> Duration {
+    let ns = capacity / 8 / DRAIN_RATE;
+    Duration::from_nanos(ns).clamp(POLL_GAP_MIN, POLL_GAP_MAX)
+}
+
+/// A fast receiver's drain rate for [`poll_gap`], in bytes per ns: above
+/// a copying receiver's rate on this machine at any size (13 B/ns at
+/// 64 KiB).
+const DRAIN_RATE: u64 = 16;
+/// The shortest gap between two looks of a waiting sender: a clock read
+/// and a few spin-loop hints.
+const POLL_GAP_MIN: Duration = Duration::from_nanos(100);
+/// The longest gap, reached from 1 MiB rings up.
+const POLL_GAP_MAX: Duration = Duration::from_micros(8);
 
 /// A waiting sender's look (blocking or async): `attempt` with the refill
 /// rule while it spins; before a park, one that takes any room (a sender

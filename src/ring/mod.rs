@@ -339,6 +339,11 @@ impl Producer {
         self.reserve_with(len, false)
     }
 
+    /// The ring's capacity in bytes.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.ring.capacity
+    }
+
     /// [`try_reserve`](Self::try_reserve) for a caller that will wait for
     /// room anyway: once a reload of `head` has found too little room, it
     /// waits for [`REFILL`] bytes more than the frame needs.
