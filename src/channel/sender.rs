@@ -586,11 +586,12 @@ impl Sender {
 /// capacity for the receiver to read meanwhile, and what the sender finds
 /// freed a gap later it writes in one go. Looking every 16 spin-loop hints
 /// (about 1 µs on this machine's CPU) cost the receiver of a full 4 MiB
-/// ring a tenth of its rate at 8-64 B, a fifth behind `send_batch`; a gap
-/// of about 8 µs gave it back (benchmarks/README.md, "A waiting sender's
-/// pace"). A fixed gap that long starved the receiver of a 16 KiB ring at
-/// 1 KiB (0.82x-0.91x): hence the gap follows the capacity. In time, not in
-/// hints, whose length differs tenfold between CPUs.
+/// ring a tenth to a fifth of its rate at 8-64 B, up to a quarter behind
+/// `send_batch`, in both profiles; this gap gave it back
+/// (benchmarks/README.md, "A waiting sender's pace"). A fixed gap of about
+/// 8 µs starved the receiver of a 16 KiB ring at 1 KiB (0.82x-0.91x):
+/// hence the gap follows the capacity. In time, not in hints, whose
+/// length differs tenfold between CPUs.
 fn poll_gap(capacity: u64) -> Duration {
     let ns = capacity / 8 / DRAIN_RATE;
     Duration::from_nanos(ns).clamp(POLL_GAP_MIN, POLL_GAP_MAX)
