@@ -15,12 +15,13 @@
 # (later options override earlier ones, so the extra args can change the
 # mode, sizes, seconds, warmup, --pin, --capacity, --rt-sizes, transports;
 # not --rounds, which is ROUNDS). The figures are read from the binary's
-# per-round progress lines on stderr (full-precision msg/s; round-trip
-# medians in µs with two decimals), which every commit of benchmarks/
-# prints in the same format. Prints, per size: the median over rounds of
-# OLD's and of NEW's figure and the median, min and max of the ratio paired
-# by round: NEW/OLD for throughput (msg/s), OLD/NEW for round trips
-# (latency); either way above 1 means NEW is faster.
+# per-round progress lines on stderr (full-precision msg/s; round-trip and
+# wake-up medians in µs with two decimals; benchmarks/figures.awk reads
+# them), which every commit of benchmarks/ prints in the same format.
+# Prints, per size: the median over rounds of OLD's and of NEW's figure and
+# the median, min and max of the ratio paired by round: NEW/OLD for
+# throughput (msg/s), OLD/NEW for round trips and wake-ups (latency);
+# either way above 1 means NEW is faster.
 #
 # Environment:
 #   AB_CACHE    build cache [/tmp/shmchan-ab]: <commit hash>/target is that
@@ -46,33 +47,18 @@ usage() {
     die "usage: $0 OLD NEW [ROUNDS] [-- extra args for the benchmark binary] (see the comment at its top)"
 }
 
-# The command line as typed: a word quoted only when it needs it.
-cmdline=
-for w in "$0" "$@"; do
-    if [[ $w =~ ^[][A-Za-z0-9_./,:=+@%^~-]+$ ]]; then cmdline+=" $w"; else cmdline+=" ${w@Q}"; fi
-done
-cmdline=${cmdline# }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=args.sh
+. "$here/args.sh"
+quote_cmdline "$0" "$@"
 
 [[ $# -ge 2 ]] || usage
 old_ref=$1
 new_ref=$2
 shift 2
-rounds=9
-if [[ $# -gt 0 && $1 != -- ]]; then
-    rounds=$1
-    shift
-fi
-if [[ $# -gt 0 ]]; then
-    [[ $1 == -- ]] || usage
-    shift
-fi
-extra=("$@")
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, not '$rounds'"
-for a in "${extra[@]}"; do
-    [[ $a != --rounds* ]] || die "--rounds is set by the script (one per run); give ROUNDS instead"
-done
+parse_rounds 9 "$@"
 
-repo=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+repo=$(git -C "$here" rev-parse --show-toplevel)
 old=$(git -C "$repo" rev-parse --verify --quiet "$old_ref^{commit}") || die "not a commit: $old_ref"
 new=$(git -C "$repo" rev-parse --verify --quiet "$new_ref^{commit}") || die "not a commit: $new_ref"
 for c in "$old" "$new"; do
@@ -139,19 +125,6 @@ raw=$runs/raw.tsv
 printf 'side\tround\tmode\tsize\ttransport\tvalue\n' >"$raw"
 load_start=$(uptime)
 
-# Picks the figures out of the binary's progress lines:
-#   throughput <size> B  round 1/1  <transport> <msg/s> msg/s <MB/s> MB/s
-#   round trip <size> B  round 1/1  <transport> median <us> us  p99 <us> us  (<n> samples)
-# and prints "side round mode size transport value" (value: msg/s, or ns).
-# shellcheck disable=SC2016 # an awk program
-parse='
-$1 == "throughput" && $3 == "B" && $4 == "round" && $8 == "msg/s" {
-    print side "\t" round "\tthroughput\t" $2 "\t" $6 "\t" $7
-}
-$1 == "round" && $2 == "trip" && $4 == "B" && $5 == "round" && $8 == "median" && $10 == "us" {
-    print side "\t" round "\troundtrip\t" $3 "\t" $7 "\t" sprintf("%.0f", $9 * 1000)
-}'
-
 # run SIDE ROUND: one run of SIDE's binary, its figures appended to $raw.
 run() {
     local side=$1 round=$2 hash
@@ -162,7 +135,7 @@ run() {
         die "round $round, ${side^^} (${hash:0:10}) failed; log in $log.err"
     fi
     local got
-    got=$(awk -v side="$side" -v round="$round" "$parse" "$log.err")
+    got=$(awk -v parse=1 -v who="$side" -v round="$round" -f "$here/figures.awk" "$log.err")
     [[ -n $got ]] || die "no figures in the output of round $round, ${side^^}: $log.err (format changed?)"
     printf '%s\n' "$got" >>"$raw"
     printf '%s\n' "$got" | awk -F'\t' -v n="$rounds" '{
@@ -196,26 +169,7 @@ describe() {
     echo "- each run: \`shmchan-peer-benchmarks ${args[*]}\` (binaries in $cache/<hash>$suffix/)"
     echo "- load at start: ${load_start#*load average: }; at end: ${load_end#*load average: }"
     echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc --all) CPUs"
-    awk -F'\t' '
-    function median(a, n,    i, j, t) {
-        for (i = 2; i <= n; i++) {
-            t = a[i]
-            for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]
-            a[j + 1] = t
-        }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    function human(n) {
-        if (n >= 1048576 && n % 1048576 == 0) return (n / 1048576) " MiB"
-        if (n >= 1024 && n % 1024 == 0) return (n / 1024) " KiB"
-        return n " B"
-    }
-    function rate(x) {
-        if (x >= 1e6) return sprintf("%.2f M", x / 1e6)
-        if (x >= 1e3) return sprintf("%.1f k", x / 1e3)
-        return sprintf("%.0f", x)
-    }
-    function lat(ns) { return sprintf("%.2f µs", ns / 1000) }
+    awk -F'\t' -f "$here/figures.awk" -f /dev/stdin "$raw" <<'AWK'
     NR == 1 { next }
     {
         key = $3 SUBSEP $4 SUBSEP $5
@@ -224,8 +178,8 @@ describe() {
         if ($2 + 0 > maxr) maxr = $2 + 0
     }
     END {
-        split("throughput roundtrip", modes, " ")
-        for (m = 1; m <= 2; m++) {
+        split("throughput roundtrip wakeup", modes, " ")
+        for (m = 1; m <= 3; m++) {
             mode = modes[m]
             shown = 0
             for (i = 1; i <= nk; i++) {
@@ -239,7 +193,7 @@ describe() {
                         print ""
                         print "| size | transport | OLD msg/s | NEW msg/s | NEW/OLD | min | max | pairs |"
                     } else {
-                        print "### Round trip: median round-trip latency (median over rounds of each run'"'"'s median, which the binary prints to 10 ns); OLD/NEW = median of the per-round ratio (above 1: NEW is faster)"
+                        print "### " (mode == "wakeup" ? "Wake-up" : "Round trip") ": median latency (median over rounds of each run's median, which the binary prints to 10 ns); OLD/NEW = median of the per-round ratio (above 1: NEW is faster)"
                         print ""
                         print "| size | transport | OLD | NEW | OLD/NEW | min | max | pairs |"
                     }
@@ -260,13 +214,14 @@ describe() {
                 }
                 mo = no ? median(o, no) : -1
                 mn = nn ? median(w, nn) : -1
-                f_o = no ? (mode == "throughput" ? rate(mo) : lat(mo)) : "n/a"
-                f_n = nn ? (mode == "throughput" ? rate(mn) : lat(mn)) : "n/a"
+                f_o = no ? figure(mode, mo) : "n/a"
+                f_n = nn ? figure(mode, mn) : "n/a"
                 if (nr) printf "| %s | %s | %s | %s | %.3fx | %.3fx | %.3fx | %d |\n", human(p[2]), p[3], f_o, f_n, median(q, nr), lo, hi, nr
                 else printf "| %s | %s | %s | %s | n/a | n/a | n/a | 0 |\n", human(p[2]), p[3], f_o, f_n
             }
         }
-    }' "$raw"
+    }
+AWK
     echo
     echo "Raw figures (per side and round) and each run's output: $runs"
 } | tee "$runs/summary.md"
