@@ -6,12 +6,11 @@
 
 use std::future::Future;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
 
 use super::{At, Receiver, RecvGuard, SenderId, frame_poll, known};
 use crate::channel::party::SemParker;
 use crate::error::Result;
-use crate::helper::{self, WaitFor, Waits};
+use crate::helper::{self, Spin, WaitFor, Waits};
 use crate::layout::{bump, sem};
 
 impl Receiver {
@@ -298,7 +297,7 @@ impl Receiver {
     /// One poll for the next frame (`helper::poll_found`) with the wait's start kept in the
     /// receiver between polls.
     fn poll_frame_kept(&mut self, cx: &mut Context<'_>) -> Poll<Result<At>> {
-        let mut spun = self.poll_spun.take();
+        let mut spun = std::mem::take(&mut self.poll_spun);
         let r = helper::poll_found(self, (), cx, &mut spun);
         if r.is_pending() {
             self.poll_spun = spun;
@@ -318,11 +317,7 @@ impl Receiver {
 
     #[cold]
     #[inline(never)]
-    fn poll_frame_slow(
-        &mut self,
-        cx: &mut Context<'_>,
-        spun: &mut Option<Instant>,
-    ) -> Poll<Result<At>> {
+    fn poll_frame_slow(&mut self, cx: &mut Context<'_>, spun: &mut Spin) -> Poll<Result<At>> {
         let s = self.hold.shared();
         if let Err(e) = self.poison.check().and_then(|()| s.check_open()) {
             return Poll::Ready(Err(e));
@@ -334,11 +329,12 @@ impl Receiver {
             num: sem::RX_WAKE,
             counters: &h.rx.counters,
         };
-        let first = spun.is_none();
+        let first = spun.is_fresh();
         let r = helper::poll_wait(
             &h.rx_waiting.waiting,
             s.fences(),
             self.spin,
+            None,
             spun,
             &mut self.helper,
             cx,
@@ -361,12 +357,7 @@ impl Waits for Receiver {
         self.fast_frame()
     }
 
-    fn poll_slow(
-        &mut self,
-        (): (),
-        cx: &mut Context<'_>,
-        spun: &mut Option<Instant>,
-    ) -> Poll<Result<At>> {
+    fn poll_slow(&mut self, (): (), cx: &mut Context<'_>, spun: &mut Spin) -> Poll<Result<At>> {
         let r = ready!(self.poll_frame_slow(cx, spun));
         Poll::Ready(self.poison.record(r))
     }
@@ -379,10 +370,9 @@ pub use stream::RecvStream;
 mod stream {
     use std::pin::Pin;
     use std::task::{Context, Poll, ready};
-    use std::time::Instant;
 
     use crate::error::Error;
-    use crate::helper;
+    use crate::helper::{self, Spin};
     use crate::{Receiver, Result};
 
     impl Receiver {
@@ -432,7 +422,7 @@ mod stream {
         pub fn stream(&mut self) -> RecvStream<'_> {
             RecvStream {
                 rx: self,
-                spun: None,
+                spun: Spin::default(),
                 error: None,
             }
         }
@@ -443,7 +433,7 @@ mod stream {
     #[derive(Debug)]
     pub struct RecvStream<'a> {
         rx: &'a mut Receiver,
-        spun: Option<Instant>,
+        spun: Spin,
         error: Option<Error>,
     }
 
@@ -462,7 +452,7 @@ mod stream {
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
             let this = &mut *self;
             let r: Result<_> = ready!(helper::poll_found(&mut *this.rx, (), cx, &mut this.spun));
-            this.spun = None;
+            this.spun = Spin::default();
             match r {
                 Ok(at) => {
                     let mut buf = Vec::new();
