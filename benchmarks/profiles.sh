@@ -108,11 +108,13 @@ load_end=$(uptime)
     }
     # The median over rounds of the ratio of key k to first key f, same
     # profile p and round.
-    function ratio(p, k, f,    r, n, a) {
+    function ratio(p, k, f,    r, n, a, x) {
         n = 0
         for (r = 1; r <= maxr; r++)
             if ((p, k, r) in v && (p, f, r) in v && v[p, f, r] > 0) a[++n] = v[p, k, r] / v[p, f, r]
-        return n ? sprintf("%.2fx", median(a, n)) : "n/a"
+        if (!n) return "n/a"
+        x = median(a, n)
+        return sprintf(x < 0.1 ? "%.4fx" : "%.2fx", x)
     }
     NR == 1 { next }
     {
