@@ -169,44 +169,34 @@ describe() {
     echo "- each run: \`shmchan-peer-benchmarks ${args[*]}\` (binaries in $cache/<hash>$suffix/)"
     echo "- load at start: ${load_start#*load average: }; at end: ${load_end#*load average: }"
     echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc --all) CPUs"
-    awk -F'\t' -f "$here/figures.awk" -f /dev/stdin "$raw" <<'AWK'
-    NR == 1 { next }
-    {
-        key = $3 SUBSEP $4 SUBSEP $5
-        if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
-        v[$1, key, $2] = $6
-        if ($2 + 0 > maxr) maxr = $2 + 0
-    }
+    awk -F'\t' -v table=1 -f "$here/figures.awk" -f /dev/stdin "$raw" <<'AWK'
     END {
         split("throughput roundtrip wakeup", modes, " ")
         for (m = 1; m <= 3; m++) {
             mode = modes[m]
-            shown = 0
-            for (i = 1; i <= nk; i++) {
-                split(keys[i], p, SUBSEP)
-                if (p[1] != mode) continue
-                if (!shown) {
-                    shown = 1
-                    print ""
-                    if (mode == "throughput") {
-                        print "### Throughput: msg/s, median over rounds; NEW/OLD = median of the per-round ratio (above 1: NEW is faster)"
-                        print ""
-                        print "| size | transport | OLD msg/s | NEW msg/s | NEW/OLD | min | max | pairs |"
-                    } else {
-                        print "### " (mode == "wakeup" ? "Wake-up" : "Round trip") ": median latency (median over rounds of each run's median, which the binary prints to 10 ns); OLD/NEW = median of the per-round ratio (above 1: NEW is faster)"
-                        print ""
-                        print "| size | transport | OLD | NEW | OLD/NEW | min | max | pairs |"
-                    }
-                    print "|---:|:---|---:|---:|---:|---:|---:|---:|"
-                }
+            n = keys_of(mode, list)
+            if (!n) continue
+            print ""
+            if (mode == "throughput") {
+                print "### Throughput: msg/s, median over rounds; NEW/OLD = median of the per-round ratio (above 1: NEW is faster)"
+                print ""
+                print "| size | transport | OLD msg/s | NEW msg/s | NEW/OLD | min | max | pairs |"
+            } else {
+                print "### " (mode == "wakeup" ? "Wake-up" : "Round trip") ": median latency (median over rounds of each run's median, which the binary prints to 10 ns); OLD/NEW = median of the per-round ratio (above 1: NEW is faster)"
+                print ""
+                print "| size | transport | OLD | NEW | OLD/NEW | min | max | pairs |"
+            }
+            print "|---:|:---|---:|---:|---:|---:|---:|---:|"
+            for (i = 1; i <= n; i++) {
+                split(list[i], p, SUBSEP)
                 no = nn = nr = 0
                 for (r = 1; r <= maxr; r++) {
-                    ho = ("old", keys[i], r) in v
-                    hn = ("new", keys[i], r) in v
-                    if (ho) o[++no] = v["old", keys[i], r]
-                    if (hn) w[++nn] = v["new", keys[i], r]
-                    if (ho && hn && v["old", keys[i], r] > 0 && v["new", keys[i], r] > 0) {
-                        x = mode == "throughput" ? v["new", keys[i], r] / v["old", keys[i], r] : v["old", keys[i], r] / v["new", keys[i], r]
+                    ho = ("old", list[i], r) in v
+                    hn = ("new", list[i], r) in v
+                    if (ho) o[++no] = v["old", list[i], r]
+                    if (hn) w[++nn] = v["new", list[i], r]
+                    if (ho && hn && v["old", list[i], r] > 0 && v["new", list[i], r] > 0) {
+                        x = mode == "throughput" ? v["new", list[i], r] / v["old", list[i], r] : v["old", list[i], r] / v["new", list[i], r]
                         q[++nr] = x
                         if (nr == 1 || x < lo) lo = x
                         if (nr == 1 || x > hi) hi = x

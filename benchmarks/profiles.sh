@@ -99,15 +99,15 @@ load_end=$(uptime)
     echo "- nolto: no LTO, 16 codegen units (cargo's release defaults: what a user builds); LTO: benchmarks/'s release profile (LTO, 1 codegen unit)"
     echo "- load at start: ${load_start#*load average: }; at end: ${load_end#*load average: }"
     echo "- machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc --all) CPUs"
-    awk -F'\t' -f "$here/figures.awk" -f /dev/stdin "$raw" <<'AWK'
-    # The median over rounds of profile p figure of key k (n/a: none).
+    awk -F'\t' -v table=1 -f "$here/figures.awk" -f /dev/stdin "$raw" <<'AWK'
+    # The median over rounds of profile p's figure of key k ("": none).
     function med(p, k,    r, n, a) {
         n = 0
         for (r = 1; r <= maxr; r++) if ((p, k, r) in v) a[++n] = v[p, k, r]
         return n ? median(a, n) : ""
     }
-    # The median over rounds of the ratio of key k to first key f, same
-    # profile p and round.
+    # The median over rounds of the ratio of key k to key f, same profile
+    # p and round.
     function ratio(p, k, f,    r, n, a, x) {
         n = 0
         for (r = 1; r <= maxr; r++)
@@ -116,15 +116,6 @@ load_end=$(uptime)
         x = median(a, n)
         return sprintf(x < 0.1 ? "%.4fx" : "%.2fx", x)
     }
-    NR == 1 { next }
-    {
-        key = $3 SUBSEP $4 SUBSEP $5
-        if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
-        group = $3 SUBSEP $4
-        if (!(group in first)) first[group] = key
-        v[$1, key, $2] = $6
-        if ($2 + 0 > maxr) maxr = $2 + 0
-    }
     END {
         split("throughput roundtrip wakeup", modes, " ")
         title["throughput"] = "Throughput: msg/s; ÷ first: msg/s over the first transport's (above 1: faster)"
@@ -132,24 +123,22 @@ load_end=$(uptime)
         title["wakeup"] = "Wake-up: median latency; ÷ first: over the first transport's (above 1: slower)"
         for (m = 1; m <= 3; m++) {
             mode = modes[m]
-            shown = 0
-            for (i = 1; i <= nk; i++) {
-                split(keys[i], p, SUBSEP)
-                if (p[1] != mode) continue
-                if (!shown) {
-                    shown = 1
-                    print ""
-                    print "### " title[mode] "; medians over rounds"
-                    print ""
-                    print "| size | transport | nolto | LTO | nolto ÷ first | LTO ÷ first |"
-                    print "|---:|:---|---:|---:|---:|---:|"
-                }
+            n = keys_of(mode, list)
+            if (!n) continue
+            print ""
+            print "### " title[mode] "; medians over rounds"
+            print ""
+            print "| size | transport | nolto | LTO | nolto ÷ first | LTO ÷ first |"
+            print "|---:|:---|---:|---:|---:|---:|"
+            for (i = 1; i <= n; i++) {
+                k = list[i]
+                split(k, p, SUBSEP)
                 f = first[p[1] SUBSEP p[2]]
-                a = med("nolto", keys[i])
-                b = med("release", keys[i])
+                a = med("nolto", k)
+                b = med("release", k)
                 printf "| %s | %s | %s | %s | %s | %s |\n", human(p[2]), p[3], \
                     a == "" ? "n/a" : figure(mode, a), b == "" ? "n/a" : figure(mode, b), \
-                    ratio("nolto", keys[i], f), ratio("release", keys[i], f)
+                    ratio("nolto", k, f), ratio("release", k, f)
             }
         }
     }
