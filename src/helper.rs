@@ -412,8 +412,16 @@ impl Spin {
     /// looks at `head` (`wait::wait_paced`), kept across polls: a future
     /// that looked on every poll took `head`'s line from the receiver as
     /// often as its executor came round.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn holds_off(&mut self, cx: &mut Context<'_>) -> bool {
+        // Every async call's first poll passes here: a test and a branch,
+        // the rest out of line.
+        self.next_look.is_some() && self.held_off(cx)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn held_off(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(at) = self.next_look else {
             return false;
         };
