@@ -299,9 +299,7 @@ fn run<S: Sleeper>(slot: &Slot, sleeper: &S) {
 
 /// The poll of a future that waits until `poll` returns something: the
 /// asynchronous [`wait::wait`]. `spun` is the future's own: when it began
-/// to spin, and, for a paced waiter (`gap`: a sender, as
-/// [`wait::wait_paced`]), when it may look again ([`Spin::holds_off`]).
-/// `parker` drains and fences in the task; `helper` parks.
+/// to spin. `parker` drains and fences in the task; `helper` parks.
 ///
 /// # Errors
 ///
@@ -311,8 +309,7 @@ pub(crate) fn poll_wait<T, S: Sleeper>(
     flag: &AtomicU32,
     fences: Fences,
     spin: Duration,
-    gap: Option<Duration>,
-    spun: &mut Spin,
+    spun: &mut Option<Instant>,
     helper: &mut Helper<S>,
     cx: &mut Context<'_>,
     parker: &mut impl Park,
@@ -335,11 +332,8 @@ pub(crate) fn poll_wait<T, S: Sleeper>(
     }
     if !spin.is_zero() {
         let now = Instant::now();
-        let spinning = now - *spun.began.get_or_insert(now);
+        let spinning = now - *spun.get_or_insert(now);
         if spinning < spin {
-            if let Some(gap) = gap {
-                spun.next_look = Some(now + gap.min(spin - spinning));
-            }
             if spinning >= wait::TIGHT_POLL {
                 // Past its tight polling the blocking wait yields the CPU
                 // between looks, and so does this: a peer that shares
@@ -385,53 +379,8 @@ pub(crate) trait Waits {
         &mut self,
         arg: Self::Arg,
         cx: &mut Context<'_>,
-        spun: &mut Spin,
+        spun: &mut Option<Instant>,
     ) -> Poll<Result<Self::Found>>;
-}
-
-/// A future's spin: when it began, and when a paced waiter may look
-/// again.
-#[derive(Debug, Default)]
-pub(crate) struct Spin {
-    /// When the future began to spin (see [`poll_wait`]).
-    began: Option<Instant>,
-    /// Set by a paced waiter's spin ([`poll_wait`] with a gap): no look
-    /// before then.
-    next_look: Option<Instant>,
-}
-
-impl Spin {
-    /// Whether the spin has not begun: the wait's first poll.
-    pub(crate) fn is_fresh(&self) -> bool {
-        self.began.is_none()
-    }
-
-    /// Whether a paced waiter may not look yet: then it has its task
-    /// polled again (the executor's way of spinning) and the poll returns
-    /// `Pending` without a look. The blocking sender's gap between two
-    /// looks at `head` (`wait::wait_paced`), kept across polls: a future
-    /// that looked on every poll took `head`'s line from the receiver as
-    /// often as its executor came round.
-    #[inline(always)]
-    pub(crate) fn holds_off(&mut self, cx: &mut Context<'_>) -> bool {
-        // Every async call's first poll passes here: a test and a branch,
-        // the rest out of line.
-        self.next_look.is_some() && self.held_off(cx)
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn held_off(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(at) = self.next_look else {
-            return false;
-        };
-        if Instant::now() < at {
-            cx.waker().wake_by_ref();
-            return true;
-        }
-        self.next_look = None;
-        false
-    }
 }
 
 /// One poll of a handle: the fast path, then the slow one.
@@ -440,11 +389,8 @@ pub(crate) fn poll_found<H: Waits>(
     handle: &mut H,
     arg: H::Arg,
     cx: &mut Context<'_>,
-    spun: &mut Spin,
+    spun: &mut Option<Instant>,
 ) -> Poll<Result<H::Found>> {
-    if spun.holds_off(cx) {
-        return Poll::Pending;
-    }
     match handle.fast(arg) {
         Some(found) => Poll::Ready(Ok(found)),
         None => handle.poll_slow(arg, cx, spun),
@@ -470,8 +416,8 @@ pub(crate) struct WaitFor<'a, H: Waits, F> {
     /// `None` once completed.
     handle: Option<&'a mut H>,
     arg: H::Arg,
-    /// Its spin (see [`poll_wait`]).
-    spun: Spin,
+    /// When the future began to spin (see [`poll_wait`]).
+    spun: Option<Instant>,
     then: Option<F>,
 }
 
@@ -481,7 +427,7 @@ impl<'a, H: Waits, F> WaitFor<'a, H, F> {
         WaitFor {
             handle: Some(handle),
             arg,
-            spun: Spin::default(),
+            spun: None,
             then: Some(then),
         }
     }
@@ -500,9 +446,6 @@ where
         let this = self.get_mut();
         let handle = this.handle.as_deref_mut().expect("polled after completion");
         // Not through `poll_found`: on the fast path no `Result` is built.
-        if this.spun.holds_off(cx) {
-            return Poll::Pending;
-        }
         let found = match handle.fast(this.arg) {
             Some(found) => found,
             None => match ready!(handle.poll_slow(this.arg, cx, &mut this.spun)) {

@@ -464,14 +464,13 @@ fn poll_recv(
     c: &mut Consumer,
     s: &Shared,
     helper: &mut Helper<RxSleeper>,
-    spun: &mut crate::helper::Spin,
+    spun: &mut Option<std::time::Instant>,
     cx: &mut std::task::Context<'_>,
 ) -> std::task::Poll<Frame> {
     let r = crate::helper::poll_wait(
         &s.rx_waiting,
         Fences::Symmetric,
         Duration::ZERO,
-        None,
         spun,
         helper,
         cx,
@@ -506,7 +505,7 @@ fn async_receiver(capacity: u64, lens: &'static [usize]) {
     let mut helper = Helper::new(RxSleeper(Arc::clone(&s)));
     let mut c = s.ring.consumer();
     for (i, &len) in lens.iter().enumerate() {
-        let mut spun = crate::helper::Spin::default();
+        let mut spun = None;
         let frame = loom::future::block_on(std::future::poll_fn(|cx| {
             poll_recv(&mut c, &s, &mut helper, &mut spun, cx)
         }));
@@ -536,7 +535,7 @@ fn async_cancelled(capacity: u64, lens: &'static [usize]) {
     let mut helper = Helper::new(RxSleeper(Arc::clone(&s)));
     let mut c = s.ring.consumer();
     let mut first = 0;
-    let mut spun = crate::helper::Spin::default();
+    let mut spun = None;
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     if let std::task::Poll::Ready(frame) = poll_recv(&mut c, &s, &mut helper, &mut spun, &mut cx) {
         assert_eq!(take(&mut c, &s, frame), message(0, lens[0]), "message 0");

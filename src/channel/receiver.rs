@@ -32,7 +32,7 @@ use super::shared::Shared;
 use super::view::{HeaderPtr, LanePtrs, View};
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
-use crate::helper::{Helper, Spin};
+use crate::helper::Helper;
 use crate::layout::{LaneRefs, bump, sem};
 use crate::ring::{Consumer, Fast, Frame};
 use crate::wait::{self, CatchUp, Fences, Phase};
@@ -92,9 +92,9 @@ pub struct Receiver {
     spin: Duration,
     received: u64,
     bytes: u64,
-    /// The spin of `poll_recv_into`'s/`poll_recv_from`'s wait: when it
-    /// began (the async fns keep their own).
-    poll_spun: Spin,
+    /// When the wait of `poll_recv_into`/`poll_recv_from` began to spin
+    /// (the async fns keep their own).
+    poll_spun: Option<Instant>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -135,7 +135,7 @@ impl Receiver {
             spin,
             received,
             bytes,
-            poll_spun: Spin::default(),
+            poll_spun: None,
             _not_sync: PhantomData,
         })
     }

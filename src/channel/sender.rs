@@ -20,7 +20,7 @@ use super::shared::Shared;
 use super::view::{HeaderPtr, LanePtrs};
 use super::{How, Poison, deadline_after};
 use crate::error::{Error, Result, Role};
-use crate::helper::{Helper, Spin};
+use crate::helper::Helper;
 use crate::layout::{Header, LaneRefs, bump, sem};
 use crate::ring::Producer;
 use crate::wait::{self, Fences, Phase};
@@ -75,10 +75,9 @@ pub struct Sender {
     spin: Duration,
     sent: u64,
     bytes: u64,
-    /// The spin of `poll_send`'s and `poll_reserve`'s wait: when it
-    /// began, and when it may look at `head` again (the async fns keep
+    /// When the wait of `poll_send` began to spin (the async fns keep
     /// their own).
-    poll_spun: Spin,
+    poll_spun: Option<Instant>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -138,7 +137,7 @@ impl Sender {
             spin,
             sent,
             bytes,
-            poll_spun: Spin::default(),
+            poll_spun: None,
             _not_sync: PhantomData,
         })
     }

@@ -6,11 +6,12 @@
 
 use std::future::Future;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use super::{At, Receiver, RecvGuard, SenderId, frame_poll, known};
 use crate::channel::party::SemParker;
 use crate::error::Result;
-use crate::helper::{self, Spin, WaitFor, Waits};
+use crate::helper::{self, WaitFor, Waits};
 use crate::layout::{bump, sem};
 
 impl Receiver {
@@ -297,7 +298,7 @@ impl Receiver {
     /// One poll for the next frame (`helper::poll_found`) with the wait's start kept in the
     /// receiver between polls.
     fn poll_frame_kept(&mut self, cx: &mut Context<'_>) -> Poll<Result<At>> {
-        let mut spun = std::mem::take(&mut self.poll_spun);
+        let mut spun = self.poll_spun.take();
         let r = helper::poll_found(self, (), cx, &mut spun);
         if r.is_pending() {
             self.poll_spun = spun;
@@ -317,7 +318,11 @@ impl Receiver {
 
     #[cold]
     #[inline(never)]
-    fn poll_frame_slow(&mut self, cx: &mut Context<'_>, spun: &mut Spin) -> Poll<Result<At>> {
+    fn poll_frame_slow(
+        &mut self,
+        cx: &mut Context<'_>,
+        spun: &mut Option<Instant>,
+    ) -> Poll<Result<At>> {
         let s = self.hold.shared();
         if let Err(e) = self.poison.check().and_then(|()| s.check_open()) {
             return Poll::Ready(Err(e));
@@ -329,12 +334,11 @@ impl Receiver {
             num: sem::RX_WAKE,
             counters: &h.rx.counters,
         };
-        let first = spun.is_fresh();
+        let first = spun.is_none();
         let r = helper::poll_wait(
             &h.rx_waiting.waiting,
             s.fences(),
             self.spin,
-            None,
             spun,
             &mut self.helper,
             cx,
@@ -357,7 +361,12 @@ impl Waits for Receiver {
         self.fast_frame()
     }
 
-    fn poll_slow(&mut self, (): (), cx: &mut Context<'_>, spun: &mut Spin) -> Poll<Result<At>> {
+    fn poll_slow(
+        &mut self,
+        (): (),
+        cx: &mut Context<'_>,
+        spun: &mut Option<Instant>,
+    ) -> Poll<Result<At>> {
         let r = ready!(self.poll_frame_slow(cx, spun));
         Poll::Ready(self.poison.record(r))
     }
@@ -370,9 +379,10 @@ pub use stream::RecvStream;
 mod stream {
     use std::pin::Pin;
     use std::task::{Context, Poll, ready};
+    use std::time::Instant;
 
     use crate::error::Error;
-    use crate::helper::{self, Spin};
+    use crate::helper;
     use crate::{Receiver, Result};
 
     impl Receiver {
@@ -422,7 +432,7 @@ mod stream {
         pub fn stream(&mut self) -> RecvStream<'_> {
             RecvStream {
                 rx: self,
-                spun: Spin::default(),
+                spun: None,
                 error: None,
             }
         }
@@ -433,7 +443,7 @@ mod stream {
     #[derive(Debug)]
     pub struct RecvStream<'a> {
         rx: &'a mut Receiver,
-        spun: Spin,
+        spun: Option<Instant>,
         error: Option<Error>,
     }
 
@@ -452,7 +462,7 @@ mod stream {
         fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<u8>>> {
             let this = &mut *self;
             let r: Result<_> = ready!(helper::poll_found(&mut *this.rx, (), cx, &mut this.spun));
-            this.spun = Spin::default();
+            this.spun = None;
             match r {
                 Ok(at) => {
                     let mut buf = Vec::new();

@@ -6,11 +6,12 @@
 
 use std::future::Future;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
-use super::{SendGrant, Sender, poll_gap, room_poll, try_reserve};
+use super::{SendGrant, Sender, room_poll, try_reserve};
 use crate::channel::party::SemParker;
 use crate::error::Result;
-use crate::helper::{self, Spin, WaitFor, Waits};
+use crate::helper::{self, WaitFor, Waits};
 use crate::layout::{bump, sem};
 
 impl Sender {
@@ -177,7 +178,7 @@ impl Sender {
         cx: &mut Context<'_>,
         len: usize,
     ) -> Poll<Result<SendGrant<'_>>> {
-        let mut spun = std::mem::take(&mut self.poll_spun);
+        let mut spun = self.poll_spun.take();
         let r = helper::poll_found(self, len, cx, &mut spun);
         match r {
             Poll::Pending => {
@@ -211,7 +212,7 @@ impl Sender {
         &mut self,
         len: usize,
         cx: &mut Context<'_>,
-        spun: &mut Spin,
+        spun: &mut Option<Instant>,
     ) -> Poll<Result<u64>> {
         if let Err(e) = self.check_room_call(len) {
             return Poll::Ready(Err(e));
@@ -226,12 +227,11 @@ impl Sender {
             num: sem::tx_wake(self.id.lane),
             counters: &refs.tx.counters,
         };
-        let first = spun.is_fresh();
+        let first = spun.is_none();
         let r = helper::poll_wait(
             &refs.tx_waiting.waiting,
             s.fences(),
             self.spin,
-            Some(poll_gap(ring.capacity())),
             spun,
             &mut self.helper,
             cx,
@@ -262,7 +262,7 @@ impl Waits for Sender {
         &mut self,
         len: usize,
         cx: &mut Context<'_>,
-        spun: &mut Spin,
+        spun: &mut Option<Instant>,
     ) -> Poll<Result<u64>> {
         let r = ready!(self.poll_room_slow(len, cx, spun));
         Poll::Ready(self.poison.record(r))
