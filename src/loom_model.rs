@@ -471,6 +471,7 @@ fn poll_recv(
         &s.rx_waiting,
         Fences::Symmetric,
         Duration::ZERO,
+        None,
         spun,
         helper,
         cx,

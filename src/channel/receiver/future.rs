@@ -339,6 +339,7 @@ impl Receiver {
             &h.rx_waiting.waiting,
             s.fences(),
             self.spin,
+            None,
             spun,
             &mut self.helper,
             cx,
