@@ -214,18 +214,6 @@ impl Sender {
         cx: &mut Context<'_>,
         spun: &mut Option<Instant>,
     ) -> Poll<Result<u64>> {
-        // The blocking sender's gap between two looks at `head`
-        // (`poll_gap`), kept across polls: a future that looked on every
-        // poll took `head`'s line from the receiver as often as its
-        // executor came round. Between looks a poll only has its task
-        // polled again (the executor's way of spinning).
-        if let Some(at) = self.next_look {
-            if Instant::now() < at {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            self.next_look = None;
-        }
         if let Err(e) = self.check_room_call(len) {
             return Poll::Ready(Err(e));
         }
@@ -282,6 +270,18 @@ impl Waits for Sender {
         cx: &mut Context<'_>,
         spun: &mut Option<Instant>,
     ) -> Poll<Result<u64>> {
+        // The blocking sender's gap between two looks at `head`
+        // (`poll_gap`), kept across polls: a future that looked on every
+        // poll took `head`'s line from the receiver as often as its
+        // executor came round. Between looks a poll only has its task
+        // polled again (the executor's way of spinning).
+        if let Some(at) = self.next_look {
+            if Instant::now() < at {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.next_look = None;
+        }
         let r = ready!(self.poll_room_slow(len, cx, spun));
         Poll::Ready(self.poison.record(r))
     }
