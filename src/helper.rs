@@ -301,11 +301,6 @@ fn run<S: Sleeper>(slot: &Slot, sleeper: &S) {
 /// asynchronous [`wait::wait`]. `spun` is the future's own: when it began
 /// to spin. `parker` drains and fences in the task; `helper` parks.
 ///
-/// `pace`, for a waiter that looks at a line its peer writes on every
-/// message (a sender, as [`wait::wait_paced`]): the gap, and where to
-/// note when a spin that looked may look again, which the caller then
-/// keeps to (its polls in between only have the task polled again).
-///
 /// # Errors
 ///
 /// Whatever `poll`, the drain, the fence or the park return.
@@ -314,7 +309,6 @@ pub(crate) fn poll_wait<T, S: Sleeper>(
     flag: &AtomicU32,
     fences: Fences,
     spin: Duration,
-    pace: Option<(Duration, &mut Option<Instant>)>,
     spun: &mut Option<Instant>,
     helper: &mut Helper<S>,
     cx: &mut Context<'_>,
@@ -340,9 +334,6 @@ pub(crate) fn poll_wait<T, S: Sleeper>(
         let now = Instant::now();
         let spinning = now - *spun.get_or_insert(now);
         if spinning < spin {
-            if let Some((gap, next_look)) = pace {
-                *next_look = Some(now + gap.min(spin - spinning));
-            }
             if spinning >= wait::TIGHT_POLL {
                 // Past its tight polling the blocking wait yields the CPU
                 // between looks, and so does this: a peer that shares

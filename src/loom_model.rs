@@ -471,7 +471,6 @@ fn poll_recv(
         &s.rx_waiting,
         Fences::Symmetric,
         Duration::ZERO,
-        None,
         spun,
         helper,
         cx,

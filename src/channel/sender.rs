@@ -78,10 +78,6 @@ pub struct Sender {
     /// When the wait of `poll_send` began to spin (the async fns keep
     /// their own).
     poll_spun: Option<Instant>,
-    /// When a spinning async wait (a future's, or `poll_send`'s) may look
-    /// at `head` again: set by a spin that looked and found no room,
-    /// cleared by the first poll after it (`Waits::poll_slow`).
-    next_look: Option<Instant>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -142,7 +138,6 @@ impl Sender {
             sent,
             bytes,
             poll_spun: None,
-            next_look: None,
             _not_sync: PhantomData,
         })
     }

@@ -339,7 +339,6 @@ impl Receiver {
             &h.rx_waiting.waiting,
             s.fences(),
             self.spin,
-            None,
             spun,
             &mut self.helper,
             cx,

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use super::{SendGrant, Sender, poll_gap, room_poll, try_reserve};
+use super::{SendGrant, Sender, room_poll, try_reserve};
 use crate::channel::party::SemParker;
 use crate::error::Result;
 use crate::helper::{self, WaitFor, Waits};
@@ -228,12 +228,10 @@ impl Sender {
             counters: &refs.tx.counters,
         };
         let first = spun.is_none();
-        let gap = poll_gap(ring.capacity());
         let r = helper::poll_wait(
             &refs.tx_waiting.waiting,
             s.fences(),
             self.spin,
-            Some((gap, &mut self.next_look)),
             spun,
             &mut self.helper,
             cx,
@@ -257,10 +255,6 @@ impl Waits for Sender {
 
     #[inline(always)]
     fn fast(&mut self, len: usize) -> Option<u64> {
-        // A spin that looked and found no room keeps its gap (`poll_slow`).
-        if self.next_look.is_some() {
-            return None;
-        }
         self.fast_room(len, true)
     }
 
@@ -270,18 +264,6 @@ impl Waits for Sender {
         cx: &mut Context<'_>,
         spun: &mut Option<Instant>,
     ) -> Poll<Result<u64>> {
-        // The blocking sender's gap between two looks at `head`
-        // (`poll_gap`), kept across polls: a future that looked on every
-        // poll took `head`'s line from the receiver as often as its
-        // executor came round. Between looks a poll only has its task
-        // polled again (the executor's way of spinning).
-        if let Some(at) = self.next_look {
-            if Instant::now() < at {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            self.next_look = None;
-        }
         let r = ready!(self.poll_room_slow(len, cx, spun));
         Poll::Ready(self.poison.record(r))
     }
