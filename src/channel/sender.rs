@@ -831,3 +831,20 @@ impl std::fmt::Display for SenderId {
         write!(f, "{}:{}", self.lane, self.session)
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_poll_gap_follows_the_capacity_within_its_bounds() {
+        // An eighth of the ring at 16 bytes a nanosecond.
+        assert_eq!(poll_gap(16 << 10), Duration::from_nanos(128));
+        assert_eq!(poll_gap(256 << 10), Duration::from_nanos(2048));
+        // Bounded: a clock read's worth below, 8 µs from 1 MiB up.
+        assert_eq!(poll_gap(4096), POLL_GAP_MIN);
+        assert_eq!(poll_gap(1 << 20), POLL_GAP_MAX);
+        assert_eq!(poll_gap(4 << 20), POLL_GAP_MAX);
+        assert_eq!(poll_gap(1 << 40), POLL_GAP_MAX);
+    }
+}
