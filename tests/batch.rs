@@ -132,11 +132,19 @@ fn peer() {
     });
 }
 
-/// Sends the plan of SEED (COUNT messages) as sender INDEX: odd batches
+/// Takes a sender role, says `attached` and waits at the gate GATE; then
+/// sends the plan of SEED (COUNT messages) as sender INDEX: odd batches
 /// with `send_batch`, even ones with `try_send_batch`, going on from
 /// `sent` after each `Full`. Says `sent N`.
 fn batch_sender(chan: &Channel) {
+    let gate = GateReader::open(&env(GATE));
     let mut tx = chan.sender().expect("peer takes a sender role");
+    // Every sender holds its role before any sends: a receiver that saw
+    // one sender finish before the next attached would end at
+    // `Disconnected` (a sender process that left is gone; the next one
+    // is another), and the late sender would fill its lane for no one.
+    say("attached");
+    gate.wait();
     let index: u8 = env(INDEX).parse().expect("index");
     let batches = plan(
         env(SEED).parse().expect("seed"),
@@ -283,16 +291,26 @@ fn batches_arrive_whole_and_in_order(mode: &str, senders: u8) {
         &[(MODE, mode.to_owned()), (SENDERS, senders.to_string())],
     );
     rx.expect_line("attached");
-    let txs: Vec<Peer> = (0..senders)
+    let mut gate = Gate::new();
+    let mut txs: Vec<Peer> = (0..senders)
         .map(|i| {
             let vars = [
                 (INDEX, i.to_string()),
                 (SEED, seeds[usize::from(i)].to_string()),
                 (COUNT, PER_SENDER.to_string()),
+                (GATE, gate.env_value()),
             ];
             spawn("batch_sender", &chan, &vars)
         })
         .collect();
+    // The receiver ends at `Disconnected`: with two senders, one that
+    // finished before the other attached would end it early, and the
+    // other would wait for room for ever (about 1 run in 200 with two
+    // test binaries at once, before this gate).
+    for tx in &mut txs {
+        tx.expect_line("attached");
+    }
+    gate.open();
     for mut tx in txs {
         assert_eq!(tx.line_after("sent"), PER_SENDER.to_string());
         tx.join();
