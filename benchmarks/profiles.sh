@@ -16,7 +16,8 @@
 #
 # (later options override earlier ones: the args can set the mode, sizes,
 # transports, seconds, --pin, --capacity ...; not --rounds, which is
-# ROUNDS). Throughput, round-trip and wake-up figures are read from the
+# ROUNDS; with another mode, give --transports too: the base list above
+# replaces that mode's own default). Throughput, round-trip and wake-up figures are read from the
 # binary's progress lines on stderr.
 #
 # Prints, per mode and size, for each transport and profile: the median over
@@ -29,7 +30,7 @@
 #   benchmarks/profiles.sh 7 -- --sizes 4096,16384,65536,1048576
 #   benchmarks/profiles.sh 5 -- --sizes 8 --transports shmchan,shmchan-batch32,shmchan-many,shmchan-batch32-many
 #   benchmarks/profiles.sh 5 -- --sizes 64 --transports shmchan,shmchan-value,shmchan-pod,ipc-channel
-#   benchmarks/profiles.sh 5 -- --mode wakeup --seconds 1
+#   benchmarks/profiles.sh 5 -- --mode wakeup --transports shmchan,shmchan-async-rx,tokio-uds --seconds 1
 #
 # Environment:
 #   PROFILES_OUT  where each run's output and the summary go
