@@ -129,27 +129,15 @@ load_start=$(uptime)
 run() {
     local side=$1 round=$2 hash
     if [[ $side == old ]]; then hash=$old; else hash=$new; fi
-    local log=$runs/r$round-$side
-    if ! SHMCHAN_REV=$hash "$cache/$hash$suffix/shmchan-peer-benchmarks" "${args[@]}" >"$log.out" 2>"$log.err"; then
-        tail -n 20 "$log.err" >&2
-        die "round $round, ${side^^} (${hash:0:10}) failed; log in $log.err"
-    fi
-    local got
-    got=$(awk -v parse=1 -v who="$side" -v round="$round" -f "$here/figures.awk" "$log.err")
-    [[ -n $got ]] || die "no figures in the output of round $round, ${side^^}: $log.err (format changed?)"
-    printf '%s\n' "$got" >>"$raw"
-    printf '%s\n' "$got" | awk -F'\t' -v n="$rounds" '{
+    run_once "$side" "$round" "$runs/r$round-$side" \
+        env SHMCHAN_REV="$hash" "$cache/$hash$suffix/shmchan-peer-benchmarks" "${args[@]}" |
+        awk -F'\t' -v n="$rounds" '{
         v = $3 == "throughput" ? sprintf("%.0f msg/s", $6) : sprintf("%.2f us", $6 / 1000)
         printf "round %d/%d  %-3s  %-10s %8s B  %-10s %s\n", $2, n, toupper($1), $3, $4, $5, v
     }' >&2
 }
 
-for ((r = 1; r <= rounds; r++)); do
-    if ((r % 2)); then order=(old new); else order=(new old); fi
-    for side in "${order[@]}"; do
-        run "$side" "$r"
-    done
-done
+abba old new
 load_end=$(uptime)
 
 describe() {

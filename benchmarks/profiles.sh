@@ -71,24 +71,12 @@ load_start=$(uptime)
 
 run() {
     local profile=$1 round=$2
-    local log=$out/r$round-$profile
-    if ! "$target/$profile/shmchan-peer-benchmarks" "${args[@]}" >"$log.out" 2>"$log.err"; then
-        tail -n 20 "$log.err" >&2
-        die "round $round, $profile failed; log in $log.err"
-    fi
-    local got
-    got=$(awk -v parse=1 -v who="$profile" -v round="$round" -f "$here/figures.awk" "$log.err")
-    [[ -n $got ]] || die "no figures in the output of round $round, $profile: $log.err"
-    printf '%s\n' "$got" >>"$raw"
+    run_once "$profile" "$round" "$out/r$round-$profile" \
+        "$target/$profile/shmchan-peer-benchmarks" "${args[@]}" >/dev/null
     printf 'round %d/%d  %-7s done\n' "$round" "$rounds" "$profile" >&2
 }
 
-for ((r = 1; r <= rounds; r++)); do
-    if ((r % 2)); then order=(nolto release); else order=(release nolto); fi
-    for p in "${order[@]}"; do
-        run "$p" "$r"
-    done
-done
+abba nolto release
 load_end=$(uptime)
 
 {
