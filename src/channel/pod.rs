@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
-use super::{Receiver, RecvGuard, Sender};
+use super::{How, Receiver, RecvGuard, Sender, deadline_after};
 use crate::error::{Error, Result};
 
 /// The alignment every payload has in the ring (docs/layout.md, section 3).
@@ -54,8 +54,7 @@ impl Sender {
     /// ```
     #[inline]
     pub fn send_pod<T: Pod>(&mut self, value: &T) -> Result<()> {
-        check::<T>(size_of::<T>())?;
-        self.send(bytemuck::bytes_of(value))
+        send_pod_via(self, value, How::Block(None))
     }
 
     /// Sends a plain-old-data value if there is room now.
@@ -81,8 +80,7 @@ impl Sender {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn try_send_pod<T: Pod>(&mut self, value: &T) -> Result<()> {
-        check::<T>(size_of::<T>())?;
-        self.try_send(bytemuck::bytes_of(value))
+        send_pod_via(self, value, How::Try)
     }
 
     /// Sends a plain-old-data value, waiting at most `timeout` for room.
@@ -108,8 +106,7 @@ impl Sender {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn send_pod_timeout<T: Pod>(&mut self, value: &T, timeout: Duration) -> Result<()> {
-        check::<T>(size_of::<T>())?;
-        self.send_timeout(bytemuck::bytes_of(value), timeout)
+        send_pod_via(self, value, How::Block(deadline_after(timeout)))
     }
 
     /// Sends a plain-old-data value, waiting for room until `deadline` at
@@ -133,8 +130,7 @@ impl Sender {
     /// # Ok::<(), shmchan::Error>(())
     /// ```
     pub fn send_pod_deadline<T: Pod>(&mut self, value: &T, deadline: Instant) -> Result<()> {
-        check::<T>(size_of::<T>())?;
-        self.send_deadline(bytemuck::bytes_of(value), deadline)
+        send_pod_via(self, value, How::Block(Some(deadline)))
     }
 
     /// Sends a plain-old-data value, waiting for room without blocking
@@ -349,6 +345,26 @@ impl RecvGuard<'_> {
         check::<T>(payload.len())?;
         bytemuck::try_from_bytes(payload).map_err(|_| mismatch::<T>(payload.len()))
     }
+}
+
+/// Sends `value` into a frame reserved for its size, copied as a `T` (a
+/// move the compiler sizes, inline), not as bytes through `send`: in the
+/// default release profile `send` is a call, so the copy's length is not
+/// known there, and the `memcpy` it calls loads a 64-byte struct with one
+/// 64-byte load, which a value just stored field by field (a struct built
+/// before the call) cannot feed from the store buffer: it stalls until
+/// those stores reach the cache.
+#[inline]
+fn send_pod_via<T: Pod>(tx: &mut Sender, value: &T, how: How) -> Result<()> {
+    check::<T>(size_of::<T>())?;
+    let mut grant = tx.reserve_how(size_of::<T>(), how)?;
+    match bytemuck::try_from_bytes_mut::<T>(&mut grant) {
+        Ok(slot) => *slot = *value,
+        // Not met: `check` refused a type aligned above the payload's 8
+        // bytes, and the grant holds exactly `size_of::<T>()` bytes.
+        Err(_) => grant.copy_from_slice(bytemuck::bytes_of(value)),
+    }
+    grant.commit()
 }
 
 /// Whether a payload of `len` bytes can be a `T` in the ring: `T` aligned
