@@ -14,7 +14,11 @@
 //! 5. `try_iter` drains exactly what is queued, and keeps an error that is
 //!    not the normal end;
 //! 6. `recv_many` fills the buffers in order and reuses them, wakes a
-//!    sender waiting for room, and keeps the lanes' turns.
+//!    sender waiting for room, and keeps the lanes' turns;
+//! 7. `recv_many_with` hands the messages in place in the same order,
+//!    takes at most `max`, keeps the lanes' turns, and leaves the run its
+//!    function panicked on queued for the next call; batches reach it
+//!    across processes as in point 1.
 
 mod common;
 
@@ -177,8 +181,9 @@ fn batch_sender(chan: &Channel) {
     say(format!("sent {seq}"));
 }
 
-/// Receives until `Disconnected` with `recv` (MODE `recv`) or with
-/// `recv_many` into 1 to 50 buffers (MODE `many`), checking that each of
+/// Receives until `Disconnected` with `recv` (MODE `recv`), with
+/// `recv_many` into 1 to 50 buffers (MODE `many`) or with
+/// `recv_many_with` of at most 1 to 50 (MODE `with`), checking that each of
 /// SENDERS senders' messages come whole and in order. Says `got N`, then
 /// the end.
 fn receiver(chan: &Channel) {
@@ -205,6 +210,13 @@ fn receiver(chan: &Channel) {
             continue;
         }
         let n = 1 + rng.below(50) as usize;
+        if env(MODE) == "with" {
+            match rx.recv_many_with(n, &mut take) {
+                Ok(k) => assert!((1..=n).contains(&k), "{k} of at most {n}"),
+                Err(e) => break e,
+            }
+            continue;
+        }
         match rx.recv_many(&mut bufs[..n]) {
             Ok(k) => {
                 assert!((1..=n).contains(&k), "{k} of {n} buffers");
@@ -347,6 +359,16 @@ fn batches_cross_processes_whole_and_in_order_to_recv_many() {
 #[test]
 fn batches_from_two_senders_reach_recv_many_in_each_senders_order() {
     batches_arrive_whole_and_in_order("many", 2);
+}
+
+#[test]
+fn batches_cross_processes_whole_and_in_order_to_recv_many_with() {
+    batches_arrive_whole_and_in_order("with", 1);
+}
+
+#[test]
+fn batches_from_two_senders_reach_recv_many_with_in_each_senders_order() {
+    batches_arrive_whole_and_in_order("with", 2);
 }
 
 // ------------------------------------------- 2. a batch that does not fit
@@ -679,4 +701,114 @@ fn recv_many_copies_every_small_length_exactly() {
         .collect();
     assert_eq!(rx.recv_many(&mut bufs).expect("recv_many"), msgs.len());
     assert_eq!(bufs, msgs);
+}
+
+// --------------------------------------------------- 7. recv_many_with
+
+#[test]
+fn recv_many_with_hands_messages_in_place_in_order_up_to_max() {
+    const SENT: u64 = 10;
+    let (chan, _guard) = private_channel(RING);
+    let mut rx = chan.receiver().expect("receiver");
+    let mut gate = Gate::new();
+    let mut tx = spawn(
+        "gated_sender",
+        &chan,
+        &[(COUNT, SENT.to_string()), (GATE, gate.env_value())],
+    );
+    tx.expect_line("sent");
+    let mut calls = 0;
+    assert_eq!(rx.recv_many_with(0, |_| calls += 1).expect("max 0"), 0);
+    assert_eq!(calls, 0, "max 0 hands nothing");
+    let mut got = Vec::new();
+    assert_eq!(rx.recv_many_with(4, |m| got.push(check(m))).expect("4"), 4);
+    assert_eq!(rx.recv_many_with(50, |m| got.push(check(m))).expect("6"), 6);
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|&(sender, seq)| {
+            assert_eq!(sender, 0);
+            seq
+        })
+        .collect();
+    assert_eq!(seqs, (0..SENT).collect::<Vec<_>>());
+    assert!(matches!(
+        rx.try_recv_many_with(8, |_| {}),
+        Err(Error::Empty)
+    ));
+    gate.open();
+    tx.join();
+    let mut n = 0;
+    let end = loop {
+        match rx.recv_many_with(3, |m| {
+            assert_eq!(check(m), (0, SENT + n));
+            n += 1;
+        }) {
+            Ok(k) => assert!((1..=3).contains(&k)),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(n, SENT, "the second half");
+    assert!(matches!(end, Error::Disconnected), "{end:?}");
+    let info = common::channel_info(chan.id());
+    assert_eq!(info.received.messages, 2 * SENT, "each counted once");
+}
+
+#[test]
+fn recv_many_with_keeps_the_lanes_turns() {
+    let opts = Options::new().capacity(RING).max_senders(3);
+    let (a, b) = (
+        Channel::create(Key::PRIVATE, &opts).expect("create"),
+        Channel::create(Key::PRIVATE, &opts).expect("create"),
+    );
+    let _guards = (Cleanup::of(&a), Cleanup::of(&b));
+    let (mut rx_a, mut rx_b) = (a.receiver().expect("rx"), b.receiver().expect("rx"));
+    let queue = |chan: &Channel| {
+        let mut txs: Vec<_> = (0..3).map(|_| chan.sender().expect("a lane")).collect();
+        for (lane, count) in [(0u8, 40u64), (1, 5), (2, 40)] {
+            let msgs: Vec<Vec<u8>> = (0..count).map(|seq| message(lane, seq, HEAD)).collect();
+            txs[usize::from(lane)].send_batch(&msgs).expect("queue");
+        }
+        txs
+    };
+    let _senders = (queue(&a), queue(&b));
+    let mut one_by_one = Vec::new();
+    while let Ok(m) = rx_a.try_recv() {
+        one_by_one.push(check(&m));
+    }
+    let mut with = Vec::new();
+    while rx_b.try_recv_many_with(7, |m| with.push(check(m))).is_ok() {}
+    assert_eq!(with.len(), 85);
+    assert_eq!(with, one_by_one, "the order of as many try_recv calls");
+}
+
+#[test]
+fn recv_many_with_leaves_the_run_its_function_panics_on_queued() {
+    let (chan, _guard) = private_channel(RING);
+    let mut tx = chan.sender().expect("sender");
+    let mut rx = chan.receiver().expect("receiver");
+    let msgs: Vec<Vec<u8>> = (0..6).map(|seq| message(0, seq, HEAD)).collect();
+    tx.send_batch(&msgs).expect("batch");
+    assert_eq!(rx.recv_many_with(2, |_| {}).expect("0 and 1"), 2);
+    let mut seen = Vec::new();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rx.recv_many_with(32, |m| {
+            let (_, seq) = check(m);
+            seen.push(seq);
+            assert_ne!(seq, 4, "refused on purpose");
+        })
+    }));
+    assert!(panicked.is_err(), "the panic reaches the caller");
+    assert_eq!(seen, [2, 3, 4]);
+    // The run the panic interrupted (2, 3, 4) is still queued, in order,
+    // and the receiver works on.
+    let mut again = Vec::new();
+    assert_eq!(
+        rx.recv_many_with(32, |m| again.push(check(m).1))
+            .expect("again"),
+        4
+    );
+    assert_eq!(again, [2, 3, 4, 5]);
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    let info = common::channel_info(chan.id());
+    assert_eq!(info.received.messages, 6, "each counted once");
 }

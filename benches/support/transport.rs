@@ -40,6 +40,14 @@ pub trait Sink {
     /// Receives the next message (waiting for it) and hands its bytes to
     /// `f`, in place where the transport allows.
     fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R;
+
+    /// Receives the next message (waiting for it) and hands its bytes to
+    /// `f`, and, where the end takes several at once
+    /// ([`ShmEachRx`]), those queued behind it too, each to `f` in order.
+    #[inline]
+    fn recv_some(&mut self, mut f: impl FnMut(&[u8])) {
+        self.recv_with(|m| f(m))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -86,6 +94,9 @@ pub struct Shm {
     /// The receiver takes up to [`BATCH`] messages at a time with
     /// `recv_many`, then hands them out one by one.
     pub many: bool,
+    /// The receiver takes up to [`BATCH`] messages at a time in place
+    /// with `recv_many_with` ([`Sink::recv_some`]).
+    pub each: bool,
 }
 
 /// Messages per `send_batch` and per `recv_many` of the batching shmchan
@@ -102,6 +113,7 @@ impl Shm {
         lanes: 1,
         batch: false,
         many: false,
+        each: false,
     };
 }
 
@@ -502,6 +514,7 @@ pub enum Rx {
     ShmCopy(ShmCopyRx),
     ShmZc(ShmZcRx),
     ShmMany(ShmManyRx),
+    ShmEach(ShmEachRx),
     Framed(FramedRx),
     Packet(PacketRx),
     Msgq(MsgqRx),
@@ -530,6 +543,7 @@ impl Sink for Rx {
             Rx::ShmCopy(r) => r.recv_with(f),
             Rx::ShmZc(r) => r.recv_with(f),
             Rx::ShmMany(r) => r.recv_with(f),
+            Rx::ShmEach(r) => r.recv_with(f),
             Rx::Framed(r) => r.recv_with(f),
             Rx::Packet(r) => r.recv_with(f),
             Rx::Msgq(r) => r.recv_with(f),
@@ -561,7 +575,9 @@ fn shm_rx(shm: Shm, chan: Option<&shmchan::Channel>) -> Rx {
     if shm.eager {
         rx.set_catch_up(Duration::ZERO);
     }
-    if shm.many {
+    if shm.each {
+        Rx::ShmEach(ShmEachRx(rx))
+    } else if shm.many {
         Rx::ShmMany(ShmManyRx {
             rx,
             bufs: vec![Vec::new(); BATCH],
@@ -661,6 +677,29 @@ impl Sink for ShmManyRx {
         }
         self.next += 1;
         f(&self.bufs[self.next - 1])
+    }
+}
+
+/// shmchan, taking up to [`BATCH`] messages per `recv_many_with`, each
+/// read in place.
+pub struct ShmEachRx(shmchan::Receiver);
+
+impl Sink for ShmEachRx {
+    #[inline]
+    fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let mut f = Some(f);
+        let mut out = None;
+        self.0
+            .recv_many_with(1, |m| out = f.take().map(|f| f(m)))
+            .expect("shmchan recv_many_with");
+        out.expect("one message")
+    }
+
+    #[inline]
+    fn recv_some(&mut self, f: impl FnMut(&[u8])) {
+        self.0
+            .recv_many_with(BATCH, f)
+            .expect("shmchan recv_many_with");
     }
 }
 

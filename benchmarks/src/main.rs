@@ -516,6 +516,7 @@ macro_rules! each_rx {
             AnyRx::Shared(Rx::ShmCopy(mut $r)) => $body,
             AnyRx::Shared(Rx::ShmZc(mut $r)) => $body,
             AnyRx::Shared(Rx::ShmMany(mut $r)) => $body,
+            AnyRx::Shared(Rx::ShmEach(mut $r)) => $body,
             AnyRx::Shared(Rx::Framed(mut $r)) => $body,
             AnyRx::Shared(Rx::Packet(mut $r)) => $body,
             AnyRx::Shared(Rx::Msgq(mut $r)) => $body,
@@ -842,8 +843,14 @@ fn count<K: Sink, const TAGGED: bool>(rx: &mut K, out: &mut impl Write, senders:
     say_ready(out);
     let mut tally = Tally::<TAGGED>::new(senders);
     loop {
-        let (len, sum, tag) = rx.recv_with(Tally::<TAGGED>::read);
-        if let Some(c) = tally.add(len, sum, tag) {
+        let mut done = None;
+        rx.recv_some(|m| {
+            let (len, sum, tag) = Tally::<TAGGED>::read(m);
+            if let Some(c) = tally.add(len, sum, tag) {
+                done = Some(c);
+            }
+        });
+        if let Some(c) = done {
             return c;
         }
     }
@@ -1708,6 +1715,7 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         (Kind::ShmMany, Kind::Shm),
         (Kind::ShmBatch32Many, Kind::Shm),
         (Kind::ShmBatch32Many, Kind::ShmMany),
+        (Kind::ShmBatch32Each, Kind::ShmEach),
         (Kind::Shm, Kind::Bare),
         (Kind::ShmZc, Kind::Bare),
         (Kind::Bare, Kind::Pipe),

@@ -56,6 +56,12 @@ pub enum Kind {
     /// shmchan `send_batch` of 32 / `recv_many` of up to 32 into reused
     /// buffers (issue 12; throughput only, not in the default set).
     ShmBatch32Many,
+    /// shmchan `send` / `recv_many_with` of up to 32, each read in place
+    /// (issue 12; throughput only, not in the default set).
+    ShmEach,
+    /// shmchan `send_batch` of 32 / `recv_many_with` of up to 32, each
+    /// read in place (issue 12; throughput only, not in the default set).
+    ShmBatch32Each,
     /// ipmpsc 0.5: `Sender::send(&Bytes)` / `zero_copy_context().recv::<&Bytes>()`.
     Ipmpsc,
     /// iceoryx2 0.10 publish-subscribe of `[u8]`: `loan_slice_uninit` +
@@ -108,7 +114,7 @@ pub enum Kind {
     TokioUds,
 }
 
-pub const ALL: [Kind; 23] = [
+pub const ALL: [Kind; 25] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
@@ -118,6 +124,8 @@ pub const ALL: [Kind; 23] = [
     Kind::ShmMany,
     Kind::ShmBatch32,
     Kind::ShmBatch32Many,
+    Kind::ShmEach,
+    Kind::ShmBatch32Each,
     Kind::Ipmpsc,
     Kind::Iceoryx2,
     Kind::Pipe,
@@ -146,6 +154,8 @@ impl Kind {
             Kind::ShmMany => "shmchan-many",
             Kind::ShmBatch32 => "shmchan-batch32",
             Kind::ShmBatch32Many => "shmchan-batch32-many",
+            Kind::ShmEach => "shmchan-each",
+            Kind::ShmBatch32Each => "shmchan-batch32-each",
             Kind::Ipmpsc => "ipmpsc",
             Kind::Iceoryx2 => "iceoryx2",
             Kind::Pipe => "pipe",
@@ -233,6 +243,15 @@ impl Kind {
                 many: true,
                 ..Shm::COPY
             }),
+            Kind::ShmEach => shm(Shm {
+                each: true,
+                ..Shm::COPY
+            }),
+            Kind::ShmBatch32Each => shm(Shm {
+                batch: true,
+                each: true,
+                ..Shm::COPY
+            }),
             Kind::Pipe => Some(Transport::Pipe { buffered: true }),
             Kind::PipeRaw => Some(Transport::Pipe { buffered: false }),
             Kind::Socket => Some(Transport::Socket),
@@ -284,7 +303,12 @@ impl Kind {
     pub fn throughput_only(self) -> bool {
         matches!(
             self,
-            Kind::ShmMany | Kind::ShmBatch32 | Kind::ShmBatch32Many | Kind::ShmAsyncRx
+            Kind::ShmMany
+                | Kind::ShmBatch32
+                | Kind::ShmBatch32Many
+                | Kind::ShmEach
+                | Kind::ShmBatch32Each
+                | Kind::ShmAsyncRx
         )
     }
 
