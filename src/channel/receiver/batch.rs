@@ -323,9 +323,9 @@ impl Receiver {
     /// calls would return, in the same order, and they are released as
     /// [`recv_many`](Self::recv_many) releases them: a run from one lane
     /// with one store of its index. Nothing is copied: this is the
-    /// fastest way to take many small messages (about 1.2x `recv_many`'s
-    /// rate at 8 B between two processes; benchmarks/README.md,
-    /// "Batches").
+    /// fastest way to take many small messages (behind a batching sender,
+    /// about 1.25x `recv_many`'s rate at 8 B between two processes;
+    /// benchmarks/README.md, "In-place batch receive").
     ///
     /// If `f` panics, the panic goes on to the caller, and the messages
     /// of the lane run it was handed (from that lane's first message in
@@ -456,12 +456,12 @@ impl Receiver {
 
     /// Hands the message `at` (taken and counted against the turns) to
     /// `each` (with its place in the run, from 0), then the messages
-    /// behind it in its lane, while fewer than
-    /// `max` were handed and the lane keeps its turn (each counted as a
-    /// single receive is); releases them together (not if `each` panics:
-    /// see [`recv_many_with`](Self::recv_many_with)). Returns how many, at least 1 (`max` is at least 1).
-    /// Corruption met on the way ends the run (what was read before it is
-    /// received) and poisons the handle.
+    /// behind it in its lane, while fewer than `max` were handed and the
+    /// lane keeps its turn (each counted as a single receive is); releases
+    /// them together (not if `each` panics: see
+    /// [`recv_many_with`](Self::recv_many_with)). Returns how many, at
+    /// least 1 (`max` is at least 1). Corruption met on the way ends the
+    /// run (what was read before it is received) and poisons the handle.
     #[inline]
     fn take_run_each(
         &mut self,
