@@ -41,6 +41,53 @@ const LEN: &str = "SHMCHAN_BATCH_LEN";
 /// often.
 const RING: usize = 4096;
 
+/// Starts a `gated_sender` peer on `chan` and waits until it has sent
+/// messages 0..`count`; it sends `count` more once the gate opens.
+fn gated_sender_sent(chan: &Channel, count: u64) -> (Gate, Peer) {
+    let gate = Gate::new();
+    let mut tx = spawn(
+        "gated_sender",
+        chan,
+        &[(COUNT, count.to_string()), (GATE, gate.env_value())],
+    );
+    tx.expect_line("sent");
+    (gate, tx)
+}
+
+/// Queues 40, 5 and 40 messages in the three lanes of each of two
+/// channels before anything is read, takes one channel's with single
+/// `try_recv` calls and the other's with `read_all` (the call under test,
+/// until it finds nothing), checks that both took the same 85 messages in
+/// the same order, and returns them.
+fn same_messages_as_try_recv(
+    read_all: impl FnOnce(&mut shmchan::Receiver) -> Vec<(u8, u64)>,
+) -> Vec<(u8, u64)> {
+    let opts = Options::new().capacity(RING).max_senders(3);
+    let (a, b) = (
+        Channel::create(Key::PRIVATE, &opts).expect("create"),
+        Channel::create(Key::PRIVATE, &opts).expect("create"),
+    );
+    let _guards = (Cleanup::of(&a), Cleanup::of(&b));
+    let (mut rx_a, mut rx_b) = (a.receiver().expect("rx"), b.receiver().expect("rx"));
+    let queue = |chan: &Channel| {
+        let mut txs: Vec<_> = (0..3).map(|_| chan.sender().expect("a lane")).collect();
+        for (lane, count) in [(0u8, 40u64), (1, 5), (2, 40)] {
+            let msgs: Vec<Vec<u8>> = (0..count).map(|seq| message(lane, seq, HEAD)).collect();
+            txs[usize::from(lane)].send_batch(&msgs).expect("queue");
+        }
+        txs
+    };
+    let _senders = (queue(&a), queue(&b));
+    let mut one_by_one = Vec::new();
+    while let Ok(m) = rx_a.try_recv() {
+        one_by_one.push(check(&m));
+    }
+    let taken = read_all(&mut rx_b);
+    assert_eq!(taken.len(), 85);
+    assert_eq!(taken, one_by_one, "the order of as many try_recv calls");
+    taken
+}
+
 /// Starts peer `role` on `chan` with `extra` env.
 fn spawn(role: &str, chan: &Channel, extra: &[(&str, String)]) -> Peer {
     common::spawn_on(role, SHMID, chan.id(), extra)
@@ -503,13 +550,7 @@ fn try_iter_drains_exactly_the_queued_messages() {
     const COUNT_EACH: u64 = 10;
     let (chan, _guard) = private_channel(RING);
     let mut rx = chan.receiver().expect("receiver");
-    let mut gate = Gate::new();
-    let mut tx = spawn(
-        "gated_sender",
-        &chan,
-        &[(COUNT, COUNT_EACH.to_string()), (GATE, gate.env_value())],
-    );
-    tx.expect_line("sent");
+    let (mut gate, tx) = gated_sender_sent(&chan, COUNT_EACH);
     let mut queued = rx.try_iter();
     let first: Vec<u64> = queued.by_ref().map(|m| check(&m).1).collect();
     assert_eq!(first, (0..COUNT_EACH).collect::<Vec<_>>());
@@ -554,13 +595,7 @@ fn recv_many_fills_buffers_in_order_and_reuses_them() {
     const SENT: u64 = 10;
     let (chan, _guard) = private_channel(RING);
     let mut rx = chan.receiver().expect("receiver");
-    let mut gate = Gate::new();
-    let mut tx = spawn(
-        "gated_sender",
-        &chan,
-        &[(COUNT, SENT.to_string()), (GATE, gate.env_value())],
-    );
-    tx.expect_line("sent");
+    let (mut gate, tx) = gated_sender_sent(&chan, SENT);
     assert_eq!(rx.recv_many(&mut []).expect("no buffers"), 0);
     let mut bufs: Vec<Vec<u8>> = (0..4).map(|_| Vec::with_capacity(256)).collect();
     let places: Vec<*const u8> = bufs.iter().map(|b| b.as_ptr()).collect();
@@ -640,34 +675,13 @@ fn recv_many_wakes_a_sender_waiting_for_room() {
 
 #[test]
 fn recv_many_keeps_the_lanes_turns() {
-    // Three lanes: 40, 5 and 40 messages queued before anything is read.
-    let queue = |chan: &Channel| {
-        let mut txs: Vec<_> = (0..3).map(|_| chan.sender().expect("a lane")).collect();
-        for (lane, count) in [(0u8, 40u64), (1, 5), (2, 40)] {
-            let msgs: Vec<Vec<u8>> = (0..count).map(|seq| message(lane, seq, HEAD)).collect();
-            txs[usize::from(lane)].send_batch(&msgs).expect("queue");
+    let many = same_messages_as_try_recv(|rx| {
+        let (mut many, mut bufs) = (Vec::new(), vec![Vec::new(); 7]);
+        while let Ok(n) = rx.try_recv_many(&mut bufs) {
+            many.extend(bufs[..n].iter().map(|m| check(m)));
         }
-        txs
-    };
-    let opts = Options::new().capacity(RING).max_senders(3);
-    let (a, b) = (
-        Channel::create(Key::PRIVATE, &opts).expect("create"),
-        Channel::create(Key::PRIVATE, &opts).expect("create"),
-    );
-    let _guards = (Cleanup::of(&a), Cleanup::of(&b));
-    let (mut rx_a, mut rx_b) = (a.receiver().expect("rx"), b.receiver().expect("rx"));
-    let _senders = (queue(&a), queue(&b));
-    let mut one_by_one = Vec::new();
-    while let Ok(m) = rx_a.try_recv() {
-        one_by_one.push(check(&m));
-    }
-    let mut many = Vec::new();
-    let mut bufs = vec![Vec::new(); 7];
-    while let Ok(n) = rx_b.try_recv_many(&mut bufs) {
-        many.extend(bufs[..n].iter().map(|m| check(m)));
-    }
-    assert_eq!(many.len(), 85);
-    assert_eq!(many, one_by_one, "the order of as many try_recv calls");
+        many
+    });
     // Turns of 16 from lane 0, where the cursor starts; lane 1 runs dry
     // in its first turn, and the rest of its turn goes to lane 2.
     let runs: Vec<(u8, usize)> = many
@@ -710,13 +724,7 @@ fn recv_many_with_hands_messages_in_place_in_order_up_to_max() {
     const SENT: u64 = 10;
     let (chan, _guard) = private_channel(RING);
     let mut rx = chan.receiver().expect("receiver");
-    let mut gate = Gate::new();
-    let mut tx = spawn(
-        "gated_sender",
-        &chan,
-        &[(COUNT, SENT.to_string()), (GATE, gate.env_value())],
-    );
-    tx.expect_line("sent");
+    let (mut gate, tx) = gated_sender_sent(&chan, SENT);
     let mut calls = 0;
     assert_eq!(rx.recv_many_with(0, |_| calls += 1).expect("max 0"), 0);
     assert_eq!(calls, 0, "max 0 hands nothing");
@@ -755,30 +763,11 @@ fn recv_many_with_hands_messages_in_place_in_order_up_to_max() {
 
 #[test]
 fn recv_many_with_keeps_the_lanes_turns() {
-    let opts = Options::new().capacity(RING).max_senders(3);
-    let (a, b) = (
-        Channel::create(Key::PRIVATE, &opts).expect("create"),
-        Channel::create(Key::PRIVATE, &opts).expect("create"),
-    );
-    let _guards = (Cleanup::of(&a), Cleanup::of(&b));
-    let (mut rx_a, mut rx_b) = (a.receiver().expect("rx"), b.receiver().expect("rx"));
-    let queue = |chan: &Channel| {
-        let mut txs: Vec<_> = (0..3).map(|_| chan.sender().expect("a lane")).collect();
-        for (lane, count) in [(0u8, 40u64), (1, 5), (2, 40)] {
-            let msgs: Vec<Vec<u8>> = (0..count).map(|seq| message(lane, seq, HEAD)).collect();
-            txs[usize::from(lane)].send_batch(&msgs).expect("queue");
-        }
-        txs
-    };
-    let _senders = (queue(&a), queue(&b));
-    let mut one_by_one = Vec::new();
-    while let Ok(m) = rx_a.try_recv() {
-        one_by_one.push(check(&m));
-    }
-    let mut with = Vec::new();
-    while rx_b.try_recv_many_with(7, |m| with.push(check(m))).is_ok() {}
-    assert_eq!(with.len(), 85);
-    assert_eq!(with, one_by_one, "the order of as many try_recv calls");
+    same_messages_as_try_recv(|rx| {
+        let mut with = Vec::new();
+        while rx.try_recv_many_with(7, |m| with.push(check(m))).is_ok() {}
+        with
+    });
 }
 
 #[test]
