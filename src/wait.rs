@@ -250,7 +250,7 @@ impl Backoff {
         if waited >= TIGHT_POLL {
             std::thread::yield_now();
         }
-        spin_until(now + gap.min(left));
+        spin_from(now, gap.min(left));
         true
     }
 }
@@ -427,7 +427,7 @@ impl Pace for CatchUp {
         if !self.due(queued) {
             return false;
         }
-        spin_for(self.pause);
+        spin_from(Instant::now(), self.pause);
         true
     }
 
@@ -441,29 +441,15 @@ impl Pace for CatchUp {
     }
 }
 
-/// Spins until `until` (a yield before it counts as part of the wait).
-/// Not under loom, where time means nothing and the wait only adds states.
-fn spin_until(until: Instant) {
+/// Spins until `wait` has passed since `start`. Not under loom, where
+/// time means nothing and the wait only adds states.
+fn spin_from(start: Instant, wait: Duration) {
     #[cfg(not(all(test, loom)))]
-    while Instant::now() < until {
+    while start.elapsed() < wait {
         std::hint::spin_loop();
     }
     #[cfg(all(test, loom))]
-    let _ = until;
-}
-
-/// Spins for `pause`. Not under loom, where time means nothing and the
-/// wait only adds states.
-fn spin_for(pause: Duration) {
-    #[cfg(not(all(test, loom)))]
-    {
-        let start = Instant::now();
-        while start.elapsed() < pause {
-            std::hint::spin_loop();
-        }
-    }
-    #[cfg(all(test, loom))]
-    let _ = pause;
+    let _ = (start, wait);
 }
 
 #[cfg(all(test, not(loom)))]

@@ -417,9 +417,10 @@ struct FrameWriter<'a> {
     pos: usize,
 }
 
-/// The longest piece [`FrameWriter`] copies a byte at a time: a `u64`'s
-/// varint (10 bytes, as a `u128`'s needs 19, is rarer and long enough for
-/// `memcpy`).
+/// The longest piece [`FrameWriter`] copies a byte at a time (its
+/// `bytes!` list has this many indices): a `u64`'s longest varint. Longer
+/// pieces (a `u128`'s varint, up to 19 bytes, a long string) go by
+/// `copy_from_slice`.
 const SHORT: usize = 10;
 
 impl<'a> FrameWriter<'a> {
@@ -463,8 +464,9 @@ impl postcard::ser_flavors::Flavor for FrameWriter<'_> {
         //   over the bytes or a `copy_from_slice` of a length known only at
         //   run time is.
         // Serializing the benchmarks' 64-byte `Sample` (postcard and this
-        // flavor alone, no ring) took 37 ns with one `copy_from_slice` per
-        // length, and 15.5 ns with this.
+        // flavor alone, no ring; cargo's default release profile) took
+        // 37 ns with one `copy_from_slice` per length, and 15.5 ns with
+        // this.
         macro_rules! bytes {
             ($($i:literal)*) => { $(if n > $i { dst[$i] = data[$i]; })* };
         }
@@ -511,7 +513,8 @@ fn encode_into<T: Serialize + ?Sized>(value: &T, mut grant: SendGrant<'_>) -> Re
 /// `take_from_bytes`'s `(T, &[u8])`: each move of a freshly built struct
 /// reads with wide loads what was stored field by field, and stalls until
 /// the stores reach the cache; one move fewer took `recv_value` of the
-/// 64-byte `Sample` from 39 to 32 ns in one thread (benchmarks/README.md,
+/// 64-byte `Sample` from 39 to 32 ns in one thread, in cargo's default
+/// release profile (benchmarks/README.md,
 /// "Typed values: short pieces copied a byte at a time").
 #[inline]
 fn decode<T: DeserializeOwned>(msg: &[u8]) -> Result<T> {

@@ -324,8 +324,9 @@ impl Receiver {
     /// [`recv_many`](Self::recv_many) releases them: a run from one lane
     /// with one store of its index. Nothing is copied: this is the
     /// fastest way to take many small messages (behind a batching sender,
-    /// about 1.25x `recv_many`'s rate at 8 B between two processes;
-    /// benchmarks/README.md, "In-place batch receive").
+    /// 1.25x `recv_many`'s rate at 8 B between two processes in cargo's
+    /// default release profile, 1.34x with LTO; benchmarks/README.md,
+    /// "In-place batch receive").
     ///
     /// If `f` panics, the panic goes on to the caller, and the messages
     /// of the lane run it was handed (from that lane's first message in
