@@ -763,11 +763,15 @@ fn recv_many_with_hands_messages_in_place_in_order_up_to_max() {
 
 #[test]
 fn recv_many_with_keeps_the_lanes_turns() {
-    same_messages_as_try_recv(|rx| {
-        let mut with = Vec::new();
-        while rx.try_recv_many_with(7, |m| with.push(check(m))).is_ok() {}
-        with
-    });
+    // Calls that end inside a turn, at its end, one past it, and runs
+    // that a turn's end cuts (turns are 16 messages).
+    for max in [1, 7, 15, 16, 17, 32] {
+        same_messages_as_try_recv(|rx| {
+            let mut with = Vec::new();
+            while rx.try_recv_many_with(max, |m| with.push(check(m))).is_ok() {}
+            with
+        });
+    }
 }
 
 #[test]

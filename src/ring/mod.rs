@@ -64,9 +64,14 @@ pub(crate) const fn max_message_for(capacity: u64) -> u64 {
     capacity - FRAME_HEADER
 }
 
-/// Bytes a frame of `len` payload bytes occupies.
+/// Bytes a frame of `len` payload bytes occupies: the header and the
+/// payload padded to 8. Written as one add and one mask (the header is a
+/// multiple of 8, so adding it before the rounding is the same): a run's
+/// next frame position waits on this sum, message after message.
+#[inline(always)]
 pub(crate) const fn frame_size(len: u64) -> u64 {
-    FRAME_HEADER + ((len + 7) & !7)
+    const { assert!(FRAME_HEADER % 8 == 0) };
+    (len + (FRAME_HEADER + 7)) & !7
 }
 
 /// Where a ring lives: the two indices and the data region.
@@ -978,16 +983,39 @@ impl Consumer {
         }
     }
 
-    /// [`peek_ahead`](Self::peek_ahead)'s common case, inline and without
-    /// building a `Result`: the message frame `ahead` bytes past `head`
-    /// when it lies in the committed bytes already seen and is valid (the
-    /// same checks as `peek_ahead`, on one read of its header). `None`
-    /// means "ask `peek_ahead`": the cache ends there, or the frame is
-    /// padding, or something is wrong with it, which `peek_ahead` reads
-    /// again and reports.
-    #[inline]
+    /// [`cached_at`](Self::cached_at) `ahead` bytes past `head`.
+    #[cfg(test)]
     pub(crate) fn cached_ahead(&self, ahead: u64) -> Option<Frame> {
-        let pos = self.head + ahead;
+        self.cached_at(self.head + ahead)
+    }
+
+    /// Where a run that has read `ahead` bytes goes on: the position
+    /// [`cached_at`](Self::cached_at) and [`prefetch_at`](Self::prefetch_at)
+    /// take. A run's loop follows positions rather than lengths read: one
+    /// add fewer between a frame's header and the next one's load.
+    #[inline(always)]
+    pub(crate) fn run_pos(&self, ahead: u64) -> u64 {
+        self.head + ahead
+    }
+
+    /// How far past `head` the position `pos` (from
+    /// [`run_pos`](Self::run_pos)) lies.
+    #[inline(always)]
+    pub(crate) fn run_ahead(&self, pos: u64) -> u64 {
+        pos - self.head
+    }
+
+    /// [`peek_ahead`](Self::peek_ahead)'s common case, inline and without
+    /// building a `Result`: the message frame at position `pos` (a run's,
+    /// at or past `head`: [`run_pos`](Self::run_pos)) when it lies in the
+    /// committed bytes already seen and is valid (the same checks as
+    /// `peek_ahead`, on one read of its header). `None` means "ask
+    /// `peek_ahead`": the cache ends there, or the frame is padding, or
+    /// something is wrong with it, which `peek_ahead` reads again and
+    /// reports.
+    #[inline]
+    pub(crate) fn cached_at(&self, pos: u64) -> Option<Frame> {
+        debug_assert!(self.head <= pos && pos <= self.tail_cache);
         if pos == self.tail_cache {
             return None;
         }
@@ -1011,14 +1039,22 @@ impl Consumer {
     }
 
     /// Asks for the line [`PREFETCH_DISTANCE`] bytes past `head + ahead`
-    /// (`ahead`: how far a run has read), if all of that line is
-    /// published: a line that reaches past `tail` may be the one the
-    /// producer is writing, and taking it from its core would slow both.
+    /// (`ahead`: how far a run has read); see
+    /// [`prefetch_at`](Self::prefetch_at).
     #[inline(always)]
     pub(crate) fn prefetch_ahead(&self, ahead: u64) {
-        let pos = (self.head + ahead + PREFETCH_DISTANCE) & !63;
-        if pos + 64 <= self.tail_cache {
-            self.ring.prefetch(self.ring.offset(pos));
+        self.prefetch_at(self.head + ahead);
+    }
+
+    /// Asks for the line [`PREFETCH_DISTANCE`] bytes past position `pos`,
+    /// if all of that line is published: a line that reaches past `tail`
+    /// may be the one the producer is writing, and taking it from its
+    /// core would slow both.
+    #[inline(always)]
+    pub(crate) fn prefetch_at(&self, pos: u64) {
+        let line = (pos + PREFETCH_DISTANCE) & !63;
+        if line + 64 <= self.tail_cache {
+            self.ring.prefetch(self.ring.offset(line));
         }
     }
 
