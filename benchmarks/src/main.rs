@@ -844,12 +844,31 @@ fn count<K: Sink, const TAGGED: bool>(rx: &mut K, out: &mut impl Write, senders:
     let mut tally = Tally::<TAGGED>::new(senders);
     loop {
         let mut done = None;
+        // Untagged messages are counted in locals and folded into the
+        // tally before a marker and after the call, as a caller of
+        // `recv_many_with` would write it: the tally's address escapes
+        // (`marker` is a call), so counting into it directly kept its
+        // fields in memory, each message's add waiting for the last one's
+        // store, which bounded a batch receiver's loop.
+        let (mut n, mut bytes, mut sum) = (0u64, 0u64, 0u64);
         rx.recv_some(|m| {
-            let (len, sum, tag) = Tally::<TAGGED>::read(m);
-            if let Some(c) = tally.add(len, sum, tag) {
+            let (len, s, tag) = Tally::<TAGGED>::read(m);
+            if len != 0 && !TAGGED {
+                n += 1;
+                bytes += len as u64;
+                sum = sum.wrapping_add(s);
+                return;
+            }
+            tally.fold(
+                std::mem::take(&mut n),
+                std::mem::take(&mut bytes),
+                std::mem::take(&mut sum),
+            );
+            if let Some(c) = tally.add(len, s, tag) {
                 done = Some(c);
             }
         });
+        tally.fold(n, bytes, sum);
         if let Some(c) = done {
             return c;
         }
@@ -898,6 +917,15 @@ impl<const TAGGED: bool> Tally<TAGGED> {
     fn read(m: &[u8]) -> (usize, u64, u64) {
         let tag = if TAGGED { tag_of(m) } else { 0 };
         (m.len(), touch(m), tag)
+    }
+
+    /// Counts `n` messages of `bytes` bytes whose words sum to `sum`, none
+    /// of them a marker.
+    #[inline(always)]
+    fn fold(&mut self, n: u64, bytes: u64, sum: u64) {
+        self.n += n;
+        self.bytes += bytes;
+        self.sum = self.sum.wrapping_add(sum);
     }
 
     /// Counts one message ([`Tally::read`]); the round's figures once
