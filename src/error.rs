@@ -168,10 +168,10 @@ pub enum Error {
     /// its first `sent` messages are committed, in order, and none after
     /// them; `source` says why it stopped ([`Error::Full`],
     /// [`Error::Timeout`], [`Error::Disconnected`], [`Error::Removed`],
-    /// [`Error::Corrupted`], ...). Every error of a non-empty batch comes
-    /// in this form, `sent` 0 included, except [`Error::MessageTooLarge`],
-    /// which refuses the whole batch before anything is written; so a
-    /// caller can always go on from the message at index `sent`.
+    /// [`Error::Corrupted`], [`Error::MessageTooLarge`] for the message at
+    /// index `sent`, ...). Every error of a non-empty batch comes in this
+    /// form, `sent` 0 included, so a caller can always go on from the
+    /// message at index `sent` (or past it, when it is too large).
     #[error("a batch stopped after {sent} committed messages: {source}")]
     BatchIncomplete {
         /// How many of the batch's first messages were committed.

@@ -8,7 +8,8 @@
 //!    from two senders at once; the counters count every message;
 //! 2. `try_send_batch` into a nearly full ring commits exactly the first
 //!    `k` messages (`BatchIncomplete { sent: k, source: Full }`);
-//! 3. a batch with one message too large sends nothing;
+//! 3. a batch with a message too large sends those before it and says
+//!    how many (`BatchIncomplete { sent, source: MessageTooLarge }`);
 //! 4. a blocking `send_batch` whose receiver is SIGKILLed midway ends with
 //!    `Disconnected` and the count of what it committed;
 //! 5. `try_iter` drains exactly what is queued, and keeps an error that is
@@ -476,7 +477,7 @@ fn try_send_batch_into_a_full_ring_commits_nothing() {
 // --------------------------------------------- 3. a message too large
 
 #[test]
-fn a_batch_with_a_message_too_large_sends_nothing() {
+fn a_batch_stops_before_a_message_too_large_and_says_how_many_were_sent() {
     let (chan, _guard) = private_channel(RING);
     let mut tx = chan.sender().expect("sender");
     let mut rx = chan.receiver().expect("receiver");
@@ -495,17 +496,30 @@ fn a_batch_with_a_message_too_large_sends_nothing() {
     ];
     for r in results {
         match r {
-            Err(Error::MessageTooLarge { len, max: m }) => assert_eq!((len, m), (max + 1, max)),
-            other => panic!("expected MessageTooLarge, got {other:?}"),
+            Err(Error::BatchIncomplete { sent: 1, source }) => match *source {
+                Error::MessageTooLarge { len, max: m } => assert_eq!((len, m), (max + 1, max)),
+                other => panic!("expected MessageTooLarge, got {other:?}"),
+            },
+            other => panic!("expected BatchIncomplete after 1, got {other:?}"),
         }
+    }
+    // Each call sent the message before the long one, and nothing after.
+    let got: Vec<_> = rx.try_iter().map(|m| check(&m)).collect();
+    assert_eq!(got, [(0, 0); 4]);
+    // A batch that starts with one: nothing sent.
+    match tx.send_batch(&batch[1..]) {
+        Err(Error::BatchIncomplete { sent: 0, source }) => {
+            assert!(
+                matches!(*source, Error::MessageTooLarge { .. }),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected BatchIncomplete after 0, got {other:?}"),
     }
     assert!(
         matches!(rx.try_recv(), Err(Error::Empty)),
         "nothing was sent"
     );
-    assert_eq!(common::channel_info(chan.id()).sent.messages, 0);
-    tx.send_batch(&[&batch[0], &batch[2]]).expect("without it");
-    assert_eq!(rx.try_iter().count(), 2);
 }
 
 // ----------------------------------------- 4. the receiver killed midway

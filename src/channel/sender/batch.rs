@@ -26,10 +26,12 @@ impl Sender {
     ///
     /// Exactly what happens:
     ///
-    /// 1. Every length is checked first: a message longer than
-    ///    [`max_message_len`](Self::max_message_len) fails the whole call
-    ///    with [`Error::MessageTooLarge`] (naming the first such length)
-    ///    before anything is written.
+    /// 1. Every length is checked first. A message longer than
+    ///    [`max_message_len`](Self::max_message_len) can never be sent:
+    ///    the batch is cut before the first such message, the messages
+    ///    before it are sent as below, and the call then fails with
+    ///    [`Error::BatchIncomplete`]`{ sent, source: MessageTooLarge }`,
+    ///    `msgs[sent]` being that message.
     /// 2. The frames are written back to back, and the ring's `tail` is
     ///    published once for all of those that fit (one Release store,
     ///    then one check whether the receiver sleeps): a batch that fits
@@ -47,12 +49,13 @@ impl Sender {
     ///
     /// # Errors
     ///
-    /// [`Error::MessageTooLarge`], nothing written. Any other error comes
-    /// as [`Error::BatchIncomplete`]`{ sent, source }`: the first `sent`
-    /// messages (0 to all but one) are committed, none after them, and
-    /// `source` is what stopped the batch: [`Error::Disconnected`] when a
-    /// receiver it has seen is gone and the ring has no room left,
-    /// [`Error::Removed`], [`Error::Corrupted`], as for `send`.
+    /// Every error comes as [`Error::BatchIncomplete`]`{ sent, source }`:
+    /// the first `sent` messages (0 to all but one) are committed, none
+    /// after them, and `source` is what stopped the batch:
+    /// [`Error::MessageTooLarge`] for `msgs[sent]` (point 1),
+    /// [`Error::Disconnected`] when a receiver it has seen is gone and the
+    /// ring has no room left, [`Error::Removed`], [`Error::Corrupted`], as
+    /// for `send`.
     ///
     /// # Examples
     ///
@@ -239,22 +242,31 @@ impl Sender {
         self.reserve_how(len, How::Block(Some(deadline)))
     }
 
-    /// A batch, waiting as `how` says: the lengths, then the runs; any
-    /// error but a length's as [`Error::BatchIncomplete`].
+    /// A batch, waiting as `how` says: the lengths, then the runs of the
+    /// messages before the first too long; every error as
+    /// [`Error::BatchIncomplete`].
     #[inline]
     fn send_batch_how<M: AsRef<[u8]>>(&mut self, msgs: &[M], how: How) -> Result<()> {
         if msgs.is_empty() {
             return Ok(());
         }
         let max = self.hold.shared().geometry.max_message;
-        if let Some(m) = msgs.iter().find(|m| m.as_ref().len() as u64 > max) {
-            return Err(Error::MessageTooLarge {
+        let fit = msgs
+            .iter()
+            .position(|m| m.as_ref().len() as u64 > max)
+            .unwrap_or(msgs.len());
+        let mut sent = 0;
+        let r = match fit {
+            0 => Ok(()),
+            _ => self.batch_runs(&msgs[..fit], how, &mut sent),
+        };
+        let r = r.and_then(|()| match msgs.get(fit) {
+            Some(m) => Err(Error::MessageTooLarge {
                 len: m.as_ref().len(),
                 max: max as usize,
-            });
-        }
-        let mut sent = 0;
-        let r = self.batch_runs(msgs, how, &mut sent);
+            }),
+            None => Ok(()),
+        });
         self.poison.record(r).map_err(|e| Error::BatchIncomplete {
             sent,
             source: Box::new(e),
