@@ -126,11 +126,12 @@ pub enum Error {
     /// (its `Serialize` impl failed, or wrote other bytes on the second
     /// pass than on the first). Nothing was sent.
     #[cfg(feature = "serde")]
-    #[error("could not encode a {type_name}: {cause}")]
+    #[error("could not encode a value of type {type_name}: {cause}")]
     Encode {
         /// The value's type (`std::any::type_name`).
         type_name: &'static str,
-        /// What postcard, or the check after it, said.
+        /// What postcard, or the check after it, said (the type's own
+        /// failure is said as such: postcard's error keeps no text of it).
         cause: String,
     },
     /// `recv_value` (feature `serde`): the message is not a postcard
@@ -141,7 +142,10 @@ pub enum Error {
     Decode {
         /// The type asked for (`std::any::type_name`).
         type_name: &'static str,
-        /// What postcard said, or how many bytes were left over.
+        /// What postcard said, or how many bytes were left over. The
+        /// type's own refusal (an enum variant it does not have, a
+        /// `try_from` that failed) is said as such: postcard's error
+        /// keeps no text of it.
         cause: String,
     },
     /// A plain-old-data call (feature `bytemuck`) met a message whose
@@ -149,10 +153,7 @@ pub enum Error {
     /// (payloads are 8-byte aligned in the ring). `send_pod` sent
     /// nothing; `recv_pod` consumed the message.
     #[cfg(feature = "bytemuck")]
-    #[error(
-        "a message of {len} bytes is not a {type_name} ({expected} bytes, alignment {align}; \
-         payloads are 8-byte aligned)"
-    )]
+    #[error("{}", pod_mismatch(.type_name, *.len, *.expected, *.align))]
     PodMismatch {
         /// The type asked for (`std::any::type_name`).
         type_name: &'static str,
@@ -189,6 +190,32 @@ pub enum Error {
         /// The OS error, with its errno.
         source: io::Error,
     },
+}
+
+/// [`Error::PodMismatch`]'s text: the alignment when that is the reason,
+/// else the lengths.
+#[cfg(feature = "bytemuck")]
+fn pod_mismatch(type_name: &str, len: usize, expected: usize, align: usize) -> String {
+    if align > 8 {
+        return format!(
+            "{type_name} is aligned to {align} bytes, above the 8 that payloads are aligned \
+             to in the ring: no message can be one"
+        );
+    }
+    format!(
+        "a message of {} is not a {type_name}, whose size is {}",
+        byte_count(len),
+        byte_count(expected)
+    )
+}
+
+/// "1 byte", "0 bytes", "12 bytes".
+#[cfg(any(feature = "serde", feature = "bytemuck"))]
+pub(crate) fn byte_count(n: usize) -> String {
+    match n {
+        1 => "1 byte".to_owned(),
+        n => format!("{n} bytes"),
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -521,11 +521,11 @@ fn an_encoding_that_fails_is_an_error_and_sends_nothing() {
         lens,
     };
     for (value, cause, calls) in [
-        // postcard keeps no custom message (it is no_std): its own words.
-        (flaky(1, [4; 3]), "Serialization Error", 1), // in the one pass
-        (flaky(2, [100; 3]), "Serialization Error", 2), // while measuring
-        (flaky(3, [100; 3]), "Serialization Error", 3), // while writing
-        (flaky(0, [100, 4, 7]), "", 3),               // longer the third time
+        // postcard keeps no custom message (it is no_std): ours says so.
+        (flaky(1, [4; 3]), "the type's Serialize failed", 1), // in the one pass
+        (flaky(2, [100; 3]), "the type's Serialize failed", 2), // while measuring
+        (flaky(3, [100; 3]), "the type's Serialize failed", 3), // while writing
+        (flaky(0, [100, 4, 7]), "", 3),                       // longer the third time
         (
             flaky(0, [100, 4, 2]),
             "serialized to 3 bytes after measuring 5",
@@ -673,6 +673,11 @@ fn a_type_aligned_to_16_is_refused_wherever_the_payload_lies() {
     let (mut tx, mut rx) = (chan.sender().expect("tx"), chan.receiver().expect("rx"));
     let wide = Wide { lo: 1, hi: 2 };
     assert_mismatch::<Wide, _>(tx.send_pod(&wide), 16);
+    let text = tx.send_pod(&wide).map_err(|e| e.to_string());
+    assert!(
+        matches!(&text, Err(t) if t.contains("is aligned to 16 bytes, above the 8")),
+        "the reason is the alignment: {text:?}"
+    );
     assert_mismatch::<Wide, _>(tx.try_send_pod(&wide), 16);
     assert_mismatch::<Wide, _>(tx.send_pod_timeout(&wide, Duration::from_millis(1)), 16);
     let later = std::time::Instant::now() + Duration::from_millis(1);

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{How, Receiver, SendGrant, Sender, SenderId, deadline_after};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, byte_count};
 
 impl Sender {
     /// Sends one value, encoded with postcard, waiting while the ring is
@@ -400,7 +400,7 @@ fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, how: How) -
         {
             Ok(written) => return grant.commit_len(written),
             Err(postcard::Error::SerializeBufferFull) => {}
-            Err(e) => return Err(encode_error::<T>(e.to_string())),
+            Err(e) => return Err(encode_error::<T>(cause(e))),
         },
         Err(Error::Full) => {}
         Err(e) => return Err(e),
@@ -488,7 +488,7 @@ impl postcard::ser_flavors::Flavor for FrameWriter<'_> {
 #[inline]
 fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize> {
     postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
-        .map_err(|e| encode_error::<T>(e.to_string()))
+        .map_err(|e| encode_error::<T>(cause(e)))
 }
 
 /// Serializes `value` into the grant (reserved for its measured length)
@@ -502,7 +502,7 @@ fn encode_into<T: Serialize + ?Sized>(value: &T, mut grant: SendGrant<'_>) -> Re
         Ok(written) => Err(encode_error::<T>(format!(
             "it serialized to {written} bytes after measuring {reserved}"
         ))),
-        Err(e) => Err(encode_error::<T>(e.to_string())),
+        Err(e) => Err(encode_error::<T>(cause(e))),
     }
 }
 
@@ -523,21 +523,23 @@ fn decode<T: DeserializeOwned>(msg: &[u8]) -> Result<T> {
         Ok(value) => value,
         Err(e) => {
             return Err(decode_error::<T>(format!(
-                "{e} (a message of {} bytes)",
-                msg.len()
+                "{} (a message of {})",
+                cause(e),
+                byte_count(msg.len())
             )));
         }
     };
     match de.finalize() {
         Ok([]) => Ok(value),
         Ok(rest) => Err(decode_error::<T>(format!(
-            "{} bytes left over after the value, in a message of {}",
-            rest.len(),
-            msg.len()
+            "{} left over after the value, in a message of {}",
+            byte_count(rest.len()),
+            byte_count(msg.len())
         ))),
         Err(e) => Err(decode_error::<T>(format!(
-            "{e} (a message of {} bytes)",
-            msg.len()
+            "{} (a message of {})",
+            cause(e),
+            byte_count(msg.len())
         ))),
     }
 }
@@ -547,6 +549,24 @@ fn decode<T: DeserializeOwned>(msg: &[u8]) -> Result<T> {
 fn decode_from<T: DeserializeOwned>(msg: super::RecvGuard<'_>) -> Result<(T, SenderId)> {
     let from = msg.sender();
     decode(&msg).map(|value| (value, from))
+}
+
+/// What postcard's error `e` means, in words. A `Serialize` or
+/// `Deserialize` impl's own error (`serde::de::Error::custom`, which the
+/// derived code also uses for an enum variant the type does not have)
+/// reaches us without its text: postcard's error type keeps none.
+#[cold]
+fn cause(e: postcard::Error) -> String {
+    match e {
+        postcard::Error::SerdeDeCustom => "the type's Deserialize refused these bytes (an enum \
+             variant it does not have, or a value its own checks reject; postcard keeps no \
+             text of that error)"
+            .to_owned(),
+        postcard::Error::SerdeSerCustom => {
+            "the type's Serialize failed (postcard keeps no text of that error)".to_owned()
+        }
+        e => e.to_string(),
+    }
 }
 
 #[cold]
@@ -657,7 +677,7 @@ mod tests {
         match decode::<u32>(&two) {
             Err(Error::Decode { type_name, cause }) => {
                 assert_eq!(type_name, "u32");
-                assert!(cause.contains("1 bytes left over"), "{cause}");
+                assert!(cause.contains("1 byte left over"), "{cause}");
             }
             other => panic!("{other:?}"),
         }
@@ -666,5 +686,46 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(decode::<u8>(&[]), Err(Error::Decode { .. })));
+    }
+
+    /// A type's own refusal, and a variant it does not have: postcard
+    /// keeps no text for them, and the cause says so, not "Serde
+    /// Deserialization Error".
+    #[test]
+    fn decode_says_when_the_type_refused_the_bytes() {
+        #[derive(Debug, Deserialize)]
+        #[serde(try_from = "u8")]
+        struct Digit(#[allow(dead_code)] u8);
+        impl TryFrom<u8> for Digit {
+            type Error = String;
+            fn try_from(v: u8) -> Result<Digit, String> {
+                if v < 10 {
+                    Ok(Digit(v))
+                } else {
+                    Err(format!("{v} is not a digit"))
+                }
+            }
+        }
+        #[derive(Debug, Deserialize)]
+        enum Three {
+            A,
+            B,
+            C,
+        }
+        let refused = [
+            decode::<Digit>(&[200]).map(|_| ()),
+            decode::<Three>(&[7]).map(|_| ()),
+        ];
+        for r in refused {
+            match r {
+                Err(Error::Decode { cause, .. }) => {
+                    assert!(cause.contains("the type's Deserialize refused"), "{cause}");
+                    assert!(cause.contains("a message of 1 byte)"), "{cause}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(decode::<Three>(&[2]), Ok(Three::C)));
+        assert!(matches!(decode::<Digit>(&[9]), Ok(Digit(9))));
     }
 }
