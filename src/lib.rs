@@ -94,18 +94,23 @@
 //! ## Typed values (features `serde` and `bytemuck`)
 //!
 //! Two optional features, off by default (a default build has neither
-//! dependency), carry values instead of bytes, one value per message:
+//! postcard nor bytemuck; serde itself comes with the default `cli`
+//! feature, for the tool's JSON), carry values instead of bytes, one value
+//! per message:
 //!
 //! - `serde`: `Sender::send_value(&value)` for any `Serialize` type and
 //!   `Receiver::recv_value::<T>()` for any `DeserializeOwned` one, with
-//!   `try_` and `_timeout` forms and `recv_value_from` (the value and its
-//!   `SenderId`). The value is serialized straight into the reserved
-//!   frame, in one pass when it fits a guessed length, else measured
-//!   first: no buffer and no allocation per message on the sending side. A message that does not decode as exactly one `T`
-//!   (bytes left over included) is `Error::Decode`, naming the type, and
-//!   is consumed, so it never blocks the messages behind it.
+//!   `try_`, `_timeout`, `_deadline` and `_async` forms, and
+//!   `recv_value_from` (the value and its `SenderId`; also `_async`). The
+//!   value is serialized straight into the reserved frame, in one pass
+//!   when it fits a guessed length, else measured first: no buffer and no
+//!   allocation per message on the sending side. A message that does not
+//!   decode as exactly one `T` (bytes left over included) is
+//!   `Error::Decode`, naming the type and the cause, and is consumed, so
+//!   it never blocks the messages behind it.
 //! - `bytemuck`: `Sender::send_pod(&value)`, `Receiver::recv_pod::<T>()`
-//!   and `RecvGuard::as_pod::<T>()` (read in place, no copy) for any
+//!   (each with `try_`, `_timeout`, `_deadline` and `_async` forms) and
+//!   `RecvGuard::as_pod::<T>()` (read in place, no copy) for any
 //!   `bytemuck::Pod` type, its bytes as they are in memory. Payloads are
 //!   8-byte aligned in the ring (`docs/layout.md`, section 3, "Frames"):
 //!   a type aligned above 8, or a message whose length is not the type's

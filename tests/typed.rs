@@ -556,6 +556,37 @@ fn an_encoding_that_fails_is_an_error_and_sends_nothing() {
     assert_eq!(rx.recv().expect("recv"), expected);
 }
 
+/// The async send takes the same paths: one pass into a guessed frame
+/// when the value fits it, measure and write when it does not.
+#[test]
+fn send_value_async_serializes_once_when_the_guess_fits() {
+    let (chan, _guard) = private_channel(4096);
+    let (mut tx, mut rx) = (chan.sender().expect("tx"), chan.receiver().expect("rx"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let flaky = |lens| Flaky {
+        calls: Cell::new(0),
+        fail_on: 0,
+        lens,
+    };
+    let steady = flaky([4; 3]);
+    rt.block_on(tx.send_value_async(&steady))
+        .expect("a steady value");
+    assert_eq!(steady.calls.get(), 1, "one pass");
+    assert_eq!(rx.recv().expect("recv"), [4, 7, 7, 7, 7]);
+    // Different bytes on each call: the one pass sends what it wrote.
+    let changing = flaky([4, 5, 6]);
+    rt.block_on(tx.send_value_async(&changing))
+        .expect("one pass");
+    assert_eq!(rx.recv().expect("recv"), [4, 7, 7, 7, 7]);
+    let long = flaky([100; 3]);
+    rt.block_on(tx.send_value_async(&long))
+        .expect("a value longer than the guess");
+    assert_eq!(long.calls.get(), 3, "measured, then written");
+    assert_eq!(rx.recv().expect("recv").len(), 101);
+}
+
 // ---------------------------------------------------------------- 4
 
 #[test]

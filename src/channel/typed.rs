@@ -179,6 +179,10 @@ impl Sender {
     /// # }
     /// ```
     pub async fn send_value_async<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        // As `send_value`: one pass into a guessed frame when it fits now.
+        if let Some(sent) = send_value_guessed(self, value) {
+            return sent;
+        }
         let len = encoded_len(value)?;
         encode_into(value, self.reserve_async(len).await?)
     }
@@ -391,6 +395,18 @@ impl Receiver {
 /// speculative frame is dropped, never published.
 #[inline]
 fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, how: How) -> Result<()> {
+    if let Some(sent) = send_value_guessed(tx, value) {
+        return sent;
+    }
+    let len = encoded_len(value)?;
+    encode_into(value, tx.reserve_how(len, how)?)
+}
+
+/// [`send_value_via`]'s one pass: what sending `value` into a frame of
+/// the guessed length came to, or `None` when the guess was too short or
+/// the ring has no room for it now (nothing sent: measure, then reserve).
+#[inline]
+fn send_value_guessed<T: Serialize + ?Sized>(tx: &mut Sender, value: &T) -> Option<Result<()>> {
     let size = std::mem::size_of_val(value);
     let guess = (size + size / 4 + 16).min(tx.max_message_len());
     // The guess never waits: a frame that would fit might be refused for
@@ -398,15 +414,13 @@ fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, how: How) -
     match tx.try_reserve(guess) {
         Ok(mut grant) => match postcard::serialize_with_flavor(value, FrameWriter::new(&mut grant))
         {
-            Ok(written) => return grant.commit_len(written),
-            Err(postcard::Error::SerializeBufferFull) => {}
-            Err(e) => return Err(encode_error::<T>(cause(e))),
+            Ok(written) => Some(grant.commit_len(written)),
+            Err(postcard::Error::SerializeBufferFull) => None,
+            Err(e) => Some(Err(encode_error::<T>(cause(e)))),
         },
-        Err(Error::Full) => {}
-        Err(e) => return Err(e),
+        Err(Error::Full) => None,
+        Err(e) => Some(Err(e)),
     }
-    let len = encoded_len(value)?;
-    encode_into(value, tx.reserve_how(len, how)?)
 }
 
 /// A postcard flavor that writes into a reserved frame: small pieces (a
