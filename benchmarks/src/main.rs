@@ -952,6 +952,10 @@ impl<const TAGGED: bool> Tally<TAGGED> {
         None
     }
 
+    /// Out of line and cold: inlined into the counting loop (LTO did),
+    /// its clock calls took registers the loop's counts then lost.
+    #[cold]
+    #[inline(never)]
     fn marker(&mut self) -> Option<Counted> {
         self.markers += 1;
         if self.markers == self.senders {
