@@ -405,7 +405,10 @@ fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, how: How) -
 /// [`send_value_via`]'s one pass: what sending `value` into a frame of
 /// the guessed length came to, or `None` when the guess was too short or
 /// the ring has no room for it now (nothing sent: measure, then reserve).
-#[inline]
+/// Always inlined: called, its `Option<Result>` came back through memory
+/// and cost `send_value` 13 % under LTO (benchmarks/README.md, "A batch
+/// receiver's loop in registers", last paragraph).
+#[inline(always)]
 fn send_value_guessed<T: Serialize + ?Sized>(tx: &mut Sender, value: &T) -> Option<Result<()>> {
     let size = std::mem::size_of_val(value);
     let guess = (size + size / 4 + 16).min(tx.max_message_len());
