@@ -390,6 +390,79 @@ impl Receiver {
         self.recv_many_with_how(max, f, How::Try)
     }
 
+    /// [`recv_many_with`](Self::recv_many_with), waiting for the first
+    /// message at most `timeout`:
+    /// [`recv_many_with_deadline`](Self::recv_many_with_deadline) with the
+    /// deadline `timeout` from now (without a deadline when that lies
+    /// beyond what an `Instant` holds).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (nothing taken), and as
+    /// [`recv_many_with`](Self::recv_many_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::Duration;
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// let wait = Duration::from_millis(1);
+    /// assert!(matches!(rx.recv_many_with_timeout(8, |_| {}, wait), Err(Error::Timeout)));
+    /// tx.send_batch(&["x", "yy"])?;
+    /// let mut total = 0;
+    /// assert_eq!(rx.recv_many_with_timeout(8, |m| total += m.len(), wait)?, 2);
+    /// assert_eq!(total, 3);
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn recv_many_with_timeout(
+        &mut self,
+        max: usize,
+        f: impl FnMut(&[u8]),
+        timeout: Duration,
+    ) -> Result<usize> {
+        let how = How::Block(deadline_after(timeout));
+        self.recv_many_with_how(max, f, how)
+    }
+
+    /// [`recv_many_with`](Self::recv_many_with), waiting for the first
+    /// message until `deadline` at the latest (a deadline already past
+    /// still takes what is queued).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] (nothing taken), and as
+    /// [`recv_many_with`](Self::recv_many_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmchan::{Channel, Error, Key, Options};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let chan = Channel::create(Key::PRIVATE, &Options::new().capacity(4096))?;
+    /// let mut tx = chan.sender()?;
+    /// let mut rx = chan.receiver()?;
+    /// let soon = Instant::now() + Duration::from_millis(1);
+    /// assert!(matches!(rx.recv_many_with_deadline(8, |_| {}, soon), Err(Error::Timeout)));
+    /// tx.send(b"z")?;
+    /// let mut got = Vec::new();
+    /// assert_eq!(rx.recv_many_with_deadline(8, |m| got.extend_from_slice(m), soon)?, 1); // past, but queued
+    /// assert_eq!(got, b"z");
+    /// # Ok::<(), shmchan::Error>(())
+    /// ```
+    pub fn recv_many_with_deadline(
+        &mut self,
+        max: usize,
+        f: impl FnMut(&[u8]),
+        deadline: Instant,
+    ) -> Result<usize> {
+        self.recv_many_with_how(max, f, How::Block(Some(deadline)))
+    }
+
     #[inline]
     fn recv_many_with_how(
         &mut self,
