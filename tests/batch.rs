@@ -757,14 +757,26 @@ fn recv_many_with_hands_messages_in_place_in_order_up_to_max() {
         rx.try_recv_many_with(8, |_| {}),
         Err(Error::Empty)
     ));
+    let soon = Duration::from_millis(5);
+    assert!(matches!(
+        rx.recv_many_with_timeout(8, |_| {}, soon),
+        Err(Error::Timeout)
+    ));
+    let past = std::time::Instant::now();
+    assert!(matches!(
+        rx.recv_many_with_deadline(8, |_| {}, past),
+        Err(Error::Timeout)
+    ));
     gate.open();
     tx.join();
     let mut n = 0;
     let end = loop {
-        match rx.recv_many_with(3, |m| {
+        // The timeout form, which ends at `Disconnected` as the others do.
+        let each = |m: &[u8]| {
             assert_eq!(check(m), (0, SENT + n));
             n += 1;
-        }) {
+        };
+        match rx.recv_many_with_timeout(3, each, Duration::from_secs(30)) {
             Ok(k) => assert!((1..=3).contains(&k)),
             Err(e) => break e,
         }
