@@ -173,7 +173,7 @@ pub enum Error {
     /// index `sent`, ...). Every error of a non-empty batch comes in this
     /// form, `sent` 0 included, so a caller can always go on from the
     /// message at index `sent` (or past it, when it is too large).
-    #[error("a batch stopped after {sent} committed messages: {source}")]
+    #[error("a batch stopped after {}: {source}", committed(*.sent))]
     BatchIncomplete {
         /// How many of the batch's first messages were committed.
         sent: usize,
@@ -190,6 +190,15 @@ pub enum Error {
         /// The OS error, with its errno.
         source: io::Error,
     },
+}
+
+/// [`Error::BatchIncomplete`]'s count: "1 committed message", "0
+/// committed messages".
+fn committed(sent: usize) -> String {
+    match sent {
+        1 => "1 committed message".to_owned(),
+        n => format!("{n} committed messages"),
+    }
 }
 
 /// [`Error::PodMismatch`]'s text: the alignment when that is the reason,

@@ -587,6 +587,24 @@ fn send_value_async_serializes_once_when_the_guess_fits() {
     assert_eq!(rx.recv().expect("recv").len(), 101);
 }
 
+/// A typed send that finds no room counts one stall, as any send does
+/// (docs/layout.md, "Counters": once per call), though it tried a guessed
+/// frame before the measured one.
+#[test]
+fn a_typed_send_without_room_counts_one_stall() {
+    let (chan, _guard) = private_channel(4096);
+    let mut tx = chan.sender().expect("tx");
+    let _rx = chan.receiver().expect("rx");
+    while tx.try_send(&[0u8; 100]).is_ok() {}
+    let stalls = || common::channel_info(chan.id()).lane_info[0].sent.stalls;
+    let before = stalls();
+    assert!(matches!(tx.try_send_value(&(7u64, 8u64)), Err(Error::Full)));
+    assert_eq!(stalls(), before + 1, "try_send_value");
+    let r = tx.send_value_timeout(&(7u64, 8u64), Duration::from_millis(1));
+    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert_eq!(stalls(), before + 2, "send_value_timeout");
+}
+
 // ---------------------------------------------------------------- 4
 
 #[test]

@@ -414,6 +414,20 @@ impl Sender {
         })
     }
 
+    /// A grant of `len` bytes when there is room now on the fast path,
+    /// with nothing else looked at and nothing counted: for a speculative
+    /// reservation (`send_value`'s guess), whose `None` leaves the call
+    /// that follows to count its stall, once (docs/layout.md, "Counters").
+    #[inline(always)]
+    pub(super) fn try_reserve_quiet(&mut self, len: usize) -> Option<SendGrant<'_>> {
+        let offset = self.fast_room(len, false)?;
+        Some(SendGrant {
+            tx: self,
+            offset,
+            len,
+        })
+    }
+
     /// Room for `len` bytes: the common case without building a `Result`
     /// or looking at the poison again; everything else (errors, padding,
     /// waiting) on the slow path, which repeats every check and remembers

@@ -404,25 +404,24 @@ fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, how: How) -
 
 /// [`send_value_via`]'s one pass: what sending `value` into a frame of
 /// the guessed length came to, or `None` when the guess was too short or
-/// the ring has no room for it now (nothing sent: measure, then reserve).
+/// there is no room for it now on the fast path (nothing sent, nothing
+/// counted: measure, then reserve).
 /// Always inlined: called, its `Option<Result>` came back through memory
-/// and cost `send_value` 13 % under LTO (benchmarks/README.md, "A batch
-/// receiver's loop in registers", last paragraph).
+/// and cost `send_value` 13 % under LTO (benchmarks/README.md, "Issues 12
+/// and 13 in both profiles, one command each (stop 24)", last paragraph).
 #[inline(always)]
 fn send_value_guessed<T: Serialize + ?Sized>(tx: &mut Sender, value: &T) -> Option<Result<()>> {
     let size = std::mem::size_of_val(value);
     let guess = (size + size / 4 + 16).min(tx.max_message_len());
     // The guess never waits: a frame that would fit might be refused for
-    // the guess's extra bytes, and waited for (or timed out) in vain.
-    match tx.try_reserve(guess) {
-        Ok(mut grant) => match postcard::serialize_with_flavor(value, FrameWriter::new(&mut grant))
-        {
-            Ok(written) => Some(grant.commit_len(written)),
-            Err(postcard::Error::SerializeBufferFull) => None,
-            Err(e) => Some(Err(encode_error::<T>(cause(e)))),
-        },
-        Err(Error::Full) => None,
-        Err(e) => Some(Err(e)),
+    // the guess's extra bytes, and waited for (or timed out) in vain. Nor
+    // does it count a stall, or report anything: the measured path that
+    // follows a `None` does, once.
+    let mut grant = tx.try_reserve_quiet(guess)?;
+    match postcard::serialize_with_flavor(value, FrameWriter::new(&mut grant)) {
+        Ok(written) => Some(grant.commit_len(written)),
+        Err(postcard::Error::SerializeBufferFull) => None,
+        Err(e) => Some(Err(encode_error::<T>(cause(e)))),
     }
 }
 

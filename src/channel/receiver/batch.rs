@@ -324,15 +324,16 @@ impl Receiver {
     /// [`recv_many`](Self::recv_many) releases them: a run from one lane
     /// with one store of its index. Nothing is copied: this is the
     /// fastest way to take many small messages (behind a batching sender,
-    /// 1.25x `recv_many`'s rate at 8 B between two processes in cargo's
-    /// default release profile, 1.34x with LTO; benchmarks/README.md,
-    /// "In-place batch receive").
+    /// 1.46x `recv_many`'s rate at 8 B between two processes in cargo's
+    /// default release profile, 1.36x with LTO; benchmarks/README.md,
+    /// "A batch receiver's loop in registers").
     ///
     /// If `f` panics, the panic goes on to the caller, and the messages
-    /// of the lane run it was handed (from that lane's first message in
-    /// this call up to the one it panicked on) are not released: they
-    /// stay queued, in order, and the next receive hands them again. The
-    /// runs this call finished before, from other lanes, are consumed.
+    /// of the lane run it was handed (from that run's first message up to
+    /// the one it panicked on) are not released: they stay queued, in
+    /// order, and the next receive hands them again. The runs this call
+    /// finished before (from other lanes, or from the same lane in an
+    /// earlier turn) are consumed.
     /// (Releasing the run as the panic unwinds would need its counts kept
     /// in memory at each message, which cost this loop a third of its
     /// rate.)
