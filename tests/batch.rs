@@ -59,8 +59,12 @@ fn gated_sender_sent(chan: &Channel, count: u64) -> (Gate, Peer) {
 /// channels before anything is read, takes one channel's with single
 /// `try_recv` calls and the other's with `read_all` (the call under test,
 /// until it finds nothing), checks that both took the same 85 messages in
-/// the same order, and returns them.
+/// the same order, and returns them. With `fill` above 0, each lane first
+/// carries a message of `fill` bytes, received and dropped, so that the
+/// messages behind it wrap around the end of the ring (a padding frame
+/// inside a run: 3400 puts it after the 28th message of lanes 0 and 2).
 fn same_messages_as_try_recv(
+    fill: usize,
     read_all: impl FnOnce(&mut shmchan::Receiver) -> Vec<(u8, u64)>,
 ) -> Vec<(u8, u64)> {
     let opts = Options::new().capacity(RING).max_senders(3);
@@ -70,15 +74,22 @@ fn same_messages_as_try_recv(
     );
     let _guards = (Cleanup::of(&a), Cleanup::of(&b));
     let (mut rx_a, mut rx_b) = (a.receiver().expect("rx"), b.receiver().expect("rx"));
-    let queue = |chan: &Channel| {
+    let queue = |chan: &Channel, rx: &mut shmchan::Receiver| {
         let mut txs: Vec<_> = (0..3).map(|_| chan.sender().expect("a lane")).collect();
+        if fill > 0 {
+            for tx in &mut txs {
+                tx.send(&vec![0xee; fill]).expect("filler");
+            }
+            let dropped = rx.try_iter().count();
+            assert_eq!(dropped, 3, "one filler per lane");
+        }
         for (lane, count) in [(0u8, 40u64), (1, 5), (2, 40)] {
             let msgs: Vec<Vec<u8>> = (0..count).map(|seq| message(lane, seq, HEAD)).collect();
             txs[usize::from(lane)].send_batch(&msgs).expect("queue");
         }
         txs
     };
-    let _senders = (queue(&a), queue(&b));
+    let _senders = (queue(&a, &mut rx_a), queue(&b, &mut rx_b));
     let mut one_by_one = Vec::new();
     while let Ok(m) = rx_a.try_recv() {
         one_by_one.push(check(&m));
@@ -689,7 +700,7 @@ fn recv_many_wakes_a_sender_waiting_for_room() {
 
 #[test]
 fn recv_many_keeps_the_lanes_turns() {
-    let many = same_messages_as_try_recv(|rx| {
+    let many = same_messages_as_try_recv(0, |rx| {
         let (mut many, mut bufs) = (Vec::new(), vec![Vec::new(); 7]);
         while let Ok(n) = rx.try_recv_many(&mut bufs) {
             many.extend(bufs[..n].iter().map(|m| check(m)));
@@ -706,6 +717,14 @@ fn recv_many_keeps_the_lanes_turns() {
         runs,
         [(0, 16), (1, 5), (2, 16), (0, 16), (2, 16), (0, 8), (2, 8)]
     );
+    // A padding frame inside the runs changes nothing of it.
+    same_messages_as_try_recv(3400, |rx| {
+        let (mut many, mut bufs) = (Vec::new(), vec![Vec::new(); 32]);
+        while let Ok(n) = rx.try_recv_many(&mut bufs) {
+            many.extend(bufs[..n].iter().map(|m| check(m)));
+        }
+        many
+    });
 }
 
 #[test]
@@ -791,8 +810,12 @@ fn recv_many_with_hands_messages_in_place_in_order_up_to_max() {
 fn recv_many_with_keeps_the_lanes_turns() {
     // Calls that end inside a turn, at its end, one past it, and runs
     // that a turn's end cuts (turns are 16 messages).
-    for max in [1, 7, 15, 16, 17, 32] {
-        same_messages_as_try_recv(|rx| {
+    // With and without a padding frame inside the lanes' runs.
+    for (max, fill) in [1, 7, 15, 16, 17, 32]
+        .into_iter()
+        .flat_map(|m| [(m, 0), (m, 3400)])
+    {
+        same_messages_as_try_recv(fill, |rx| {
             let mut with = Vec::new();
             while rx.try_recv_many_with(max, |m| with.push(check(m))).is_ok() {}
             with
