@@ -513,7 +513,7 @@ impl Receiver {
 
     /// Copies the message `at` into `buf` and releases it; with `FROM`,
     /// also says who sent it. Always inlined: LTO kept it a call of its
-    /// own (seven callers), and `recv_into` at 8 B ran at 0.82x, the
+    /// own (seven callers), and `recv_into` at 8 B ran at 0.83x, the
     /// async receive at 0.68x (benchmarks/README.md, "`take_into`
     /// inlined").
     #[inline(always)]
