@@ -418,6 +418,7 @@ impl Sender {
     /// with nothing else looked at and nothing counted: for a speculative
     /// reservation (`send_value`'s guess), whose `None` leaves the call
     /// that follows to count its stall, once (docs/layout.md, "Counters").
+    #[cfg(feature = "serde")]
     #[inline(always)]
     pub(super) fn try_reserve_quiet(&mut self, len: usize) -> Option<SendGrant<'_>> {
         let offset = self.fast_room(len, false)?;
