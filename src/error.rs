@@ -195,9 +195,14 @@ pub enum Error {
 /// [`Error::BatchIncomplete`]'s count: "1 committed message", "0
 /// committed messages".
 fn committed(sent: usize) -> String {
-    match sent {
-        1 => "1 committed message".to_owned(),
-        n => format!("{n} committed messages"),
+    counted(sent, "committed message")
+}
+
+/// `n` and `what`, plural but for 1: "1 byte", "0 bytes", "12 bytes".
+fn counted(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
     }
 }
 
@@ -221,10 +226,7 @@ fn pod_mismatch(type_name: &str, len: usize, expected: usize, align: usize) -> S
 /// "1 byte", "0 bytes", "12 bytes".
 #[cfg(any(feature = "serde", feature = "bytemuck"))]
 pub(crate) fn byte_count(n: usize) -> String {
-    match n {
-        1 => "1 byte".to_owned(),
-        n => format!("{n} bytes"),
-    }
+    counted(n, "byte")
 }
 
 /// `Result` with this crate's [`Error`].
