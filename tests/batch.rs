@@ -505,6 +505,11 @@ fn a_batch_stops_before_a_message_too_large_and_says_how_many_were_sent() {
         tx.send_batch_timeout(&batch, Duration::from_millis(10)),
         tx.send_batch_deadline(&batch, soon),
     ];
+    let text = results[0].as_ref().map_err(ToString::to_string);
+    assert!(
+        matches!(&text, Err(t) if t.starts_with("a batch stopped after 1 committed message: ")),
+        "{text:?}"
+    );
     for r in results {
         match r {
             Err(Error::BatchIncomplete { sent: 1, source }) => match *source {
