@@ -180,3 +180,11 @@ pub use channel::{
 pub use error::{Error, Result, Role};
 #[cfg(not(all(test, loom)))]
 pub use sys::Key;
+
+/// The README's Rust examples, run as doctests (the two-process pair is
+/// only compiled: each half waits for the other). They use both typed
+/// features and tokio, so they run where those are on
+/// (`cargo test --features serde,bytemuck --doc`, as `.ci/run` does).
+#[cfg(all(doctest, feature = "serde", feature = "bytemuck", feature = "async"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
