@@ -408,7 +408,8 @@ fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, how: How) -
 /// counted: measure, then reserve).
 /// Always inlined: called, its `Option<Result>` came back through memory
 /// and cost `send_value` 13 % under LTO (benchmarks/README.md, "Issues 12
-/// and 13 in both profiles, one command each (stop 24)", last paragraph).
+/// and 13 in both profiles, one command each (stop 24: c0b2780)", last
+/// paragraph).
 #[inline(always)]
 fn send_value_guessed<T: Serialize + ?Sized>(tx: &mut Sender, value: &T) -> Option<Result<()>> {
     let size = std::mem::size_of_val(value);
