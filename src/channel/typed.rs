@@ -406,6 +406,7 @@ fn send_value_via<T: Serialize + ?Sized>(tx: &mut Sender, value: &T, how: How) -
 /// the guessed length came to, or `None` when the guess was too short or
 /// there is no room for it now on the fast path (nothing sent, nothing
 /// counted: measure, then reserve).
+///
 /// Always inlined: called, its `Option<Result>` came back through memory
 /// and cost `send_value` 13 % under LTO (benchmarks/README.md, "Issues 12
 /// and 13 in both profiles, one command each (stop 24: c0b2780)", last

@@ -286,7 +286,7 @@ pub(crate) struct Producer {
 pub(crate) const REFILL: u64 = 4096;
 
 /// How far ahead of the frame it reads a consumer asks for the ring's
-/// lines ([`Consumer::prefetch_ahead`]), in bytes.
+/// lines ([`Consumer::prefetch_at`]), in bytes.
 ///
 /// A consumer's reads form a chain: where the next frame starts is in the
 /// header of the one before it, so each new line of frames costs one
@@ -752,7 +752,7 @@ impl Consumer {
         let off = self.ring.offset(self.head);
         let avail = self.tail_cache - self.head;
         let (len, word) = self.ring.read_frame_header(off);
-        self.prefetch_ahead(0);
+        self.prefetch_at(self.head);
         if word & KIND_BITS != KIND_MESSAGE {
             return Fast::Slow;
         }
@@ -1038,14 +1038,6 @@ impl Consumer {
         })
     }
 
-    /// Asks for the line [`PREFETCH_DISTANCE`] bytes past `head + ahead`
-    /// (`ahead`: how far a run has read); see
-    /// [`prefetch_at`](Self::prefetch_at).
-    #[inline(always)]
-    pub(crate) fn prefetch_ahead(&self, ahead: u64) {
-        self.prefetch_at(self.head + ahead);
-    }
-
     /// Asks for the line [`PREFETCH_DISTANCE`] bytes past position `pos`,
     /// if all of that line is published: a line that reaches past `tail`
     /// may be the one the producer is writing, and taking it from its
@@ -1063,7 +1055,7 @@ impl Consumer {
     /// for a reader that reads a message in place (`recv_ref`), whose
     /// loop would otherwise wait for the lines, which the sender's core
     /// holds, one after the other. Smaller payloads are covered by the
-    /// line read ahead of each frame ([`prefetch_ahead`](Self::prefetch_ahead)).
+    /// line read ahead of each frame ([`prefetch_at`](Self::prefetch_at)).
     #[inline]
     pub(crate) fn prefetch_payload(&self, frame: Frame) {
         let len = u64::from(frame.len);
