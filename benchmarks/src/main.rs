@@ -1757,6 +1757,7 @@ fn ratio_pairs(args: &Args) -> Vec<(Kind, Kind)> {
         // bytes of the same size, and against ipc-channel.
         (Kind::ShmValue, Kind::Shm),
         (Kind::ShmValue, Kind::IpcChannel),
+        (Kind::ShmValueFixint, Kind::Shm),
         (Kind::ShmPod, Kind::Shm),
         // Issue 13's targets: the async API against the blocking one, and
         // against tokio's UnixStream (the blocking API too, for scale).
@@ -2383,10 +2384,12 @@ fn print_header(args: &Args) {
     if args.kinds.iter().any(|k| k.only_size().is_some()) {
         let (sent, marker) = typed::encoded_sizes();
         println!(
-            "- typed transports (shmchan-value, shmchan-pod, ipc-channel): one `Sample` per \
-             message, a `#[repr(C)]` struct of {} bytes in memory (id u64, t u64, x [f32; 8], \
-             flags u32, tag u32, seq u64), {sent} bytes in postcard (the markers {marker}), the \
-             64 bytes as they are through shmchan-pod; run at {} B only",
+            "- typed transports (shmchan-value, shmchan-value-fixint, shmchan-pod, ipc-channel): \
+             one `Sample` per message, a `#[repr(C)]` struct of {} bytes in memory (id u64, t \
+             u64, x [f32; 8], flags u32, tag u32, seq u64), {sent} bytes in postcard (the \
+             markers {marker}); with its integers fixed-width (`postcard::fixint::le`, \
+             shmchan-value-fixint) and through shmchan-pod, the 64 bytes as they are; run at {} \
+             B only",
             typed::SAMPLE_SIZE,
             typed::SAMPLE_SIZE
         );

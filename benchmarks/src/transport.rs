@@ -92,6 +92,10 @@ pub enum Kind {
     /// (`typed::Sample`), postcard into the ring (feature `serde`); 64 B
     /// only (not in the default set).
     ShmValue,
+    /// The same with `typed::SampleFixint`, the struct whose integers are
+    /// encoded fixed-width (`postcard::fixint::le`); 64 B only (not in
+    /// the default set).
+    ShmValueFixint,
     /// shmchan `send_pod` / `recv_pod` of the same struct (feature
     /// `bytemuck`: its 64 bytes as they are in memory); 64 B only (not in
     /// the default set).
@@ -114,7 +118,7 @@ pub enum Kind {
     TokioUds,
 }
 
-pub const ALL: [Kind; 25] = [
+pub const ALL: [Kind; 26] = [
     Kind::Shm,
     Kind::ShmZc,
     Kind::ShmFence,
@@ -135,6 +139,7 @@ pub const ALL: [Kind; 25] = [
     Kind::Crossbeam,
     Kind::Bare,
     Kind::ShmValue,
+    Kind::ShmValueFixint,
     Kind::ShmPod,
     Kind::IpcChannel,
     Kind::ShmAsync,
@@ -165,6 +170,7 @@ impl Kind {
             Kind::Crossbeam => "crossbeam",
             Kind::Bare => "bare",
             Kind::ShmValue => "shmchan-value",
+            Kind::ShmValueFixint => "shmchan-value-fixint",
             Kind::ShmPod => "shmchan-pod",
             Kind::IpcChannel => "ipc-channel",
             Kind::ShmAsync => "shmchan-async",
@@ -262,6 +268,7 @@ impl Kind {
             | Kind::Crossbeam
             | Kind::Bare
             | Kind::ShmValue
+            | Kind::ShmValueFixint
             | Kind::ShmPod
             | Kind::IpcChannel => None,
         }
@@ -271,6 +278,7 @@ impl Kind {
     fn typed(self) -> Option<Flavor> {
         match self {
             Kind::ShmValue => Some(Flavor::Value),
+            Kind::ShmValueFixint => Some(Flavor::Fixint),
             Kind::ShmPod => Some(Flavor::Pod),
             Kind::IpcChannel => Some(Flavor::Ipc),
             _ => None,

@@ -49,6 +49,28 @@ pub struct Sample {
 
 const _: () = assert!(size_of::<Sample>() == SAMPLE_SIZE);
 
+/// [`Sample`] as a user who wants the fast decode declares it: every
+/// integer field encoded fixed-width with postcard's own
+/// `postcard::fixint::le` (the floats are fixed-width in postcard
+/// already). Same fields, same layout, so a `Sample` is cast to one; its
+/// encoding is the 64 bytes as they are in memory (little-endian), where
+/// [`Sample`]'s is 64 bytes of which 32 are varints.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Pod, Zeroable)]
+#[repr(C)]
+pub struct SampleFixint {
+    #[serde(with = "postcard::fixint::le")]
+    pub id: u64,
+    #[serde(with = "postcard::fixint::le")]
+    pub t: u64,
+    pub x: [f32; 8],
+    #[serde(with = "postcard::fixint::le")]
+    pub flags: u32,
+    #[serde(with = "postcard::fixint::le")]
+    pub tag: u32,
+    #[serde(with = "postcard::fixint::le")]
+    pub seq: u64,
+}
+
 /// `flags` of a sample that is a marker (an empty message of the byte
 /// harness), and of every other one: both encode in 5 bytes.
 const MARKER: u32 = u32::MAX;
@@ -89,7 +111,30 @@ pub fn encoded_sizes() -> (usize, usize) {
     last.seq += 1 << 40; // far beyond any run
     let sent = len(&Sample::first());
     assert_eq!(sent, len(&last), "every sample sent encodes alike");
+    let fixint = |s: &Sample| {
+        postcard::experimental::serialized_size(&SampleFixint::from(*s)).expect("measure a sample")
+    };
+    assert_eq!(fixint(&last), SAMPLE_SIZE, "a SampleFixint is its bytes");
+    assert_eq!(
+        fixint(&Sample::marker()),
+        SAMPLE_SIZE,
+        "a SampleFixint is its bytes"
+    );
     (sent, len(&Sample::marker()))
+}
+
+impl From<Sample> for SampleFixint {
+    #[inline(always)]
+    fn from(s: Sample) -> SampleFixint {
+        bytemuck::cast(s)
+    }
+}
+
+impl From<SampleFixint> for Sample {
+    #[inline(always)]
+    fn from(s: SampleFixint) -> Sample {
+        bytemuck::cast(s)
+    }
 }
 
 /// Which typed transport.
@@ -97,6 +142,8 @@ pub fn encoded_sizes() -> (usize, usize) {
 pub enum Flavor {
     /// shmchan `send_value` / `recv_value`.
     Value,
+    /// The same, of a [`SampleFixint`].
+    Fixint,
     /// shmchan `send_pod` / `recv_pod`.
     Pod,
     /// ipc-channel `IpcSender<Sample>::send` / `IpcReceiver<Sample>::recv`.
@@ -143,7 +190,7 @@ impl Objects {
     ) -> Objects {
         let mut o = Objects::none(flavor);
         match flavor {
-            Flavor::Value | Flavor::Pod => {
+            Flavor::Value | Flavor::Fixint | Flavor::Pod => {
                 let opts = shmchan::Options::new().capacity(ring);
                 let chan =
                     shmchan::Channel::create(shmchan::Key::PRIVATE, &opts).expect("shmchan create");
@@ -187,7 +234,7 @@ impl Objects {
             return TypedTx::Value(ValueTx {
                 tx: chan.sender().expect("shmchan sender"),
                 next: Sample::first(),
-                pod: self.flavor == Flavor::Pod,
+                flavor: self.flavor,
             });
         }
         let tx = match (self.to_child.take(), self.server.take()) {
@@ -212,7 +259,7 @@ impl Objects {
         if let Some(chan) = &self.chan {
             return TypedRx::Value(ValueRx {
                 rx: chan.receiver().expect("shmchan receiver"),
-                pod: self.flavor == Flavor::Pod,
+                flavor: self.flavor,
             });
         }
         let rx = match (self.from_child.take(), self.server.take()) {
@@ -248,18 +295,20 @@ pub enum TypedRx {
     Ipc(IpcRx),
 }
 
-/// shmchan `send_value`, or `send_pod` (`pod`: a branch per message that
-/// always goes the same way, so that both kinds share one harness type).
+/// shmchan `send_value` of a [`Sample`] or a [`SampleFixint`], or
+/// `send_pod` (`flavor`: a branch per message that always goes the same
+/// way, so that the kinds share one harness type).
 pub struct ValueTx {
     tx: shmchan::Sender,
     next: Sample,
-    pod: bool,
+    flavor: Flavor,
 }
 
-/// shmchan `recv_value`, or `recv_pod`.
+/// shmchan `recv_value` of a [`Sample`] or a [`SampleFixint`], or
+/// `recv_pod`.
 pub struct ValueRx {
     rx: shmchan::Receiver,
-    pod: bool,
+    flavor: Flavor,
 }
 
 /// ipc-channel `IpcSender<Sample>::send`.
@@ -305,10 +354,13 @@ impl Source for ValueTx {
     #[inline]
     fn send(&mut self, msg: &[u8]) {
         let s = sample_for(msg, &mut self.next);
-        if self.pod {
-            self.tx.send_pod(&s).expect("shmchan send_pod");
-        } else {
-            self.tx.send_value(&s).expect("shmchan send_value");
+        match self.flavor {
+            Flavor::Pod => self.tx.send_pod(&s).expect("shmchan send_pod"),
+            Flavor::Fixint => self
+                .tx
+                .send_value(&SampleFixint::from(s))
+                .expect("shmchan send_value"),
+            _ => self.tx.send_value(&s).expect("shmchan send_value"),
         }
     }
 }
@@ -316,10 +368,14 @@ impl Source for ValueTx {
 impl Sink for ValueRx {
     #[inline]
     fn recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
-        let s: Sample = if self.pod {
-            self.rx.recv_pod().expect("shmchan recv_pod")
-        } else {
-            self.rx.recv_value().expect("shmchan recv_value")
+        let s: Sample = match self.flavor {
+            Flavor::Pod => self.rx.recv_pod().expect("shmchan recv_pod"),
+            Flavor::Fixint => self
+                .rx
+                .recv_value::<SampleFixint>()
+                .expect("shmchan recv_value")
+                .into(),
+            _ => self.rx.recv_value().expect("shmchan recv_value"),
         };
         with_sample(&s, f)
     }
