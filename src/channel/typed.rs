@@ -676,6 +676,23 @@ mod tests {
             prop_assert_eq!(postcard::to_slice(&back, &mut theirs).map(|b| b.to_vec()), Ok(expected));
         }
 
+        /// Any bytes at all (a confused or hostile sender's) decode to a
+        /// value or give `Error::Decode`: never a panic, and never an
+        /// allocation that the message's length does not back (a length
+        /// prefix is only a promise).
+        #[test]
+        fn any_bytes_decode_or_give_decode(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let results = [
+                decode::<Mixed>(&bytes).map(drop),
+                decode::<Vec<String>>(&bytes).map(drop),
+                decode::<(u128, Option<Vec<u64>>, char)>(&bytes).map(drop),
+                decode::<std::collections::BTreeMap<u16, Vec<u8>>>(&bytes).map(drop),
+            ];
+            for r in results {
+                prop_assert!(matches!(r, Ok(()) | Err(Error::Decode { .. })), "{:?}", r);
+            }
+        }
+
         /// A frame too short for the value is refused, never overrun.
         #[test]
         fn frame_writer_refuses_a_short_frame(m in mixed(), cut in 1usize..=16) {
@@ -704,6 +721,16 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(decode::<u8>(&[]), Err(Error::Decode { .. })));
+        // A length of 2^35 - 1 elements in 5 bytes: refused when the bytes
+        // run out, without allocating for the count first.
+        let huge = [0xff, 0xff, 0xff, 0xff, 0x7f, 1, 2, 3];
+        match decode::<Vec<u64>>(&huge) {
+            Err(Error::Decode { type_name, cause }) => {
+                assert!(type_name.contains("Vec<u64>"), "{type_name}");
+                assert!(cause.contains("a message of 8 bytes"), "{cause}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A type's own refusal, and a variant it does not have: postcard
