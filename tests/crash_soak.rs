@@ -2,7 +2,11 @@
 //! processes (this test binary again); N times the parent SIGKILLs one of
 //! them at a random moment, or at a chosen one (mid-reserve: a grant held
 //! and half written; mid-recv_ref: a guard held, before or after the
-//! receiver logged it), and starts it again. One restart in eight is
+//! receiver logged it; issue 12's batches: inside `send_batch`, or inside
+//! `recv_many_with` with part of a run logged and none of it released),
+//! and starts it again. One message in four goes by `send_batch` of 1 to
+//! 8, one receive in four by `recv_many_with` of up to 8, each message
+//! logged in place before the run is released. One restart in eight is
 //! killed again while it starts (opening the channel, joining, claiming
 //! its role), so that deaths inside those semops are part of the soak too.
 //! At the end it checks, from the log each receiver incarnation appends
@@ -10,9 +14,10 @@
 //!
 //! - every committed message was seen, in order (lost = 0);
 //! - none is torn (length and checksum of the payload);
-//! - duplicates are only the at-least-once case: the first message of a
-//!   receiver incarnation may repeat the last one logged by the
-//!   incarnation killed before it, nothing else;
+//! - duplicates are only the at-least-once case: the first messages of a
+//!   receiver incarnation may repeat those the incarnation killed before
+//!   it had logged and not yet released (the receiver logs a release
+//!   marker after each release), exactly a suffix of them, nothing else;
 //! - no segment or semaphore set is left behind.
 //!
 //! `crash_soak_short` runs in CI (200 rounds, a few seconds). The full
@@ -26,9 +31,11 @@
 //!
 //! Committed means `commit()` returned: the sender records the message it
 //! attempts before `reserve` and the one it committed after `commit`, in a
-//! file both processes map. A sender killed between the two leaves one
-//! message uncertain (it may or may not have been published); it may be
-//! missing from the logs without counting as lost.
+//! file both processes map (for a batch: before `send_batch`, the last
+//! message of the batch; after it, the last one sent). A sender killed
+//! between the two leaves the messages between them uncertain (each may or
+//! may not have been published, in order); they may be missing from the
+//! logs without counting as lost.
 
 mod common;
 
@@ -50,6 +57,21 @@ const WATCHDOG: &str = "SOAK_WATCHDOG";
 /// Ring size: small, so that both sides keep meeting it full and empty,
 /// and frames wrap (with padding) every few messages.
 const RING: usize = 8192;
+
+/// The most messages in one `send_batch` or one `recv_many_with`.
+const MAX_BATCH: u64 = 8;
+
+/// Bytes of a receiver log record: seq, length, checksum, and padding to
+/// a power of two, so that no record straddles a page of the file. A
+/// `write(2)` that crosses a page can be cut short by SIGKILL between the
+/// pages (the kernel checks for a fatal signal before each page), which
+/// would leave a partial record that no receive left; one within a page
+/// is whole or absent.
+const RECORD: usize = 32;
+
+/// The receiver's log record written after each release (`seq` field):
+/// the records before it, back to the last such marker, were released.
+const RELEASED: u64 = u64::MAX;
 
 /// Words of the shared state file.
 mod word {
@@ -76,21 +98,34 @@ mod phase {
     pub(super) const FILLING: u64 = 3;
     /// Sender: inside `commit`.
     pub(super) const COMMITTING: u64 = 4;
+    /// Sender: inside `send_batch` (maybe waiting for room).
+    pub(super) const BATCHING: u64 = 5;
     /// Receiver: inside `recv_ref` (maybe waiting).
     pub(super) const WAITING: u64 = 2;
     /// Receiver: holding a guard, not logged yet.
     pub(super) const HELD: u64 = 3;
     /// Receiver: holding a guard, logged, not released.
     pub(super) const LOGGED: u64 = 4;
+    /// Receiver: inside `recv_many_with`, one message or more of the run
+    /// logged, none released.
+    pub(super) const RUN_LOGGED: u64 = 5;
 }
 
-const TX_PHASES: [&str; 5] = ["starting", "idle", "in reserve", "grant held", "in commit"];
-const RX_PHASES: [&str; 5] = [
+const TX_PHASES: [&str; 6] = [
     "starting",
     "idle",
-    "in recv_ref",
+    "in reserve",
+    "grant held",
+    "in commit",
+    "in send_batch",
+];
+const RX_PHASES: [&str; 6] = [
+    "starting",
+    "idle",
+    "in recv_ref or recv_many_with",
     "guard held",
     "guard held, logged",
+    "in recv_many_with, part of a run logged",
 ];
 
 /// The state file, mapped shared by the parent and every peer: it
@@ -200,6 +235,10 @@ fn run_sender(chan: &Channel, st: &State) {
             st.set(word::DONE, 1);
             return;
         }
+        if rng.below(4) == 0 {
+            seq = send_batch(&mut tx, st, seq, 1 + rng.below(MAX_BATCH));
+            continue;
+        }
         st.set(word::TX_ATTEMPT, seq + 1);
         st.set(word::TX_PHASE, phase::RESERVING);
         let len = len_of(seq);
@@ -231,6 +270,50 @@ fn run_sender(chan: &Channel, st: &State) {
     }
 }
 
+/// Sends messages `seq..seq + k` with one `send_batch`; returns the next
+/// `seq`.
+fn send_batch(tx: &mut shmchan::Sender, st: &State, seq: u64, k: u64) -> u64 {
+    let msgs: Vec<Vec<u8>> = (seq..seq + k)
+        .map(|s| (0..len_of(s)).map(|i| byte_of(s, i)).collect())
+        .collect();
+    st.set(word::TX_ATTEMPT, seq + k);
+    st.set(word::TX_PHASE, phase::BATCHING);
+    let next = match tx.send_batch(&msgs) {
+        Ok(()) => seq + k,
+        Err(Error::BatchIncomplete { sent, source }) if matches!(*source, Error::Disconnected) => {
+            // The receiver was killed; a new one is coming. The first
+            // `sent` are committed; the rest are not attempted yet.
+            let next = seq + sent as u64;
+            st.set(word::TX_COMMITTED, next);
+            st.set(word::TX_ATTEMPT, next);
+            st.set(word::TX_PHASE, phase::IDLE);
+            std::thread::sleep(Duration::from_millis(1));
+            return next;
+        }
+        Err(e) => panic!("sender: {e}"),
+    };
+    st.set(word::TX_COMMITTED, next);
+    st.set(word::TX_PHASE, phase::IDLE);
+    next
+}
+
+/// The log record of message `m`: its seq, length and checksum.
+fn record_of(m: &[u8]) -> [u8; RECORD] {
+    let seq = u64::from_le_bytes(m[..8].try_into().expect("8 bytes at least"));
+    let mut record = [0u8; RECORD];
+    record[..8].copy_from_slice(&seq.to_le_bytes());
+    record[8..16].copy_from_slice(&(m.len() as u64).to_le_bytes());
+    record[16..24].copy_from_slice(&fnv(m).to_le_bytes());
+    record
+}
+
+/// The record that says the messages logged before it were released.
+fn released() -> [u8; RECORD] {
+    let mut record = [0u8; RECORD];
+    record[..8].copy_from_slice(&RELEASED.to_le_bytes());
+    record
+}
+
 fn run_receiver(chan: &Channel, st: &State, log: &Path) {
     let mut rx = chan.receiver().expect("peer takes the receiver role");
     rx.set_spin(Duration::from_micros(20));
@@ -241,6 +324,33 @@ fn run_receiver(chan: &Channel, st: &State, log: &Path) {
     loop {
         let done_before = st.get(word::DONE) != 0;
         st.set(word::RX_PHASE, phase::WAITING);
+        if rng.below(4) == 0 {
+            // Issue 12's in-place batch: each message logged where it is
+            // in the ring, the run released when the call returns.
+            let max = 1 + rng.below(MAX_BATCH) as usize;
+            let slow = rng.below(8) == 0;
+            let r = rx.recv_many_with(max, |m| {
+                log.write_all(&record_of(m))
+                    .expect("append to receiver log");
+                st.set(word::RX_PHASE, phase::RUN_LOGGED);
+                if slow {
+                    std::thread::sleep(Duration::from_micros(300));
+                }
+            });
+            match r {
+                Ok(_) => {}
+                Err(Error::Disconnected) if done_before => return,
+                Err(Error::Disconnected) => {
+                    st.set(word::RX_PHASE, phase::IDLE);
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                Err(e) => panic!("receiver: {e}"),
+            }
+            log.write_all(&released()).expect("append to receiver log");
+            st.set(word::RX_PHASE, phase::IDLE);
+            continue;
+        }
         let guard = match rx.recv_ref() {
             Ok(g) => g,
             Err(Error::Disconnected) if done_before => return,
@@ -252,11 +362,7 @@ fn run_receiver(chan: &Channel, st: &State, log: &Path) {
             Err(e) => panic!("receiver: {e}"),
         };
         st.set(word::RX_PHASE, phase::HELD);
-        let seq = u64::from_le_bytes(guard[..8].try_into().expect("8 bytes at least"));
-        let mut record = [0u8; 24];
-        record[..8].copy_from_slice(&seq.to_le_bytes());
-        record[8..16].copy_from_slice(&(guard.len() as u64).to_le_bytes());
-        record[16..].copy_from_slice(&fnv(&guard).to_le_bytes());
+        let record = record_of(&guard);
         if rng.below(16) == 0 {
             std::thread::sleep(Duration::from_micros(300));
         }
@@ -268,6 +374,7 @@ fn run_receiver(chan: &Channel, st: &State, log: &Path) {
             std::thread::sleep(Duration::from_micros(300));
         }
         drop(guard);
+        log.write_all(&released()).expect("append to receiver log");
         st.set(word::RX_PHASE, phase::IDLE);
     }
 }
@@ -276,8 +383,8 @@ fn run_receiver(chan: &Channel, st: &State, log: &Path) {
 #[derive(Default, Debug)]
 struct Tally {
     kills: [u64; 2],
-    tx_kill_phases: [u64; 5],
-    rx_kill_phases: [u64; 5],
+    tx_kill_phases: [u64; 6],
+    rx_kill_phases: [u64; 6],
     uncertain: HashSet<u64>,
     rx_logs: Vec<PathBuf>,
 }
@@ -345,9 +452,7 @@ impl Soak {
                 self.state.get(word::TX_ATTEMPT),
                 self.state.get(word::TX_COMMITTED),
             );
-            if attempt > committed {
-                self.tally.uncertain.insert(attempt - 1);
-            }
+            self.tally.uncertain.extend(committed..attempt);
         } else {
             self.tally.rx_kill_phases[at] += 1;
         }
@@ -358,8 +463,10 @@ impl Soak {
         let who = rng.below(2) as usize;
         // Let some traffic through first.
         std::thread::sleep(Duration::from_micros(rng.below(4_000)));
-        let target = match rng.below(4) {
+        let target = match rng.below(5) {
             0 => None,
+            3 if who == SENDER => Some(phase::BATCHING),
+            3 => Some(phase::RUN_LOGGED),
             1 if who == SENDER => Some(phase::FILLING),
             1 => Some(phase::HELD),
             2 if who == SENDER => Some(phase::RESERVING),
@@ -404,34 +511,87 @@ struct Verdict {
 fn check_logs(tally: &Tally, committed: u64, attempted: u64) -> Verdict {
     let mut v = Verdict::default();
     let mut seen = HashSet::new();
+    // The highest message logged so far.
     let mut prev: Option<u64> = None;
+    // The messages logged and maybe not released, in order, from where the
+    // ring's head may be: what a new incarnation may receive again.
+    let mut unreleased: Vec<u64> = Vec::new();
     for log in &tally.rx_logs {
         let bytes = std::fs::read(log).unwrap_or_default();
-        v.partial_records += (bytes.len() % 24 != 0) as u64;
-        // A new incarnation: the message in hand when the last one died
-        // may come again, once.
-        let mut boundary = true;
-        for rec in bytes.chunks_exact(24) {
+        v.partial_records += (bytes.len() % RECORD != 0) as u64;
+        if bytes.len() < RECORD {
+            continue; // nothing received: nothing released either
+        }
+        // A new incarnation: its first messages may be some of those logged
+        // and not released before it, received again in order from where
+        // the head was (a contiguous part of `unreleased`), each once; it
+        // goes on to new messages only after the last of them.
+        let mut again: Vec<u64> = Vec::new();
+        let mut fresh: Vec<u64> = Vec::new();
+        // Its records after its last release marker (`None`: no marker).
+        let mut since_release: Option<Vec<u64>> = None;
+        for rec in bytes.chunks_exact(RECORD) {
             let word = |i: usize| u64::from_le_bytes(rec[i * 8..i * 8 + 8].try_into().unwrap());
             let (seq, len, hash) = (word(0), word(1), word(2));
+            if seq == RELEASED {
+                since_release = Some(Vec::new());
+                continue;
+            }
+            if let Some(r) = &mut since_release {
+                r.push(seq);
+            }
             v.checked += 1;
             if len != len_of(seq) as u64 || hash != expected_hash(seq) {
                 v.torn += 1;
             }
             match prev {
-                Some(p) if seq == p && boundary => v.duplicated += 1,
-                Some(p) => assert!(
-                    seq > p,
-                    "{}: message {seq} after {p}: reordered or duplicated",
-                    log.display()
-                ),
-                None => {}
+                Some(p) if seq <= p && fresh.is_empty() => again.push(seq),
+                Some(p) => {
+                    assert!(
+                        seq > p,
+                        "{}: message {seq} after {p}: reordered or duplicated",
+                        log.display()
+                    );
+                    fresh.push(seq);
+                }
+                None => fresh.push(seq),
             }
             assert!(seq < attempted, "message {seq} was never attempted");
             seen.insert(seq);
-            prev = Some(seq);
-            boundary = false;
+            if fresh.last() == Some(&seq) {
+                prev = Some(seq);
+            }
         }
+        let from = match again.first() {
+            None => unreleased.len(),
+            Some(first) => unreleased.iter().position(|s| s == first).unwrap_or_else(|| {
+                panic!(
+                    "{}: received {first} again, which was not in hand unreleased ({unreleased:?})",
+                    log.display()
+                )
+            }),
+        };
+        let rest = &unreleased[from..];
+        assert!(
+            rest.starts_with(&again) && (fresh.is_empty() || again.len() == rest.len()),
+            "{}: received again {again:?} then {} new, but {rest:?} were in hand unreleased",
+            log.display(),
+            fresh.len()
+        );
+        v.duplicated += again.len() as u64;
+        // In hand now: what it logged after its last release (all of it
+        // without one), then, if it never got past them, the messages of
+        // `rest` it had not received again yet.
+        let not_again = if fresh.is_empty() {
+            &rest[again.len()..]
+        } else {
+            &[]
+        };
+        let logged = since_release.unwrap_or_else(|| again.iter().chain(&fresh).copied().collect());
+        unreleased = logged
+            .into_iter()
+            .chain(not_again.iter().copied())
+            .collect();
     }
     for seq in 0..committed {
         if !seen.contains(&seq) && !tally.uncertain.contains(&seq) {
@@ -486,8 +646,8 @@ fn soak(kills: u64) {
     assert_eq!(v.torn, 0, "torn messages");
     assert_eq!(v.partial_records, 0, "a log record was cut short");
     assert!(
-        v.duplicated <= s.tally.kills[RECEIVER],
-        "more duplicates than receiver kills"
+        v.duplicated <= s.tally.kills[RECEIVER] * MAX_BATCH,
+        "more duplicates than the receiver kills could leave in hand"
     );
     let gone = !common::shm_exists(cleanup.shmid) && !common::sem_exists(cleanup.semid);
     assert!(
