@@ -303,13 +303,24 @@ pub(crate) const REFILL: u64 = 4096;
 pub(crate) const PREFETCH_DISTANCE: u64 = 4096;
 
 /// How much of a large payload a zero-copy receive asks for up front
-/// ([`Consumer::prefetch_payload`]), in bytes. Reading 16-64 KiB in
-/// place ran at 0.74x-0.88x of the copying receive (whose `memcpy` keeps
-/// many lines coming at once; default release profile); asking for the
-/// lines made 16-32 KiB 1.1x-1.4x faster in both profiles, and left it at
-/// 0.91x-0.98x of the copying receive at 16-64 KiB (default release and
-/// LTO; benchmarks/README.md, "Reading ahead").
-pub(crate) const PREFETCH_PAYLOAD: u64 = 64 * 1024;
+/// ([`Consumer::prefetch_payload`]), in bytes: its first lines, a burst
+/// short enough for the line-fill buffers (about a dozen), so that the
+/// first transfers overlap while the reader's own loop and the hardware
+/// prefetcher get going.
+///
+/// It was 64 KiB: every line of the payload asked for at once. On the box
+/// of stop 25 that left reading 16 and 64 KiB in place at 0.92x and 0.99x
+/// of the copying receive (15 rounds, both profiles), likely because
+/// hundreds of prefetches in a row wait for fill buffers a dozen at a
+/// time, so that the reader waits for most of the payload before its
+/// loop begins (not profiled). With
+/// 1 KiB: 1.07x / 1.20x at 16 KiB and 1.24x / 1.21x at 64 KiB (default
+/// release / LTO). No payload prefetch at all measured the same there;
+/// the first lines are kept for the boxes where a reader's first misses
+/// cost more (an earlier box, benchmarks/README.md, "Reading ahead").
+/// Figures: benchmarks/README.md, "Zero-copy at 16-64 KiB: a short
+/// payload prefetch".
+pub(crate) const PREFETCH_PAYLOAD: u64 = 1024;
 
 impl Producer {
     /// A producer continuing from the ring's current state.
@@ -1050,11 +1061,11 @@ impl Consumer {
         }
     }
 
-    /// Asks for every line of `frame`'s payload beyond its first, up to
+    /// Asks for the lines of `frame`'s payload beyond its first, up to
     /// [`PREFETCH_PAYLOAD`] bytes, when the payload is more than a page:
     /// for a reader that reads a message in place (`recv_ref`), whose
-    /// loop would otherwise wait for the lines, which the sender's core
-    /// holds, one after the other. Smaller payloads are covered by the
+    /// first reads would otherwise wait for the lines, which the sender's
+    /// core holds, one after the other. Smaller payloads are covered by the
     /// line read ahead of each frame ([`prefetch_at`](Self::prefetch_at)).
     #[inline]
     pub(crate) fn prefetch_payload(&self, frame: Frame) {
