@@ -455,6 +455,10 @@ struct LaneModel {
     queue: VecDeque<Queued>,
     /// Received.
     delivered: HashSet<Vec<u8>>,
+    /// Made for the lane and never committed: a failed send, a batch's
+    /// messages after those it sent, a reservation filled and dropped.
+    /// Its bytes can surface only if the lane's `tail` moves (touched).
+    never: HashSet<Vec<u8>>,
     /// The third party changed the lane's `head` or `tail`.
     index_touched: bool,
     /// That, or a committed word of the lane's data region.
@@ -1065,6 +1069,8 @@ impl World {
         if r.is_ok() {
             let session = tx.st.session;
             self.m.commit(lane, msg, session);
+        } else {
+            self.m.lanes[lane].never.insert(msg);
         }
         Ok(())
     }
@@ -1083,7 +1089,17 @@ impl World {
         };
         let msgs: Vec<Vec<u8>> = lens.iter().map(|&len| self.m.message(len)).collect();
         let rx_present = self.rx.is_some();
-        let refused = self.m.closed() || self.txs[lane].as_ref().is_some_and(|t| t.st.poisoned);
+        // Refused whole, before the ring is looked at, as `send` is: a
+        // poisoned sender, a closed channel, a receiver seen and cleanly
+        // gone (`check_send` requires `Disconnected` then).
+        let scribbles = self.m.rx_connects_scribbles;
+        let refused = self.m.closed()
+            || self.txs[lane].as_ref().is_some_and(|t| {
+                t.st.poisoned
+                    || (!rx_present
+                        && t.st.seen.sure(scribbles)
+                        && self.m.seg.read_u32(RX_ATTACHED_AT) == 0)
+            });
         let tx = self.txs[lane].as_mut().expect("a live sender");
         let start = Instant::now();
         let r = if timed {
@@ -1122,9 +1138,11 @@ impl World {
                 .check_send(&mut tx.st, rx_present, Ok(()), elapsed, timed)?;
         }
         let session = tx.st.session;
-        for msg in msgs.into_iter().take(sent) {
+        let mut msgs = msgs.into_iter();
+        for msg in msgs.by_ref().take(sent) {
             self.m.commit(lane, msg, session);
         }
+        self.m.lanes[lane].never.extend(msgs);
         Ok(())
     }
 
@@ -1160,7 +1178,10 @@ impl World {
         prop_assert_eq!(grant.len(), len);
         grant.copy_from_slice(&msg);
         let msg = match then {
-            Then::Drop => return Ok(()),
+            Then::Drop => {
+                self.m.lanes[lane].never.insert(msg);
+                return Ok(());
+            }
             Then::Commit => msg,
             Then::ScribbleAndCommit(s) => {
                 self.m.scribble(s);
@@ -1436,6 +1457,32 @@ impl World {
                         !lane.delivered.contains(&msg) && !lane.queue.iter().any(|q| q.msg == msg),
                         "lane {}'s message out of order or twice",
                         l
+                    );
+                    prop_assert!(
+                        !lane.never.contains(&msg),
+                        "lane {}'s message that was never committed",
+                        l
+                    );
+                    // An untouched lane's message cut short or run on: its
+                    // number and every byte they share, at least 12 (the
+                    // shortest message sent; a scribbled word alone could
+                    // match a number). A lane's bytes are in its own region
+                    // only, so no touched lane holds them.
+                    let mis_sized = lane
+                        .queue
+                        .iter()
+                        .map(|q| &q.msg)
+                        .chain(&lane.delivered)
+                        .find(|q| {
+                            let common = q.len().min(msg.len());
+                            common >= 12 && q[..common] == msg[..common]
+                        });
+                    prop_assert!(
+                        mis_sized.is_none(),
+                        "lane {}'s message of {} bytes came with {}",
+                        l,
+                        mis_sized.map_or(0, |q| q.len()),
+                        msg.len()
                     );
                 }
             }

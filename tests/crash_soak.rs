@@ -17,7 +17,9 @@
 //! - duplicates are only the at-least-once case: the first messages of a
 //!   receiver incarnation may repeat those the incarnation killed before
 //!   it had logged and not yet released (the receiver logs a release
-//!   marker after each release), exactly a suffix of them, nothing else;
+//!   marker after each release): in order from where the head was, and
+//!   all of them before any new message (unless it is killed first);
+//!   nothing else;
 //! - no segment or semaphore set is left behind.
 //!
 //! `crash_soak_short` runs in CI (200 rounds, a few seconds). The full
@@ -61,8 +63,8 @@ const RING: usize = 8192;
 /// The most messages in one `send_batch` or one `recv_many_with`.
 const MAX_BATCH: u64 = 8;
 
-/// Bytes of a receiver log record: seq, length, checksum, and padding to
-/// a power of two, so that no record straddles a page of the file. A
+/// Bytes of a receiver log record: seq, length, checksum and `head`, a
+/// power of two, so that no record straddles a page of the file. A
 /// `write(2)` that crosses a page can be cut short by SIGKILL between the
 /// pages (the kernel checks for a fatal signal before each page), which
 /// would leave a partial record that no receive left; one within a page
@@ -297,13 +299,18 @@ fn send_batch(tx: &mut shmchan::Sender, st: &State, seq: u64, k: u64) -> u64 {
     next
 }
 
-/// The log record of message `m`: its seq, length and checksum.
-fn record_of(m: &[u8]) -> [u8; RECORD] {
+/// The log record of message `m`: its seq, length and checksum, and the
+/// ring's `head` as the receiver found it then (read from a raw attach):
+/// a `head` that moved since the record before means that everything
+/// logged before was released, even inside one `recv_many_with` call,
+/// which releases each run of frames as it ends.
+fn record_of(m: &[u8], head: u64) -> [u8; RECORD] {
     let seq = u64::from_le_bytes(m[..8].try_into().expect("8 bytes at least"));
     let mut record = [0u8; RECORD];
     record[..8].copy_from_slice(&seq.to_le_bytes());
     record[8..16].copy_from_slice(&(m.len() as u64).to_le_bytes());
     record[16..24].copy_from_slice(&fnv(m).to_le_bytes());
+    record[24..].copy_from_slice(&head.to_le_bytes());
     record
 }
 
@@ -316,6 +323,10 @@ fn released() -> [u8; RECORD] {
 
 fn run_receiver(chan: &Channel, st: &State, log: &Path) {
     let mut rx = chan.receiver().expect("peer takes the receiver role");
+    // Declared after `rx`, so dropped before it: the receiver that leaves
+    // last must find no attach but its own.
+    let seg = common::scribble::Scribbler::attach(chan.id());
+    let head = || seg.read_u64(common::layout::HEAD_AT);
     rx.set_spin(Duration::from_micros(20));
     let mut log = File::create(log).expect("create receiver log");
     st.set(word::RX_PHASE, phase::IDLE);
@@ -330,7 +341,7 @@ fn run_receiver(chan: &Channel, st: &State, log: &Path) {
             let max = 1 + rng.below(MAX_BATCH) as usize;
             let slow = rng.below(8) == 0;
             let r = rx.recv_many_with(max, |m| {
-                log.write_all(&record_of(m))
+                log.write_all(&record_of(m, head()))
                     .expect("append to receiver log");
                 st.set(word::RX_PHASE, phase::RUN_LOGGED);
                 if slow {
@@ -362,7 +373,7 @@ fn run_receiver(chan: &Channel, st: &State, log: &Path) {
             Err(e) => panic!("receiver: {e}"),
         };
         st.set(word::RX_PHASE, phase::HELD);
-        let record = record_of(&guard);
+        let record = record_of(&guard, head());
         if rng.below(16) == 0 {
             std::thread::sleep(Duration::from_micros(300));
         }
@@ -386,6 +397,9 @@ struct Tally {
     tx_kill_phases: [u64; 6],
     rx_kill_phases: [u64; 6],
     uncertain: HashSet<u64>,
+    /// The same, per sender kill, from where that incarnation began: it
+    /// publishes in order, so of each range what was delivered is a prefix.
+    uncertain_runs: Vec<std::ops::Range<u64>>,
     rx_logs: Vec<PathBuf>,
 }
 
@@ -398,6 +412,10 @@ struct Soak {
     incarnations: [u64; 2],
     tally: Tally,
     watchdog_secs: u64,
+    /// Where the running sender incarnation began: the attempt mark at the
+    /// last sender kill. What a killed sender left uncertain begins there
+    /// at the earliest (before it: an earlier incarnation's, unpublished).
+    tx_start: u64,
 }
 
 const SENDER: usize = 0;
@@ -453,6 +471,11 @@ impl Soak {
                 self.state.get(word::TX_COMMITTED),
             );
             self.tally.uncertain.extend(committed..attempt);
+            let start = committed.max(self.tx_start);
+            if attempt > start {
+                self.tally.uncertain_runs.push(start..attempt);
+            }
+            self.tx_start = attempt;
         } else {
             self.tally.rx_kill_phases[at] += 1;
         }
@@ -528,15 +551,22 @@ fn check_logs(tally: &Tally, committed: u64, attempted: u64) -> Verdict {
         // goes on to new messages only after the last of them.
         let mut again: Vec<u64> = Vec::new();
         let mut fresh: Vec<u64> = Vec::new();
-        // Its records after its last release marker (`None`: no marker).
+        // Its records after its last release (`None`: none seen): a
+        // marker, or a `head` that moved since the record before.
         let mut since_release: Option<Vec<u64>> = None;
+        let mut last_head: Option<u64> = None;
         for rec in bytes.chunks_exact(RECORD) {
             let word = |i: usize| u64::from_le_bytes(rec[i * 8..i * 8 + 8].try_into().unwrap());
-            let (seq, len, hash) = (word(0), word(1), word(2));
+            let (seq, len, hash, head) = (word(0), word(1), word(2), word(3));
             if seq == RELEASED {
                 since_release = Some(Vec::new());
+                last_head = None;
                 continue;
             }
+            if last_head.is_some_and(|h| h != head) {
+                since_release = Some(Vec::new());
+            }
+            last_head = Some(head);
             if let Some(r) = &mut since_release {
                 r.push(seq);
             }
@@ -599,6 +629,18 @@ fn check_logs(tally: &Tally, committed: u64, attempted: u64) -> Verdict {
         }
     }
     v.uncertain_seen = tally.uncertain.iter().filter(|s| seen.contains(s)).count() as u64;
+    for run in &tally.uncertain_runs {
+        let delivered = run.clone().take_while(|s| seen.contains(s)).count() as u64;
+        let after: Vec<u64> = (run.start + delivered..run.end)
+            .filter(|s| seen.contains(s))
+            .collect();
+        assert!(
+            after.is_empty(),
+            "of the messages {run:?} a killed sender left uncertain, {after:?} arrived without \
+             message {} before them",
+            run.start + delivered
+        );
+    }
     v
 }
 
@@ -628,6 +670,7 @@ fn soak(kills: u64) {
         incarnations: [0, 0],
         tally: Tally::default(),
         watchdog_secs: 120 + kills / 4,
+        tx_start: 0,
     };
     let start = Instant::now();
     s.spawn(SENDER, true);

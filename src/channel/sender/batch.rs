@@ -53,9 +53,10 @@ impl Sender {
     /// the first `sent` messages (0 to all but one) are committed, none
     /// after them, and `source` is what stopped the batch:
     /// [`Error::MessageTooLarge`] for `msgs[sent]` (point 1),
-    /// [`Error::Disconnected`] when a receiver it has seen is gone and the
-    /// ring has no room left, [`Error::Removed`], [`Error::Corrupted`], as
-    /// for `send`.
+    /// [`Error::Disconnected`] when a receiver it has seen is gone (found
+    /// at the call, as `send` finds it, with nothing sent; or while the
+    /// batch waits for room, after the messages that fitted),
+    /// [`Error::Removed`], [`Error::Corrupted`], as for `send`.
     ///
     /// # Examples
     ///
