@@ -321,6 +321,22 @@ fn released() -> [u8; RECORD] {
     record
 }
 
+/// What a receive's error `e` means to the receiver's loop: `true`, the
+/// end (the last sender was done before the call); `false`, try again (a
+/// new sender is coming), after a pause. Anything but `Disconnected`
+/// fails the peer.
+fn the_end(st: &State, e: Error, done_before: bool) -> bool {
+    match e {
+        Error::Disconnected if done_before => true,
+        Error::Disconnected => {
+            st.set(word::RX_PHASE, phase::IDLE);
+            std::thread::sleep(Duration::from_millis(1));
+            false
+        }
+        e => panic!("receiver: {e}"),
+    }
+}
+
 fn run_receiver(chan: &Channel, st: &State, log: &Path) {
     let mut rx = chan.receiver().expect("peer takes the receiver role");
     // Declared after `rx`, so dropped before it: the receiver that leaves
@@ -348,15 +364,11 @@ fn run_receiver(chan: &Channel, st: &State, log: &Path) {
                     std::thread::sleep(Duration::from_micros(300));
                 }
             });
-            match r {
-                Ok(_) => {}
-                Err(Error::Disconnected) if done_before => return,
-                Err(Error::Disconnected) => {
-                    st.set(word::RX_PHASE, phase::IDLE);
-                    std::thread::sleep(Duration::from_millis(1));
-                    continue;
+            if let Err(e) = r {
+                match the_end(st, e, done_before) {
+                    true => return,
+                    false => continue,
                 }
-                Err(e) => panic!("receiver: {e}"),
             }
             log.write_all(&released()).expect("append to receiver log");
             st.set(word::RX_PHASE, phase::IDLE);
@@ -364,13 +376,10 @@ fn run_receiver(chan: &Channel, st: &State, log: &Path) {
         }
         let guard = match rx.recv_ref() {
             Ok(g) => g,
-            Err(Error::Disconnected) if done_before => return,
-            Err(Error::Disconnected) => {
-                st.set(word::RX_PHASE, phase::IDLE);
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-            Err(e) => panic!("receiver: {e}"),
+            Err(e) => match the_end(st, e, done_before) {
+                true => return,
+                false => continue,
+            },
         };
         st.set(word::RX_PHASE, phase::HELD);
         let record = record_of(&guard, head());
