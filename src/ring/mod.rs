@@ -313,9 +313,9 @@ pub(crate) const PREFETCH_DISTANCE: u64 = 4096;
 /// of the copying receive (15 rounds, both profiles), likely because
 /// hundreds of prefetches in a row wait for fill buffers a dozen at a
 /// time, so that the reader waits for most of the payload before its
-/// loop begins (not profiled). With
-/// 1 KiB: 1.07x / 1.20x at 16 KiB and 1.24x / 1.21x at 64 KiB (default
-/// release / LTO). No payload prefetch at all measured the same there;
+/// loop begins (not profiled). With 1 KiB: 1.07x / 1.20x at 16 KiB and
+/// 1.24x / 1.21x at 64 KiB (default release / LTO). No payload prefetch
+/// at all measured the same there;
 /// the first lines are kept for the boxes where a reader's first misses
 /// cost more (an earlier box, benchmarks/README.md, "Reading ahead").
 /// Figures: benchmarks/README.md, "Zero-copy at 16-64 KiB: a short
