@@ -173,7 +173,7 @@ pub enum Error {
     /// index `sent`, ...). Every error of a non-empty batch comes in this
     /// form, `sent` 0 included, so a caller can always go on from the
     /// message at index `sent` (or past it, when it is too large).
-    #[error("a batch stopped after {}: {source}", committed(*.sent))]
+    #[error("a batch stopped after {}: {source}", counted(*.sent, "committed message"))]
     BatchIncomplete {
         /// How many of the batch's first messages were committed.
         sent: usize,
@@ -190,12 +190,6 @@ pub enum Error {
         /// The OS error, with its errno.
         source: io::Error,
     },
-}
-
-/// [`Error::BatchIncomplete`]'s count: "1 committed message", "0
-/// committed messages".
-fn committed(sent: usize) -> String {
-    counted(sent, "committed message")
 }
 
 /// `n` and `what`, plural but for 1: "1 byte", "0 bytes", "12 bytes".

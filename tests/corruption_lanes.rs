@@ -1302,25 +1302,27 @@ impl World {
         } else {
             RecvKind::Try
         };
-        if let Err(e) = r {
-            if matches!(kind, RecvKind::TryIter(_)) {
-                // The messages before the `try_recv` that failed were
-                // returned; the error is that call's.
-                for msg in got {
-                    self.after_recv(one, Ok((msg, None)), &[], elapsed)?;
+        let n = match r {
+            Ok(n) => n,
+            Err(e) => {
+                if matches!(kind, RecvKind::TryIter(_)) {
+                    // The messages before the `try_recv` that failed were
+                    // returned; the error is that call's.
+                    for msg in got {
+                        self.after_recv(one, Ok((msg, None)), &[], elapsed)?;
+                    }
+                } else {
+                    prop_assert!(
+                        got.is_empty(),
+                        "{:?}: {} messages, then {:?}",
+                        kind,
+                        got.len(),
+                        e
+                    );
                 }
-            } else {
-                prop_assert!(
-                    got.is_empty(),
-                    "{:?}: {} messages, then {:?}",
-                    kind,
-                    got.len(),
-                    e
-                );
+                return self.after_recv(one, Err(e), &[], elapsed);
             }
-            return self.after_recv(one, Err(e), &[], elapsed);
-        }
-        let n = r.unwrap_or(0);
+        };
         prop_assert_eq!(n, got.len(), "{:?} said {} and gave {}", kind, n, got.len());
         prop_assert!(n <= max, "{:?}: {} messages", kind, n);
         let try_iter = matches!(kind, RecvKind::TryIter(_));
